@@ -27,6 +27,7 @@ run: ## Build and run the service on 127.0.0.1:$(PORT) with development defaults
 .PHONY: test
 test: venv ## Run every test (unit, integration, CLI, kubectl kustomize, validators)
 	CI="$${CI:-}" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets
+	$(MAKE) test-scripts
 
 .PHONY: fmt
 fmt: ## Format the Rust code
@@ -45,3 +46,15 @@ $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# ---------------------------------------------------------------- manifests (manifest-gen)
+
+# ---------------------------------------------------------------- image, scripts, minikube
+
+.PHONY: test-scripts
+test-scripts: ## Test the deploy scripts with stand-in tools (no cluster, no Docker)
+	@echo "no script tests yet"
+
+# ---------------------------------------------------------------- end-to-end
+
+# ---------------------------------------------------------------- benchmarks
