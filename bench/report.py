@@ -1,0 +1,477 @@
+#!/usr/bin/env python3
+"""Renders bench.py's raw results: the terminal table, BENCHMARKS.md and the chart.
+
+    report.py bench/.work/results.json --markdown BENCHMARKS.md --chart docs/bench.png
+
+Every figure is the median over the rounds of one run (the systems interleaved), and every
+ratio is taken within that run. bench/findings.md (hand-written: profiling notes and what
+was tried) is appended to BENCHMARKS.md as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+ORIGIN, GUNICORN, CEILING, BARE, PROD = "flask-dev", "gunicorn-2w", "nginx", "hello-k8s-bare", "hello-k8s-prod"
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    kind: str
+    note: str
+    ready_path: str
+    rps: float
+    rps_min: float
+    rps_max: float
+    p50_ms: float
+    p99_ms: float
+    probe_p99_ms: float
+    probe_failures: int
+    probe_count: int
+    errors: int
+    startup_ms: float
+    startup_min_ms: float
+    startup_max_ms: float
+    idle_mb: float
+    loaded_mb: float
+    idle_pss_mb: float
+    loaded_pss_mb: float
+    processes: int
+    log_mb_per_round: float
+
+
+def mb(kb: int) -> float:
+    """kB as /proc reports them (KiB) to MB (10^6 bytes)."""
+    return kb * 1024 / 1e6
+
+
+def rows_of(results: dict) -> dict[str, Row]:
+    rows = {}
+    for key, s in results["systems"].items():
+        rounds = s["rounds"]
+        startup = [t * 1000 for t in s["startup_s"]]
+        rows[key] = Row(
+            key=key,
+            label=s["label"],
+            kind=s["kind"],
+            note=s["note"],
+            ready_path=s["ready_path"],
+            rps=statistics.median(r["rps"] for r in rounds),
+            rps_min=min(r["rps"] for r in rounds),
+            rps_max=max(r["rps"] for r in rounds),
+            p50_ms=statistics.median(r["latency_us"]["p50"] for r in rounds) / 1000,
+            p99_ms=statistics.median(r["latency_us"]["p99"] for r in rounds) / 1000,
+            probe_p99_ms=statistics.median(r["probe"]["p99_us"] for r in rounds) / 1000,
+            probe_failures=sum(r["probe"]["failures"] for r in rounds),
+            probe_count=sum(r["probe"]["count"] for r in rounds),
+            errors=sum(sum(r["errors"].values()) for r in rounds),
+            startup_ms=statistics.median(startup),
+            startup_min_ms=min(startup),
+            startup_max_ms=max(startup),
+            idle_mb=mb(s["idle_memory"]["rss_kb"]),
+            loaded_mb=mb(s["loaded_memory"]["rss_kb"]),
+            idle_pss_mb=mb(s["idle_memory"]["pss_kb"]),
+            loaded_pss_mb=mb(s["loaded_memory"]["pss_kb"]),
+            processes=s["idle_memory"]["processes"],
+            log_mb_per_round=statistics.median(r["log_bytes"] for r in rounds) / 1e6,
+        )
+    return rows
+
+
+def ratio(a: float, b: float | None) -> str:
+    if not b:
+        return "n/a"
+    x = a / b
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.2f}x"
+
+
+def fmt_rps(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def fmt_ms(x: float) -> str:
+    return f"{x:.2f}" if x < 10 else f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+# ------------------------------------------------------------------------------- targets
+
+
+def targets(rows: dict[str, Row]) -> list[tuple[str, str, bool | None]]:
+    """(target, measured, passed); passed is None when a system needed for it is missing."""
+    out: list[tuple[str, str, bool | None]] = []
+    bare, prod = rows.get(BARE), rows.get(PROD)
+    ceiling, origin = rows.get(CEILING), rows.get(ORIGIN)
+
+    def add(name: str, ok: bool | None, measured: str) -> None:
+        out.append((name, measured, ok))
+
+    if bare and ceiling:
+        x = bare.rps / ceiling.rps
+        add("bare GET / >= 0.8x nginx", x >= 0.8, f"{x:.2f}x ({fmt_rps(bare.rps)} vs {fmt_rps(ceiling.rps)} req/s)")
+    else:
+        add("bare GET / >= 0.8x nginx", None, "n/a")
+    if bare and prod:
+        x = prod.rps / bare.rps
+        add("production >= 0.9x bare", x >= 0.9, f"{x:.2f}x ({fmt_rps(prod.rps)} vs {fmt_rps(bare.rps)} req/s)")
+    else:
+        add("production >= 0.9x bare", None, "n/a")
+    svc = [r for r in (bare, prod) if r]
+    if svc and origin:
+        worst = min(svc, key=lambda r: r.rps)
+        x = worst.rps / origin.rps
+        detail = " / ".join(f"{'bare' if r.key == BARE else 'prod'} {r.rps / origin.rps:,.0f}x" for r in svc)
+        add(">= 100x the Flask dev server", x >= 100, detail)
+    else:
+        add(">= 100x the Flask dev server", None, "n/a")
+
+    def both(name: str, value: callable, limit: float, unit: str) -> None:
+        if not svc:
+            add(name, None, "n/a")
+            return
+        ok = all(value(r) < limit for r in svc)
+        detail = " / ".join(f"{'bare' if r.key == BARE else 'prod'} {value(r):.2f} {unit}" for r in svc)
+        add(name, ok, detail)
+
+    both("/readyz p99 under saturation < 10 ms", lambda r: r.probe_p99_ms, 10, "ms")
+    both("start-up to ready < 20 ms", lambda r: r.startup_ms, 20, "ms")
+    both("idle RSS < 10 MB", lambda r: r.idle_mb, 10, "MB")
+    return out
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else "PASS" if ok else "MISS"
+
+
+# ------------------------------------------------------------------------------- text
+
+
+COLUMNS = [
+    "system",
+    "GET / req/s",
+    "x origin",
+    "x nginx",
+    "p50 ms",
+    "p99 ms",
+    "ready p99 ms",
+    "start-up ms",
+    "idle RSS MB",
+    "loaded RSS MB",
+]
+
+
+def table_rows(rows: dict[str, Row]) -> list[list[str]]:
+    origin = rows.get(ORIGIN)
+    ceiling = rows.get(CEILING)
+    out = []
+    for r in rows.values():
+        out.append(
+            [
+                r.key,
+                fmt_rps(r.rps),
+                ratio(r.rps, origin.rps if origin else None),
+                ratio(r.rps, ceiling.rps if ceiling else None),
+                fmt_ms(r.p50_ms),
+                fmt_ms(r.p99_ms),
+                fmt_ms(r.probe_p99_ms) + ("" if r.ready_path == "/readyz" else " (/)"),
+                fmt_ms(r.startup_ms),
+                f"{r.idle_mb:.1f}",
+                f"{r.loaded_mb:.1f}",
+            ]
+        )
+    return out
+
+
+def terminal_table(rows: dict[str, Row]) -> str:
+    body = table_rows(rows)
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def md_table(header: list[str], body: list[list[str]], align: str | None = None) -> str:
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---" if a == "l" else "---:" for a in align]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, sep, *body])
+
+
+def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
+    st, m = results["settings"], results["machine"]
+    origin, gunicorn, ceiling = rows.get(ORIGIN), rows.get(GUNICORN), rows.get(CEILING)
+    bare, prod = rows.get(BARE), rows.get(PROD)
+    binary_mb = results["binary"]["bytes"] / 1e6
+    out: list[str] = []
+    out.append("# Benchmarks\n")
+    out.append(
+        f"Generated by `make bench` on {m['date']} at commit `{m['git']}`; do not edit by hand, "
+        "rerun it (see [Reproduce](#reproduce)). All numbers come from this one run: the systems were "
+        "measured interleaved, on one machine, over loopback.\n"
+    )
+    if chart:
+        out.append(f"![hello-k8s beside the Flask origin and the nginx ceiling]({chart})\n")
+
+    out.append("## Summary\n")
+    if bare and prod and origin and ceiling:
+        lines = [
+            f"- `GET /` throughput: hello-k8s serves **{fmt_rps(bare.rps)} req/s** bare and "
+            f"**{fmt_rps(prod.rps)} req/s** in its production configuration: "
+            f"**{ratio(bare.rps, origin.rps)}** / **{ratio(prod.rps, origin.rps)}** the Flask development server "
+            f"({fmt_rps(origin.rps)} req/s)"
+            + (f", {ratio(bare.rps, gunicorn.rps)} / {ratio(prod.rps, gunicorn.rps)} Flask on gunicorn ({fmt_rps(gunicorn.rps)} req/s)" if gunicorn else "")
+            + f", and **{ratio(bare.rps, ceiling.rps)}** / **{ratio(prod.rps, ceiling.rps)}** the nginx ceiling ({fmt_rps(ceiling.rps)} req/s).",
+            f"- Instrumentation (JSON logs at info, Prometheus metrics on) costs "
+            f"{(1 - prod.rps / bare.rps) * 100:.0f}% of the bare throughput.",
+            f"- Latency under that load (64 connections): p99 {fmt_ms(bare.p99_ms)} ms bare, {fmt_ms(prod.p99_ms)} ms production, "
+            f"{fmt_ms(origin.p99_ms)} ms for the origin; a readiness probe answers within "
+            f"{fmt_ms(prod.probe_p99_ms)} ms (p99, production) while `/` is saturated.",
+            f"- Start-up, exec to the first 200 on `/readyz`: {fmt_ms(bare.startup_ms)} ms bare, "
+            f"{fmt_ms(prod.startup_ms)} ms production, against {fmt_ms(origin.startup_ms)} ms for the origin "
+            f"({ratio(origin.startup_ms, prod.startup_ms)} faster).",
+            f"- Memory: {bare.idle_mb:.1f} MB / {prod.idle_mb:.1f} MB RSS idle, {bare.loaded_mb:.1f} MB / "
+            f"{prod.loaded_mb:.1f} MB after the load, against {origin.idle_mb:.1f} MB / {origin.loaded_mb:.1f} MB "
+            f"for the origin" + (f" and {gunicorn.idle_mb:.1f} MB / {gunicorn.loaded_mb:.1f} MB for gunicorn" if gunicorn else "") + ".",
+            f"- Release binary: {binary_mb:.1f} MB; container image: {results['image']}.",
+        ]
+        out.append("\n".join(lines) + "\n")
+
+    out.append("## Results\n")
+    out.append(
+        md_table(
+            [
+                "system",
+                "`GET /` req/s",
+                "x origin",
+                "x nginx",
+                "p50 ms",
+                "p99 ms",
+                "readiness p99 ms under load",
+                "start-up ms",
+                "idle RSS MB",
+                "RSS after load MB",
+            ],
+            table_rows(rows),
+        )
+        + "\n"
+    )
+    out.append(
+        "Medians over the rounds (throughput and latency) and over the start-up runs. `(/)`: the "
+        "system has no readiness endpoint, so the probe asked for `/`. RSS is VmRSS summed over "
+        "the process tree. Release binary: "
+        f"{results['binary']['bytes']:,} bytes. Container image: {results['image']}.\n"
+    )
+    out.append("### Systems\n")
+    out.append(md_table(["key", "what", "processes", "configuration"], [[f"`{r.key}`", r.label, str(r.processes), r.note] for r in rows.values()], "llrl") + "\n")
+
+    out.append("## Targets\n")
+    out.append("Issue 6's targets, as ratios and values from this run (informational: `make bench` does not fail on a miss).\n")
+    out.append(md_table(["target", "measured", "result"], [[t, m_, f"**{verdict(ok)}**"] for t, m_, ok in targets(rows)], "llr") + "\n")
+
+    out.append("## Spread\n")
+    spread = []
+    for r in rows.values():
+        spread.append(
+            [
+                r.key,
+                f"{fmt_rps(r.rps_min)} - {fmt_rps(r.rps_max)}",
+                str(r.errors),
+                f"{r.probe_failures}/{r.probe_count}",
+                f"{fmt_ms(r.startup_min_ms)} - {fmt_ms(r.startup_max_ms)}",
+                f"{r.idle_pss_mb:.1f} / {r.loaded_pss_mb:.1f}",
+                f"{r.log_mb_per_round:.1f}",
+            ]
+        )
+    out.append(
+        md_table(
+            ["system", "req/s min - max over rounds", "wrk errors", "failed probes", "start-up min - max ms", "PSS idle / loaded MB", "log MB per round"],
+            spread,
+        )
+        + "\n"
+    )
+    out.append(
+        "PSS splits pages shared between processes (gunicorn's forked workers, nginx's master and "
+        "workers) among them, so it is the fairer memory figure for multi-process servers; the "
+        "targets use RSS, the stricter one.\n"
+    )
+
+    out.append("## Machine\n")
+    out.append(
+        md_table(
+            ["", ""],
+            [
+                ["CPUs (`nproc`)", m["nproc"]],
+                ["CPU model", m["cpu"]],
+                ["memory", f"{m['memory_gib']} GiB"],
+                ["kernel", m["kernel"]],
+                ["OS", m["os"]],
+                ["rustc", m["rustc"]],
+                ["wrk", m["wrk"]],
+                ["nginx", m["nginx"]],
+                ["Python", m["python"]],
+                ["Flask / Werkzeug", f"{m['flask']} / {m['werkzeug']}"],
+                ["gunicorn", m["gunicorn"]],
+            ],
+            "ll",
+        )
+        + "\n"
+    )
+
+    out.append("## Method\n")
+    floor_ms = results["spawn_floor_s"] * 1000
+    out.append(
+        "\n".join(
+            [
+                f"- Every server binds 127.0.0.1 and every client targets it. Each server gets "
+                f"{st['workers']} workers: `WORKERS={st['workers']}` for hello-k8s, `gunicorn -w {st['workers']}`, "
+                f"`worker_processes {st['workers']}` for nginx; the Flask development server is one "
+                "process with a thread per connection, as the origin ran it (`flask --app app run`, "
+                "the origin's unmodified `app.py`, bound to loopback by the command line).",
+                "- hello-k8s's two configurations differ only in the environment: bare is "
+                "`ENV=development LOG_FORMAT=text LOG_LEVEL=warn METRICS_ENABLED=false`; production is "
+                "`ENV=production API_KEY=bench-key LOG_FORMAT=json LOG_LEVEL=info METRICS_ENABLED=true`. "
+                "Both run with `DRAIN_DELAY_SECONDS=0` so that the bench can stop them quickly. Each "
+                "server's stdout and stderr go to a file (as a container runtime's do), truncated after "
+                "each round.",
+                f"- Throughput and latency: `wrk -t{st['threads']} -c{st['connections']} -d{st['duration']} "
+                f"--timeout 2s --latency` on `GET /`, the same settings for every system, after a "
+                f"{st['warmup']} warm-up; {st['rounds']} rounds, and in each round every system in turn "
+                "(the order rotates each round). wrk keeps its connections open (keep-alive) and "
+                "measures closed-loop latency; its percentiles come from its own histogram "
+                "(bench/report.lua). wrk shares the 2 CPUs with the server, which is the point: the "
+                "ratios compare servers under the same conditions, not the machine's absolute limit.",
+                f"- Readiness under load: while wrk saturates `/`, bench/probe.py sends a probe every "
+                f"{st['probe_interval_s'] * 1000:.0f} ms (open loop) on a new connection, as the kubelet "
+                "does, with its 1 s timeout, from second 1 to 2 s before the end of the run. The "
+                "latency includes the Python client's own scheduling delay on the busy CPUs, as the "
+                "kubelet's would.",
+                f"- Start-up: time from just before the fork/exec (Python `subprocess.Popen`) to the "
+                f"first 200 on the readiness path, polled every {st['startup_poll_s'] * 1000:.1f} ms with a "
+                f"fresh connection; median of {st['startup_runs']} runs per system, interleaved, each on a "
+                f"fresh port. The resolution is the poll interval plus the spawn itself: spawning "
+                f"`true` and waiting for it takes {floor_ms:.1f} ms here (the floor of this method).",
+                "- Memory: VmRSS from /proc/PID/status summed over the server's process tree, once 1 s "
+                "after the first answer (idle) and once after the last round (after load); PSS from "
+                "/proc/PID/smaps_rollup likewise.",
+                "- Binary size: the file `scripts/build-release.sh` prints (static release build).",
+            ]
+        )
+        + "\n"
+    )
+
+    out.append("## Reproduce\n")
+    out.append(
+        "```sh\nmake bench\n```\n\n"
+        "It installs what is missing (wrk and nginx from the distribution, Flask 3.0.0, gunicorn and "
+        "matplotlib from PyPI into the git-ignored bench/.work/venv), builds the release binary, runs "
+        "every measurement above (about 4 minutes on 2 CPUs), prints the table and rewrites this "
+        "file and the chart. Raw results: bench/.work/results.json. Knobs (environment): "
+        "`BENCH_ROUNDS`, `BENCH_DURATION`, `BENCH_CONNECTIONS`, `BENCH_THREADS`, `BENCH_WORKERS`, "
+        "`BENCH_STARTUP_RUNS`. To re-render this file from the raw results without measuring again: "
+        "`bench/.work/venv/bin/python bench/report.py bench/.work/results.json --markdown BENCHMARKS.md "
+        "--chart docs/bench.png`.\n"
+    )
+
+    findings = BENCH_DIR / "findings.md"
+    if findings.exists():
+        out.append(findings.read_text().rstrip() + "\n")
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------- chart
+
+
+COLOURS = {"origin": "#c98a3d", "ceiling": "#5b7fa8", "service": "#3f9c5a"}
+
+
+def chart(rows: dict[str, Row], results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    items = list(rows.values())
+    names = [r.key for r in items]
+    colours = [COLOURS.get(r.kind, "#888888") for r in items]
+    panels = [
+        ("GET / throughput (req/s, log)", [r.rps for r in items], True, fmt_rps),
+        ("GET / p99 latency (ms, log)", [r.p99_ms for r in items], True, fmt_ms),
+        ("readiness probe p99 under load (ms, log)", [r.probe_p99_ms for r in items], True, fmt_ms),
+        ("start-up to first 200 (ms, log)", [r.startup_ms for r in items], True, fmt_ms),
+        ("RSS idle (MB)", [r.idle_mb for r in items], False, lambda v: f"{v:.1f}"),
+        ("RSS after load (MB)", [r.loaded_mb for r in items], False, lambda v: f"{v:.1f}"),
+    ]
+    fig, axes = plt.subplots(3, 2, figsize=(11, 9.5), constrained_layout=True)
+    for ax, (title, values, log, fmt) in zip(axes.flat, panels):
+        y = range(len(items))
+        ax.barh(list(y), values, color=colours)
+        ax.set_yticks(list(y), names)
+        ax.invert_yaxis()
+        ax.set_title(title, fontsize=10, loc="left")
+        if log:
+            ax.set_xscale("log")
+            ax.set_xlim(min(v for v in values if v > 0) / 3, max(values) * 6)
+        else:
+            ax.set_xlim(0, max(values) * 1.3)
+        for i, v in enumerate(values):
+            ax.text(v, i, " " + fmt(v), va="center", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.tick_params(labelsize=8)
+    st, m = results["settings"], results["machine"]
+    fig.suptitle(
+        f"hello-k8s vs Flask origin and nginx ceiling: wrk -t{st['threads']} -c{st['connections']} -d{st['duration']}, "
+        f"median of {st['rounds']} rounds, {m['nproc']} CPUs, {m['date']}",
+        fontsize=10,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".png", delete=False) as tmp:
+        fig.savefig(tmp.name, dpi=90)
+    plt.close(fig)
+    os.replace(tmp.name, path)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+        tmp.write(text)
+    os.replace(tmp.name, path)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", 1)[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--markdown", type=Path, help="write BENCHMARKS.md here")
+    parser.add_argument("--chart", type=Path, help="write the chart PNG here")
+    args = parser.parse_args()
+    try:
+        results = json.loads(args.results.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        print(f"error: cannot read results {args.results}: {err}", file=sys.stderr)
+        return 1
+    rows = rows_of(results)
+    print(terminal_table(rows))
+    print()
+    print("targets (informational):")
+    for name, measured, ok in targets(rows):
+        print(f"  {verdict(ok):4}  {name:38} {measured}")
+    print(f"\nrelease binary: {results['binary']['bytes']:,} bytes; image: {results['image']}")
+    if args.chart:
+        chart(rows, results, args.chart)
+        print(f"chart: {args.chart}")
+    if args.markdown:
+        chart_link = None
+        if args.chart:
+            chart_link = os.path.relpath(args.chart.resolve(), args.markdown.resolve().parent)
+        write_atomic(args.markdown, markdown(results, rows, chart_link))
+        print(f"report: {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
