@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Builds the fully static release binary of hello-k8s and prints its path on stdout.
+#
+# The one release build command of the project: the Dockerfile, `make release`, `make run`,
+# the image runtime test, e2e and bench all call this script, so they cannot diverge.
+# Static glibc (crt-static) rather than musl: no musl target is available to every builder,
+# and a static binary runs in distroless/static or an empty root with nothing beside it.
+# `--target` is explicit so RUSTFLAGS reach only the binary, not build scripts or proc macros,
+# and the triple comes from rustc, so the same command works on amd64 and arm64 hosts.
+set -euo pipefail
+
+CARGO="${CARGO:-cargo}"
+PACKAGE="hello-k8s"
+
+# Prints the host target triple of the rustc in use.
+host_triple() {
+  rustc -vV | sed -n 's/^host: //p'
+}
+
+main() {
+  if [[ $# -gt 0 ]]; then
+    case "$1" in
+      -h | --help)
+        echo "usage: scripts/build-release.sh   (builds $PACKAGE statically, prints the binary path)"
+        return 0
+        ;;
+      *)
+        echo "error: unexpected argument '$1' (this script takes none; see --help)" >&2
+        return 2
+        ;;
+    esac
+  fi
+  local root triple
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  cd "$root"
+  triple="$(host_triple)"
+  if [[ -z "$triple" ]]; then
+    echo "error: could not read the host triple from 'rustc -vV'" >&2
+    return 1
+  fi
+  echo "building $PACKAGE (release, static, $triple)" >&2
+  # cargo's own progress goes to stderr; stdout carries only the path.
+  RUSTFLAGS="-C target-feature=+crt-static" \
+    "$CARGO" build --release --locked -p "$PACKAGE" --target "$triple" >&2
+  local bin="$root/target/$triple/release/$PACKAGE"
+  if [[ ! -x "$bin" ]]; then
+    echo "error: cargo succeeded but $bin is missing" >&2
+    return 1
+  fi
+  printf '%s\n' "$bin"
+}
+
+main "$@"
