@@ -58,3 +58,6 @@ test-scripts: ## Test the deploy scripts with stand-in tools (no cluster, no Doc
 # ---------------------------------------------------------------- end-to-end
 
 # ---------------------------------------------------------------- benchmarks
+.PHONY: bench
+bench: ## Benchmark hello-k8s beside the Flask origin and nginx; writes BENCHMARKS.md and docs/bench.png
+	bench/run.sh
