@@ -1,1 +1,14 @@
-pub fn placeholder() {}
+//! The `hello-k8s` service as a library, so that the binary stays thin and integration tests
+//! can build and run the real application in-process on an ephemeral port.
+
+pub mod cli;
+pub mod configuration;
+pub mod healthcheck;
+pub mod lifecycle;
+pub mod metrics;
+pub mod middleware;
+pub mod negotiation;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

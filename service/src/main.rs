@@ -1,1 +1,41 @@
-fn main() {}
+//! `hello-k8s`: serve (the default) or probe a running server (`hello-k8s healthcheck`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hello_k8s::cli::{Cli, Command};
+use hello_k8s::configuration::{self, Settings};
+use hello_k8s::startup::Application;
+use hello_k8s::{healthcheck, telemetry};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Some(Command::Healthcheck) => healthcheck::run(),
+        None => serve(),
+    }
+}
+
+fn serve() -> ExitCode {
+    let settings = match Settings::from_env() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let subscriber =
+        telemetry::get_subscriber(settings.log_level, settings.log_format, std::io::stdout);
+    telemetry::init_subscriber(subscriber);
+    configuration::log_summary(&settings);
+
+    let result = actix_web::rt::System::new()
+        .block_on(async move { Application::build(settings)?.run_until_stopped().await });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = %err, "server failed");
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

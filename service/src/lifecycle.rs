@@ -1,0 +1,229 @@
+//! Readiness and the shutdown sequence.
+//!
+//! [`Readiness`] answers `/readyz`: starting until every worker serves, then ready, unless an
+//! operator switched it off, and draining for good once shutdown began. [`ShutdownHandle`]
+//! starts the shutdown sequence, from an OS signal or programmatically (tests);
+//! [`supervise`] runs it: readiness 503 at once, keep serving for the drain delay (SIGTERM
+//! only), then stop accepting and let in-flight requests finish within the shutdown timeout.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::mpsc;
+
+const STARTING: u8 = 0;
+const SERVING: u8 = 1;
+const DRAINING: u8 = 2;
+
+/// Why the pod should not receive traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReady {
+    /// The server is bound but its workers are not all serving yet.
+    Starting,
+    /// Shutdown began; this never reverts.
+    Draining,
+    /// An operator switched readiness off.
+    SwitchedOff,
+}
+
+impl NotReady {
+    /// The reason as `/readyz` reports it.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            NotReady::Starting => "starting",
+            NotReady::Draining => "draining",
+            NotReady::SwitchedOff => "switched off",
+        }
+    }
+}
+
+/// The readiness state, shared by every worker (two atomics: `/readyz` must stay cheap).
+#[derive(Debug)]
+pub struct Readiness {
+    phase: AtomicU8,
+    switched_off: AtomicBool,
+    gauge: Option<Gauge>,
+}
+
+impl Readiness {
+    /// A starting state; `gauge` (the `hello_k8s_ready` metric) follows every change.
+    pub fn new(gauge: Option<Gauge>) -> Self {
+        Readiness {
+            phase: AtomicU8::new(STARTING),
+            switched_off: AtomicBool::new(false),
+            gauge,
+        }
+    }
+
+    /// `Ok` when the pod should receive traffic, else the reason.
+    pub fn check(&self) -> Result<(), NotReady> {
+        match self.phase.load(Ordering::Acquire) {
+            STARTING => Err(NotReady::Starting),
+            DRAINING => Err(NotReady::Draining),
+            _ if self.switched_off.load(Ordering::Acquire) => Err(NotReady::SwitchedOff),
+            _ => Ok(()),
+        }
+    }
+
+    /// True once shutdown began.
+    pub fn is_draining(&self) -> bool {
+        self.phase.load(Ordering::Relaxed) == DRAINING
+    }
+
+    /// Starting -> serving; returns false if the state had already moved on (e.g. draining).
+    pub fn mark_serving(&self) -> bool {
+        let moved = self
+            .phase
+            .compare_exchange(STARTING, SERVING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        self.refresh_gauge();
+        moved
+    }
+
+    /// Enters draining for good; returns false if it was already draining.
+    pub fn begin_draining(&self) -> bool {
+        let first = self.phase.swap(DRAINING, Ordering::AcqRel) != DRAINING;
+        self.refresh_gauge();
+        first
+    }
+
+    /// The operator's "off".
+    pub fn switch_off(&self) {
+        self.switched_off.store(true, Ordering::Release);
+        self.refresh_gauge();
+    }
+
+    /// The operator's "on"; refused while draining, because a pod that is shutting down
+    /// must not be put back behind the Service.
+    pub fn switch_on(&self) -> Result<(), NotReady> {
+        if self.is_draining() {
+            return Err(NotReady::Draining);
+        }
+        self.switched_off.store(false, Ordering::Release);
+        self.refresh_gauge();
+        Ok(())
+    }
+
+    fn refresh_gauge(&self) {
+        if let Some(gauge) = &self.gauge {
+            gauge.set(i64::from(self.check().is_ok()));
+        }
+    }
+}
+
+/// What started the shutdown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM (the kubelet): drain for the configured delay, then stop.
+    Term,
+    /// SIGINT (Ctrl-C): stop without the drain delay.
+    Int,
+}
+
+impl Signal {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Signal::Term => "SIGTERM",
+            Signal::Int => "SIGINT",
+        }
+    }
+}
+
+/// Starts the shutdown sequence of one running application; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle {
+    tx: mpsc::UnboundedSender<Signal>,
+}
+
+impl ShutdownHandle {
+    pub(crate) fn new() -> (Self, mpsc::UnboundedReceiver<Signal>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (ShutdownHandle { tx }, rx)
+    }
+
+    /// Behaves as if the process received `signal`. A second call during the drain skips the
+    /// rest of the drain delay. Returns false once the application has stopped.
+    pub fn begin(&self, signal: Signal) -> bool {
+        self.tx.send(signal).is_ok()
+    }
+}
+
+/// Forwards SIGTERM and SIGINT to `handle` until the application stops.
+pub(crate) fn forward_os_signals(handle: ShutdownHandle) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let received = tokio::select! {
+                Some(()) = term.recv() => Signal::Term,
+                Some(()) = int.recv() => Signal::Int,
+                else => break,
+            };
+            if !handle.begin(received) {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Runs the shutdown sequence when the first signal arrives.
+pub(crate) async fn supervise(
+    mut signals: mpsc::UnboundedReceiver<Signal>,
+    shared: std::sync::Arc<crate::state::Shared>,
+    server: ServerHandle,
+    drain_delay: Duration,
+) {
+    let Some(first) = signals.recv().await else {
+        return;
+    };
+    shared.readiness.begin_draining();
+    let delay = if first == Signal::Term {
+        drain_delay
+    } else {
+        Duration::ZERO
+    };
+    tracing::info!(
+        signal = first.as_str(),
+        drain_delay_seconds = delay.as_secs(),
+        "draining: /readyz answers 503, still serving until the drain delay ends"
+    );
+    if !delay.is_zero() {
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            Some(second) = signals.recv() => {
+                tracing::info!(signal = second.as_str(), "second signal: skipping the rest of the drain delay");
+            }
+        }
+    }
+    tracing::info!("stopping: no longer accepting connections, finishing in-flight requests");
+    server.stop(true).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_moves_from_starting_to_serving_to_draining_and_never_back() {
+        let gauge = Gauge::default();
+        let r = Readiness::new(Some(gauge.clone()));
+        assert_eq!(r.check(), Err(NotReady::Starting));
+        assert!(r.mark_serving());
+        assert_eq!(r.check(), Ok(()));
+        assert_eq!(gauge.get(), 1);
+        r.switch_off();
+        assert_eq!(r.check(), Err(NotReady::SwitchedOff));
+        assert_eq!(gauge.get(), 0);
+        assert_eq!(r.switch_on(), Ok(()));
+        assert!(r.begin_draining());
+        assert!(!r.begin_draining());
+        assert!(!r.mark_serving());
+        assert_eq!(r.check(), Err(NotReady::Draining));
+        assert_eq!(r.switch_on(), Err(NotReady::Draining));
+        assert_eq!(gauge.get(), 0);
+    }
+}

@@ -1,0 +1,74 @@
+//! State shared by every worker: readiness, metrics, the operator key and the responses that
+//! never change during the life of the process (prepared once at start-up).
+
+use std::time::Instant;
+
+use actix_web::web::Bytes;
+use askama::Template;
+use contract::{ApiKey, Settings};
+
+use crate::lifecycle::Readiness;
+use crate::metrics::Metrics;
+
+/// Non-secret facts about this instance, for `/info` and the HTML page.
+#[derive(Debug, Clone)]
+pub struct InstanceInfo {
+    pub environment: &'static str,
+    pub pod: String,
+    pub namespace: String,
+    pub node: String,
+}
+
+/// Everything the handlers and the middleware share.
+#[derive(Debug)]
+pub struct Shared {
+    pub readiness: Readiness,
+    pub metrics: Option<Metrics>,
+    pub api_key: Option<ApiKey>,
+    pub instance: InstanceInfo,
+    pub started: Instant,
+    /// The HTML greeting page; every value on it is fixed for the life of the process.
+    pub html_page: Bytes,
+}
+
+/// The askama template of the HTML greeting page (`templates/index.html`).
+#[derive(Debug, Template)]
+#[template(path = "index.html")]
+pub struct IndexPage<'a> {
+    pub greeting: &'a str,
+    pub app: &'a str,
+    pub environment: &'a str,
+    pub version: &'a str,
+    pub pod: &'a str,
+    pub node: &'a str,
+}
+
+impl Shared {
+    pub fn new(settings: &Settings) -> Result<Self, askama::Error> {
+        let metrics = settings.metrics_enabled.then(Metrics::new);
+        let readiness = Readiness::new(metrics.as_ref().map(Metrics::ready_gauge));
+        let instance = InstanceInfo {
+            environment: settings.environment.as_str(),
+            pod: settings.pod_name.clone(),
+            namespace: settings.pod_namespace.clone(),
+            node: settings.node_name.clone(),
+        };
+        let html_page = IndexPage {
+            greeting: contract::GREETING,
+            app: contract::APP_NAME,
+            environment: instance.environment,
+            version: env!("CARGO_PKG_VERSION"),
+            pod: &instance.pod,
+            node: &instance.node,
+        }
+        .render()?;
+        Ok(Shared {
+            readiness,
+            metrics,
+            api_key: settings.api_key.clone(),
+            instance,
+            started: Instant::now(),
+            html_page: Bytes::from(html_page),
+        })
+    }
+}
