@@ -21,8 +21,8 @@ help: ## List every target with one line of help
 	  | { if [ -t 1 ]; then cat; else sed 's/\x1b\[[0-9;]*m//g'; fi }
 
 .PHONY: run
-run: ## Build and run the service on 127.0.0.1:$(PORT) with development defaults (no cluster)
-	$(CARGO) run --release -p hello-k8s
+run: ## Build the static release binary and run it on 127.0.0.1:5600 (PORT=...) with development defaults
+	bin="$$(scripts/build-release.sh)" && PORT="$(PORT)" exec "$$bin"
 
 .PHONY: test
 test: venv ## Run every test (unit, integration, CLI, kubectl kustomize, validators)
@@ -37,6 +37,8 @@ fmt: ## Format the Rust code
 lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamllint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	find scripts -type f -print0 | xargs -0 $(VENV)/bin/shellcheck --external-sources
+	$(VENV)/bin/hadolint Dockerfile
 
 # The git-ignored Python environment with the third-party validators (never assumed installed).
 .PHONY: venv
@@ -50,10 +52,154 @@ $(VENV)/.installed: requirements-dev.txt
 # ---------------------------------------------------------------- manifests (manifest-gen)
 
 # ---------------------------------------------------------------- image, scripts, minikube
+# Deploy variables; every one can be overridden: `make deploy-prod NAMESPACE=demo`,
+# `make auto-deploy-dev MINIKUBE_DRIVER=docker`, `make get-url DEPLOY_ENV=prod`.
+DOCKER           ?= docker
+KUBECTL          ?= kubectl
+MINIKUBE         ?= minikube
+MINIKUBE_PROFILE ?= minikube
+MINIKUBE_DRIVER  ?=
+DEPLOY_ENV       ?= dev
+NAMESPACE        ?=
+APP              := $(IMAGE_NAME)
+SELECTOR         ?= app.kubernetes.io/name=$(APP)
+PROD_SECRET      := k8s/overlays/prod/secret.env
+# The namespace of an environment: NAMESPACE when given, else hello-k8s-<env>.
+ns                = $(or $(NAMESPACE),$(APP)-$(1))
+KC                = $(KUBECTL) --context $(MINIKUBE_PROFILE)
+MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
+MANIFEST_GEN_RUN ?= $(CARGO) run --quiet --locked -p manifest-gen --
+export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
+
+.PHONY: release
+release: ## Build the static release binary (scripts/build-release.sh, as the Dockerfile does)
+	scripts/build-release.sh
+
+.PHONY: install-k8s_env
+install-k8s_env: ## Install docker, kubectl and minikube when missing (never reinstalls)
+	scripts/install_kubernetes_env.sh
+
+.PHONY: build
+build: ## Build the image IMAGE_NAME:IMAGE_TAG (image.env) into the current docker daemon
+	DOCKER_BUILDKIT=1 $(DOCKER) build --tag $(IMAGE) .
+
+.PHONY: launch
+launch: ## Run the image on http://127.0.0.1:5600 (PORT=...), read-only, no capabilities
+	$(DOCKER) run --rm --read-only --cap-drop ALL --security-opt no-new-privileges \
+	  -p 127.0.0.1:$(PORT):5600 $(IMAGE)
+
+.PHONY: images
+images: ## List the local hello-k8s images
+	$(DOCKER) images $(IMAGE_NAME)
+
+.PHONY: delete
+delete: ## Remove the image IMAGE_NAME:IMAGE_TAG from the current docker daemon
+	$(DOCKER) image rm $(IMAGE)
+
+.PHONY: clean
+clean: ## Remove this workspace's build outputs and .venv (keeps the compiled dependencies)
+	$(CARGO) clean --package hello-k8s --package manifest-gen --package contract --package e2e
+	rm -rf $(VENV) bench/.work
+
+.PHONY: minikube-env
+minikube-env: ## Print the variables that point a docker client at minikube's daemon
+	$(MK) docker-env
+
+.PHONY: docker-pointer
+docker-pointer: ## Show how to point this shell's docker at minikube (make cannot do it for you)
+	@echo 'make runs in a child process and cannot change your shell; run:'
+	@echo '  eval "$$($(MK) docker-env)"     # then: make build, make images'
+	@echo '  eval "$$($(MK) docker-env --unset)"   # to point back at the local daemon'
+
+.PHONY: start-minikube
+start-minikube: ## Start minikube unless it runs (driver: MINIKUBE_DRIVER or minikube's choice)
+	$(MK) status >/dev/null 2>&1 || $(MK) start $(if $(MINIKUBE_DRIVER),--driver=$(MINIKUBE_DRIVER))
+
+# deploy-*: the committed overlay as is (image $(IMAGE) must already be in minikube: `make
+# docker-pointer`, then `make build`); with NAMESPACE set, the same objects rendered into it.
+.PHONY: deploy-dev
+deploy-dev: ## kubectl apply the dev overlay (its image must already be in minikube)
+	$(call deploy,dev)
+
+.PHONY: deploy-prod
+deploy-prod: ## kubectl apply the prod overlay (needs k8s/overlays/prod/secret.env)
+	@test -f $(PROD_SECRET) || { echo "error: $(PROD_SECRET) is missing: create it with one line API_KEY=<random token> (chmod 600), or run make auto-deploy-prod, which creates a random one" >&2; exit 1; }
+	$(call deploy,prod)
+
+define deploy
+	$(KC) create namespace $(call ns,$(1)) --dry-run=client -o yaml | $(KC) apply -f -
+	$(if $(NAMESPACE),$(MANIFEST_GEN_RUN) render --env $(1) --namespace $(NAMESPACE) | $(KC) apply -f -,$(KC) apply -k k8s/overlays/$(1))
+	$(KC) rollout status deployment/$(APP) -n $(call ns,$(1)) --timeout=180s
+endef
+
+.PHONY: get-url
+get-url: ## Print the service URL of DEPLOY_ENV (dev; make get-url DEPLOY_ENV=prod)
+	$(MK) service $(APP) -n $(call ns,$(DEPLOY_ENV)) --url
+
+.PHONY: open
+open: ## Open the service of DEPLOY_ENV (dev) in the browser
+	$(MK) service $(APP) -n $(call ns,$(DEPLOY_ENV))
+
+.PHONY: status
+status: ## Pods, services, deployments, HPA and PDB of both environments
+	@for n in $(call ns,dev) $(call ns,prod); do \
+	  echo "== namespace $$n"; \
+	  $(KC) get deploy,rs,pods,svc,hpa,pdb -n $$n -l $(SELECTOR) -o wide 2>&1 || true; \
+	done
+
+.PHONY: delete-dev
+delete-dev: ## Delete the dev app objects (all generations; keeps the namespace)
+	$(call delete_app,dev)
+
+.PHONY: delete-prod
+delete-prod: ## Delete the prod app objects (keeps the namespace and secret.env)
+	$(call delete_app,prod)
+
+define delete_app
+	$(KC) delete deploy,rs,svc,cm,secret,hpa,pdb,networkpolicy -n $(call ns,$(1)) -l $(SELECTOR) --ignore-not-found
+endef
+
+.PHONY: k8s-clean
+k8s-clean: ## Delete the app objects of both environments
+	$(MAKE) delete-dev
+	$(MAKE) delete-prod
+
+.PHONY: k8s-purge
+k8s-purge: ## Delete both namespaces and the hello-k8s images in minikube (cluster stays)
+	$(KC) delete namespace $(call ns,dev) $(call ns,prod) --ignore-not-found
+	eval "$$($(MK) docker-env --shell bash)" && ids="$$($(DOCKER) images -q $(IMAGE_NAME) | sort -u)" \
+	  && if [ -n "$$ids" ]; then $(DOCKER) image rm -f $$ids; else echo "no $(IMAGE_NAME) images in minikube"; fi
+
+.PHONY: reset-dev
+reset-dev: ## Delete the dev app, then deploy it again
+	$(MAKE) delete-dev
+	$(MAKE) auto-deploy-dev
+
+.PHONY: reset-prod
+reset-prod: ## Delete the prod app, then deploy it again
+	$(MAKE) delete-prod
+	$(MAKE) auto-deploy-prod
+
+.PHONY: auto-deploy-dev
+auto-deploy-dev: ## Build into minikube and roll out dev (scripts/run_system.sh --dev)
+	scripts/run_system.sh --dev
+
+.PHONY: auto-deploy-prod
+auto-deploy-prod: ## Build into minikube and roll out prod (scripts/run_system.sh --prod)
+	scripts/run_system.sh --prod
+
+.PHONY: tree
+tree: ## Show the project's files (git ls-files as a tree)
+	@if command -v tree >/dev/null 2>&1; then tree -a --gitignore -I .git; else git ls-files --cached --others --exclude-standard | sort; fi
+
+.PHONY: audit
+audit: ## Audit Cargo.lock against the RustSec advisory DB (opt-in: needs cargo-audit + internet)
+	@$(CARGO) audit --version >/dev/null 2>&1 || { echo "cargo-audit is not installed: cargo install cargo-audit --locked (it fetches the advisory database from GitHub, so it is not part of make test/CI)" >&2; exit 1; }
+	$(CARGO) audit
 
 .PHONY: test-scripts
-test-scripts: ## Test the deploy scripts with stand-in tools (no cluster, no Docker)
-	@echo "no script tests yet"
+test-scripts: ## Test the deploy scripts with stand-in tools, and the release binary in an empty read-only root
+	scripts/tests/run.sh
 
 # ---------------------------------------------------------------- end-to-end
 

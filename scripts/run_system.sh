@@ -1,0 +1,345 @@
+#!/usr/bin/env bash
+# Deploys hello-k8s to minikube, idempotently: scripts/run_system.sh --dev | --prod
+#
+# Run by `make auto-deploy-dev` / `make auto-deploy-prod`. Unlike the origin's script it never
+# deletes before applying (a deploy is a rolling update, not an outage), tags the image by
+# content (a code change always yields a new tag, so a new rollout), lets minikube choose its
+# driver unless MINIKUBE_DRIVER says otherwise, and waits with `kubectl rollout status`.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APP="hello-k8s"
+SELECTOR="${SELECTOR:-app.kubernetes.io/name=$APP}"
+MINIKUBE_PROFILE="${MINIKUBE_PROFILE:-minikube}"
+MINIKUBE_DRIVER="${MINIKUBE_DRIVER:-}"
+ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-180s}"
+# A prebuilt manifest-gen binary; empty: `cargo run -p manifest-gen`.
+MANIFEST_GEN="${MANIFEST_GEN:-}"
+# Overrides the environment's namespace (hello-k8s-dev / hello-k8s-prod).
+NAMESPACE="${NAMESPACE:-}"
+PROD_SECRET_FILE="k8s/overlays/prod/secret.env"
+STEPS=7
+
+ENV_NAME=""
+NS=""
+WORK=""
+
+# Prints the usage text.
+usage() {
+  cat <<EOF
+usage: scripts/run_system.sh --dev | --prod [--help]
+
+Builds the hello-k8s image into minikube's image store (tagged by content), applies the
+environment's manifests without deleting anything first, and waits for the rollout.
+
+  --dev     namespace hello-k8s-dev, 1 replica, NodePort 31180
+  --prod    namespace hello-k8s-prod, HPA + PDB; creates $PROD_SECRET_FILE with a
+            random API_KEY when it is missing (never printed, git-ignored)
+  --help    this text
+
+Environment: MINIKUBE_DRIVER (default: minikube's choice), MINIKUBE_PROFILE (minikube),
+NAMESPACE (override), ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built manifest-gen).
+EOF
+}
+
+# Colours only when the stream they go to is a terminal.
+if [[ -t 2 ]]; then
+  C_BLUE=$'\033[1;34m' C_GREEN=$'\033[32m' C_YELLOW=$'\033[33m' C_RED=$'\033[31m' C_OFF=$'\033[0m'
+else
+  C_BLUE="" C_GREEN="" C_YELLOW="" C_RED="" C_OFF=""
+fi
+
+# Progress line for step N of STEPS, to stderr.
+step() {
+  printf '\n%s[%s/%s] %s%s\n' "$C_BLUE" "$1" "$STEPS" "$2" "$C_OFF" >&2
+}
+
+# A success line, to stderr.
+ok() {
+  printf '%s✓ %s%s\n' "$C_GREEN" "$*" "$C_OFF" >&2
+}
+
+# An informational line, to stderr.
+info() {
+  printf '  %s\n' "$*" >&2
+}
+
+# A warning line, to stderr.
+warn() {
+  printf '%s! %s%s\n' "$C_YELLOW" "$*" "$C_OFF" >&2
+}
+
+# Prints an error to stderr and exits non-zero.
+die() {
+  printf '%serror: %s%s\n' "$C_RED" "$*" "$C_OFF" >&2
+  exit 1
+}
+
+# kubectl pinned to the minikube profile's context, so a deploy never lands on another cluster.
+kc() {
+  kubectl --context "$MINIKUBE_PROFILE" "$@"
+}
+
+# minikube on the chosen profile.
+mk() {
+  minikube -p "$MINIKUBE_PROFILE" "$@"
+}
+
+# Runs manifest-gen, prebuilt (MANIFEST_GEN) or through cargo.
+manifest_gen() {
+  if [[ -n "$MANIFEST_GEN" ]]; then
+    "$MANIFEST_GEN" "$@"
+  else
+    cargo run --quiet --locked -p manifest-gen -- "$@"
+  fi
+}
+
+# Checks every external tool up front and names the make target that installs it.
+preflight() {
+  local missing=() tool
+  for tool in minikube kubectl docker git sha256sum; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  if [[ -z "$MANIFEST_GEN" ]] && ! command -v cargo >/dev/null 2>&1; then
+    missing+=("cargo (or set MANIFEST_GEN to a built manifest-gen)")
+  fi
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    printf '%serror: missing required tool(s): %s%s\n' "$C_RED" "${missing[*]}" "$C_OFF" >&2
+    printf '  install docker, kubectl and minikube with: make install-k8s_env\n' >&2
+    printf '  (git and sha256sum come with your distribution; cargo with rustup: https://rustup.rs)\n' >&2
+    exit 1
+  fi
+  ok "minikube, kubectl and docker found"
+}
+
+# Starts minikube unless it is already running; the driver is minikube's choice unless set.
+ensure_minikube() {
+  if mk status >/dev/null 2>&1; then
+    ok "minikube ($MINIKUBE_PROFILE) is already running"
+    return
+  fi
+  local args=(start)
+  if [[ -n "$MINIKUBE_DRIVER" ]]; then
+    args+=("--driver=$MINIKUBE_DRIVER")
+    info "starting minikube with driver $MINIKUBE_DRIVER"
+  else
+    info "starting minikube (driver: minikube's choice; set MINIKUBE_DRIVER to force one)"
+  fi
+  mk "${args[@]}" >&2 || die "minikube start failed (see above); try MINIKUBE_DRIVER=docker"
+  ok "minikube started"
+}
+
+# Points this script's docker client at minikube's daemon, so images land in its store.
+point_docker_at_minikube() {
+  local env_script
+  env_script="$(mk docker-env --shell bash)" ||
+    die "minikube docker-env failed: the build needs minikube's docker runtime (minikube start --container-runtime=docker)"
+  eval "$env_script"
+  ok "docker now talks to minikube's daemon (${DOCKER_HOST:-local socket})"
+}
+
+# Hash of the uncommitted content: the diff of tracked files plus untracked, not ignored files.
+dirty_hash() {
+  {
+    git -C "$ROOT" diff --binary --no-ext-diff --no-textconv HEAD --
+    git -C "$ROOT" ls-files -z --others --exclude-standard |
+      while IFS= read -r -d '' path; do
+        printf '%s\0' "$path"
+        cat -- "$ROOT/$path"
+      done
+  } | sha256sum | cut -c1-12
+}
+
+# The content tag: IMAGE_TAG-<git rev>[-<hash of uncommitted changes>].
+content_tag() {
+  local rev
+  git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1 ||
+    die "$ROOT is not a git work tree: the image tag is derived from the git revision"
+  rev="$(git -C "$ROOT" rev-parse --short=12 HEAD 2>/dev/null)" ||
+    die "the repository has no commit yet: commit once so the image can be tagged"
+  if [[ -n "$(git -C "$ROOT" status --porcelain --untracked-files=all)" ]]; then
+    printf '%s-%s-%s\n' "$IMAGE_TAG" "$rev" "$(dirty_hash)"
+  else
+    printf '%s-%s\n' "$IMAGE_TAG" "$rev"
+  fi
+}
+
+# Builds the image into minikube unless an image with exactly this content tag exists.
+build_image() {
+  local ref="$1"
+  if docker image inspect "$ref" >/dev/null 2>&1; then
+    ok "image $ref already built, nothing to rebuild"
+    return
+  fi
+  info "building $ref (BuildKit; the first build compiles every dependency)"
+  DOCKER_BUILDKIT=1 docker build --tag "$ref" "$ROOT" >&2 || die "docker build of $ref failed (see above)"
+  ok "image $ref built in minikube's image store"
+}
+
+# Creates prod's git-ignored secret file with a random API_KEY if it is missing; never prints it.
+ensure_prod_secret() {
+  local file="$ROOT/$PROD_SECRET_FILE" tmp key
+  if [[ -f "$file" ]]; then
+    chmod 600 "$file"
+    ok "$PROD_SECRET_FILE exists (kept as is)"
+    return
+  fi
+  mkdir -p "$(dirname "$file")"
+  key="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
+  [[ ${#key} -eq 64 ]] || die "could not read 32 random bytes from /dev/urandom"
+  tmp="$(umask 077 && mktemp "$file.XXXXXX")"
+  printf 'API_KEY=%s\n' "$key" >"$tmp"
+  chmod 600 "$tmp"
+  mv -f "$tmp" "$file"
+  ok "created $PROD_SECRET_FILE with a random API_KEY (mode 600, git-ignored, not shown)"
+}
+
+# Enables metrics-server, which the prod HorizontalPodAutoscaler reads CPU usage from.
+enable_metrics_server() {
+  mk addons enable metrics-server >&2 || die "minikube addons enable metrics-server failed"
+  ok "metrics-server addon enabled (HPA metrics)"
+}
+
+# Renders the environment with the content-tagged image and applies it; nothing is deleted.
+apply_manifests() {
+  local ref="$1" manifest out args
+  # The rendered stream holds the Secret: a private temp file, removed on exit.
+  manifest="$WORK/manifest.yaml"
+  args=(render --env "$ENV_NAME" --image "$ref")
+  [[ -n "$NAMESPACE" ]] && args+=(--namespace "$NAMESPACE")
+  (cd "$ROOT" && manifest_gen "${args[@]}") >"$manifest" ||
+    die "manifest-gen ${args[*]} failed (see above); nothing was applied"
+  [[ -s "$manifest" ]] || die "manifest-gen ${args[*]} printed nothing; nothing was applied"
+  out="$(kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - 2>&1)" ||
+    die "could not create namespace $NS: $out"
+  out+=$'\n'"$(kc apply -f "$manifest" 2>&1)" || {
+    printf '%s\n' "$out" >&2
+    die "kubectl apply failed (see above)"
+  }
+  printf '%s\n' "$out" | sed 's/^/  /' >&2
+  if grep -Eq ' (created|configured)$' <<<"$out"; then
+    ok "kubectl apply: changes applied"
+  else
+    ok "kubectl apply: unchanged"
+  fi
+}
+
+# Names of the app's pods that are not ready, one per line.
+unready_pods() {
+  kc get pods -n "$NS" -l "$SELECTOR" \
+    -o jsonpath='{range .items[*]}{.metadata.name}{"\t"}{.status.containerStatuses[*].ready}{"\n"}{end}' 2>/dev/null |
+    awk -F '\t' 'NF && $2 !~ /^(true ?)+$/ { print $1 }'
+}
+
+# Prints what an operator needs when the rollout fails: deployment, events, failing pods' logs.
+diagnose() {
+  local pod
+  warn "diagnostics for deployment/$APP in namespace $NS"
+  printf '\n--- kubectl describe deployment %s -n %s\n' "$APP" "$NS" >&2
+  kc describe deployment "$APP" -n "$NS" >&2 || true
+  printf '\n--- events in %s (oldest first)\n' "$NS" >&2
+  kc get events -n "$NS" --sort-by=.lastTimestamp >&2 || true
+  while IFS= read -r pod; do
+    [[ -n "$pod" ]] || continue
+    printf '\n--- logs of pod %s (not ready)\n' "$pod" >&2
+    kc logs "$pod" -n "$NS" --all-containers --tail=100 >&2 || true
+    printf '\n--- logs of the previous container of %s, if it restarted\n' "$pod" >&2
+    kc logs "$pod" -n "$NS" --all-containers --previous --tail=50 >&2 || true
+  done < <(unready_pods)
+}
+
+# Waits for the Deployment's rollout; on failure prints diagnostics and exits non-zero.
+wait_rollout() {
+  if kc rollout status "deployment/$APP" -n "$NS" --timeout="$ROLLOUT_TIMEOUT" >&2; then
+    ok "deployment/$APP rolled out"
+    return
+  fi
+  diagnose
+  printf '\n' >&2
+  warn "the previous ReplicaSet keeps serving (maxUnavailable 0); to go back: kubectl --context $MINIKUBE_PROFILE rollout undo deployment/$APP -n $NS"
+  die "rollout of deployment/$APP in $NS did not complete within $ROLLOUT_TIMEOUT"
+}
+
+# The final report on stdout: status table, URL, useful commands.
+summary() {
+  local url
+  echo "=========================================="
+  kc get pods,svc,deploy -n "$NS" -l "$SELECTOR" || true
+  echo
+  url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | head -n 1)" || url=""
+  echo "=========================================="
+  echo "✓ $APP deployed to $NS ($ENV_NAME)"
+  echo "=========================================="
+  echo "URL: ${url:-(unavailable: run \"minikube service $APP -n $NS --url\")}"
+  echo
+  echo "Useful commands:"
+  printf '  %-62s # %s\n' \
+    "minikube service $APP -n $NS" "open in the browser" \
+    "kubectl logs -n $NS -l $SELECTOR -f" "follow the logs" \
+    "kubectl get all -n $NS" "every resource" \
+    "make status" "pods, services, HPA, PDB of both environments" \
+    "make delete-$ENV_NAME" "remove the app (keeps the namespace)"
+  echo "=========================================="
+}
+
+# Parses the arguments into ENV_NAME.
+parse_args() {
+  if [[ $# -ne 1 ]]; then
+    usage >&2
+    exit 2
+  fi
+  case "$1" in
+    --dev) ENV_NAME=dev ;;
+    --prod) ENV_NAME=prod ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      printf 'error: unknown argument %s (expected --dev or --prod)\n\n' "$1" >&2
+      usage >&2
+      exit 2
+      ;;
+  esac
+}
+
+main() {
+  parse_args "$@"
+  cd "$ROOT"
+  # shellcheck source=SCRIPTDIR/../image.env
+  source "$ROOT/image.env"
+  : "${IMAGE_NAME:?image.env must set IMAGE_NAME}" "${IMAGE_TAG:?image.env must set IMAGE_TAG}"
+  NS="${NAMESPACE:-$APP-$ENV_NAME}"
+  WORK="$(mktemp -d)"
+  trap 'rm -rf "$WORK"' EXIT
+
+  echo "==========================================" >&2
+  echo "Deploying $APP: environment $ENV_NAME, namespace $NS" >&2
+  echo "==========================================" >&2
+
+  step 1 "Preflight"
+  preflight
+  step 2 "minikube"
+  ensure_minikube
+  step 3 "Docker client -> minikube"
+  point_docker_at_minikube
+  step 4 "Image"
+  local ref
+  ref="$IMAGE_NAME:$(content_tag)"
+  info "content tag: $ref"
+  build_image "$ref"
+  step 5 "Environment prerequisites ($ENV_NAME)"
+  if [[ "$ENV_NAME" == prod ]]; then
+    ensure_prod_secret
+    enable_metrics_server
+  else
+    ok "dev needs no secret file (its key is a clearly fake one) and no addon"
+  fi
+  step 6 "kubectl apply ($ENV_NAME, no delete)"
+  apply_manifests "$ref"
+  step 7 "Rollout"
+  wait_rollout
+  summary
+}
+
+main "$@"

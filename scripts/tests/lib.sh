@@ -1,0 +1,111 @@
+# shellcheck shell=bash
+# Assertions and sandbox helpers for the script tests (sourced by run.sh).
+# A failed assertion prints what was expected and what was found, then exits the test's subshell.
+
+# Fails the current test with a message.
+fail() {
+  printf 'ASSERTION FAILED: %s\n' "$*" >&2
+  exit 1
+}
+
+# Asserts two strings are equal.
+assert_eq() {
+  [[ "$1" == "$2" ]] || fail "${3:-values differ}: expected [$2], got [$1]"
+}
+
+# Asserts two strings differ.
+assert_ne() {
+  [[ "$1" != "$2" ]] || fail "${3:-values are equal}: both are [$1]"
+}
+
+# Asserts a file contains a fixed string.
+assert_file_contains() {
+  grep -qF -- "$2" "$1" || {
+    printf -- '--- %s:\n' "$1" >&2
+    tail -n 40 "$1" >&2
+    fail "$1 does not contain [$2]"
+  }
+}
+
+# Asserts a file does not contain a fixed string.
+assert_file_lacks() {
+  if grep -nF -- "$2" "$1" >&2; then
+    fail "$1 contains [$2] (lines above)"
+  fi
+}
+
+# Line number of the first line of a file matching an extended regex (empty when none).
+first_line() {
+  grep -nE -- "$2" "$1" | head -n 1 | cut -d: -f1
+}
+
+# Asserts the first line matching regex $2 comes before the first line matching regex $3.
+assert_before() {
+  local a b
+  a="$(first_line "$1" "$2")"
+  b="$(first_line "$1" "$3")"
+  [[ -n "$a" ]] || fail "no line matching [$2] in $1"
+  [[ -n "$b" ]] || fail "no line matching [$3] in $1"
+  ((a < b)) || fail "[$2] (line $a) should come before [$3] (line $b) in $1"
+}
+
+# Builds, once per run, a directory of links to every tool on PATH except the ones the tests
+# stand in for, so "missing tool" can be simulated even where the real tools are installed.
+make_sysbin() {
+  local dir="$1" entry tool
+  mkdir -p "$dir"
+  local -a path_dirs
+  IFS=: read -r -a path_dirs <<<"$PATH"
+  for entry in "${path_dirs[@]}"; do
+    [[ -d "$entry" ]] || continue
+    for tool in "$entry"/*; do
+      [[ -f "$tool" && -x "$tool" ]] || continue
+      case "${tool##*/}" in
+        minikube | kubectl | docker | manifest-gen | cargo | sudo | apt-get | curl | usermod) continue ;;
+      esac
+      [[ -e "$dir/${tool##*/}" ]] || ln -s "$tool" "$dir/${tool##*/}"
+    done
+  done
+}
+
+# Creates a throw-away git repository holding a copy of the deploy script and what it reads,
+# plus the stand-in tools; exports the variables the stand-ins and the script use.
+# Sets REPO, SANDBOX, LOG.
+new_sandbox() {
+  SANDBOX="$(mktemp -d "$TEST_TMP/sandbox.XXXXXX")"
+  REPO="$SANDBOX/repo"
+  LOG="$SANDBOX/calls.log"
+  mkdir -p "$REPO/scripts" "$REPO/service/src" "$SANDBOX/bin" "$SANDBOX/home"
+  cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" "$REPO/scripts/"
+  cp "$PROJECT_ROOT/image.env" "$PROJECT_ROOT/Dockerfile" "$PROJECT_ROOT/.gitignore" "$REPO/"
+  printf 'fn main() {}\n' >"$REPO/service/src/main.rs"
+  cp "$PROJECT_ROOT/scripts/tests/stand-ins/"* "$SANDBOX/bin/"
+  git -C "$REPO" init -q
+  git_commit "initial"
+  : >"$LOG"
+  export HOME="$SANDBOX/home"
+  export PATH="$SANDBOX/bin:$SYSBIN"
+  export STANDIN_LOG="$LOG" STANDIN_STATE="$SANDBOX/state"
+  export MANIFEST_GEN="$SANDBOX/bin/manifest-gen"
+  unset MINIKUBE_DRIVER NAMESPACE MINIKUBE_PROFILE DOCKER_HOST
+}
+
+# Commits everything in the sandbox repository.
+git_commit() {
+  git -C "$REPO" add -A
+  git -C "$REPO" -c user.name=test -c user.email=test@example.invalid commit -q -m "$1"
+}
+
+# Runs the sandbox's deploy script; stdout+stderr to $SANDBOX/out.<n>, exit code in RC.
+# shellcheck disable=SC2034 # OUT and RC are read by the tests
+deploy() {
+  DEPLOY_RUNS=$((${DEPLOY_RUNS:-0} + 1))
+  OUT="$SANDBOX/out.$DEPLOY_RUNS"
+  RC=0
+  "$REPO/scripts/run_system.sh" "$@" >"$OUT" 2>&1 </dev/null || RC=$?
+}
+
+# The image reference of the last `docker build` in the log.
+last_built_tag() {
+  grep -E '^docker .* build ' "$LOG" | tail -n 1 | sed -E 's/.*--tag ([^ ]+).*/\1/'
+}
