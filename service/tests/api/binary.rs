@@ -1,0 +1,167 @@
+//! The real `hello-k8s` binary, started with a chosen environment (nothing inherited), its
+//! stdout and stderr captured line by line.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
+
+/// A port that was free a moment ago (bind port 0, read it, release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// True when something accepts connections on 127.0.0.1:`port`.
+pub fn listening(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_millis(500),
+    )
+    .is_ok()
+}
+
+/// `hello-k8s` with exactly `env` (plus PATH-less emptiness), run to completion.
+pub fn run_to_completion(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        output.status,
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+pub struct Server {
+    pub port: u16,
+    child: Child,
+    stdout: Arc<Mutex<Vec<String>>>,
+    readers: Vec<JoinHandle<()>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+pub fn blocking_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+impl Server {
+    /// Starts the binary on a free loopback port with `env` and waits until `/readyz` is 200.
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let port_text = port.to_string();
+        let mut child = Command::new(BIN)
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", &port_text)
+            .env("WORKERS", "2")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let out_pipe = child.stdout.take().unwrap();
+        let err_pipe = child.stderr.take().unwrap();
+        let lines = Arc::clone(&stdout);
+        let text = Arc::clone(&stderr);
+        let readers = vec![
+            std::thread::spawn(move || {
+                for line in BufReader::new(out_pipe).lines() {
+                    lines.lock().unwrap().push(line.unwrap());
+                }
+            }),
+            std::thread::spawn(move || {
+                let mut buf = String::new();
+                BufReader::new(err_pipe).read_to_string(&mut buf).unwrap();
+                text.lock().unwrap().push_str(&buf);
+            }),
+        ];
+        let mut server = Server {
+            port,
+            child,
+            stdout,
+            readers,
+            stderr,
+        };
+        let client = blocking_client();
+        for _ in 0..500 {
+            if let Ok(res) = client.get(server.url("/readyz")).send()
+                && res.status() == 200
+            {
+                return server;
+            }
+            if let Some(status) = server.child.try_wait().unwrap() {
+                panic!(
+                    "hello-k8s exited early with {status}; stderr: {}",
+                    server.stderr.lock().unwrap()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("hello-k8s on port {port} never became ready");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        kill(Pid::from_raw(self.child.id() as i32), signal).unwrap();
+    }
+
+    /// Waits for the process to exit (bounded: a hung process fails the test) and returns
+    /// its status, every stdout line and the whole stderr.
+    pub fn wait(mut self) -> (ExitStatus, Vec<String>, String) {
+        let mut status = None;
+        for _ in 0..3000 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let Some(status) = status else {
+            let _ = self.child.kill();
+            panic!("hello-k8s did not exit within 30 s");
+        };
+        for reader in self.readers.drain(..) {
+            reader.join().unwrap();
+        }
+        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
+        let stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
+        (status, stdout, stderr)
+    }
+
+    /// SIGTERM, then [`Server::wait`].
+    pub fn stop(self) -> (ExitStatus, Vec<String>, String) {
+        self.signal(Signal::SIGTERM);
+        self.wait()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Only when a test failed half-way: never leave a server behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

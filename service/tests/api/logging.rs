@@ -1,0 +1,61 @@
+use crate::binary::{Server, blocking_client};
+
+#[test]
+fn production_logs_are_json_lines_with_the_lifecycle() {
+    let server = Server::start(&[
+        ("ENV", "production"),
+        ("API_KEY", "log-test-key"),
+        ("DRAIN_DELAY_SECONDS", "0"),
+    ]);
+    let client = blocking_client();
+    for _ in 0..5 {
+        client.get(server.url("/")).send().unwrap();
+    }
+    let (status, stdout, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    let mut messages = Vec::new();
+    for line in &stdout {
+        let json: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(json["timestamp"].is_string(), "{line}");
+        assert!(json["level"].is_string(), "{line}");
+        messages.push(json["message"].as_str().unwrap().to_owned());
+    }
+    // The lifecycle, at info; no line per request at info.
+    let all = messages.join("\n");
+    for expected in [
+        "configuration loaded",
+        "listening",
+        "ready",
+        "draining",
+        "stopped",
+    ] {
+        assert!(all.contains(expected), "{expected} missing from {all}");
+    }
+    assert!(!messages.iter().any(|m| m == "request"), "{all}");
+    let summary = stdout
+        .iter()
+        .find(|l| l.contains("configuration loaded"))
+        .unwrap();
+    let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
+    assert_eq!(summary["api_key_configured"], "yes");
+    assert_eq!(summary["environment"], "production");
+}
+
+#[test]
+fn debug_true_logs_one_line_per_request_as_text_in_development() {
+    let server = Server::start(&[("DEBUG", "true"), ("DRAIN_DELAY_SECONDS", "0")]);
+    let client = blocking_client();
+    for _ in 0..3 {
+        client.get(server.url("/healthz")).send().unwrap();
+    }
+    let (status, stdout, _) = server.stop();
+    assert_eq!(status.code(), Some(0));
+    let request_lines = stdout
+        .iter()
+        .filter(|l| l.contains("DEBUG") && l.contains("request") && l.contains("/healthz"))
+        .count();
+    assert_eq!(request_lines, 3, "{stdout:#?}");
+    assert!(serde_json::from_str::<serde_json::Value>(&stdout[0]).is_err());
+}

@@ -1,0 +1,18 @@
+//! Integration tests: the real application in-process on an ephemeral port, and the real
+//! binary started with a chosen environment.
+
+#![allow(clippy::unwrap_used)]
+
+mod binary;
+mod config_errors;
+mod greeting;
+mod healthcheck;
+mod helpers;
+mod info;
+mod logging;
+mod metrics;
+mod probes;
+mod readiness_switch;
+mod readme;
+mod secrets;
+mod shutdown;

@@ -1,0 +1,90 @@
+use hello_k8s::lifecycle::Signal;
+
+use crate::helpers::{TEST_API_KEY, spawn_app, spawn_app_with};
+
+const OFF: &str = "/admin/readiness/off";
+const ON: &str = "/admin/readiness/on";
+
+#[test]
+fn the_switch_lives_under_the_contract_path() {
+    assert!(OFF.starts_with(contract::paths::ADMIN_READINESS));
+    assert_eq!(hello_k8s::routes::ADMIN_READINESS_OFF, OFF);
+    assert_eq!(hello_k8s::routes::ADMIN_READINESS_ON, ON);
+}
+
+#[tokio::test]
+async fn switching_without_a_token_is_refused_with_401_and_a_bearer_challenge() {
+    let app = spawn_app().await;
+    for path in [OFF, ON] {
+        let res = app.post_with_token(path, None).await;
+        assert_eq!(res.status(), 401, "{path}");
+        assert!(
+            res.headers()["www-authenticate"]
+                .to_str()
+                .unwrap()
+                .starts_with("Bearer"),
+            "{path}"
+        );
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn switching_with_a_wrong_token_is_refused_with_401() {
+    let app = spawn_app().await;
+    for token in ["wrong", "test-key-4f1c9a2e7", "test-key-4f1c9a2e7bb"] {
+        let res = app.post_with_token(OFF, Some(token)).await;
+        assert_eq!(res.status(), 401, "{token}");
+        assert!(res.headers().contains_key("www-authenticate"));
+    }
+    let res = app
+        .client
+        .post(app.url(OFF))
+        .header("authorization", format!("Basic {TEST_API_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_right_token_switches_readiness_off_and_on_again() {
+    let app = spawn_app().await;
+    let res = app.post_with_token(OFF, Some(TEST_API_KEY)).await;
+    assert_eq!(res.status(), 200);
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.text().await.unwrap(), "switched off");
+    // Liveness and the greeting are unaffected: the pod is out of the Service, not dead.
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    assert_eq!(app.get("/").await.status(), 200);
+
+    let res = app.post_with_token(ON, Some(TEST_API_KEY)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn without_a_configured_api_key_the_switch_is_disabled_with_403() {
+    let app = spawn_app_with(&[("API_KEY", "<unset>")], |_| {}).await;
+    for token in [None, Some("anything"), Some("")] {
+        let res = app.post_with_token(OFF, token).await;
+        assert_eq!(res.status(), 403, "{token:?}");
+    }
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn switching_on_during_drain_is_refused_with_409() {
+    let app = spawn_app_with(&[("DRAIN_DELAY_SECONDS", "30")], |_| {}).await;
+    assert!(app.shutdown.begin(Signal::Term));
+    let res = app.post_with_token(ON, Some(TEST_API_KEY)).await;
+    assert_eq!(res.status(), 409);
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.text().await.unwrap(), "draining");
+    // A second signal ends the drain early; the server then stops.
+    app.shutdown.begin(Signal::Term);
+    app.server.await.unwrap().unwrap();
+}
