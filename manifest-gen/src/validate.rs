@@ -1,0 +1,671 @@
+//! Consistency checks on an environment's final objects, run before anything is output.
+//!
+//! Each check names the object and the field at fault, e.g.
+//! `Deployment hello-k8s: spec.template.spec.terminationGracePeriodSeconds is 10, expected >= 20 (...)`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use contract::{ENV_KEYS, Source};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::objects::{GRACE_MARGIN_SECONDS, Rendered};
+
+/// A problem in the generated objects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationError {
+    /// `Kind name`, e.g. `Deployment hello-k8s`.
+    pub object: String,
+    /// The field path, e.g. `spec.selector.matchLabels`.
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} {}", self.object, self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ValidationError {}
+
+type Check = Result<(), ValidationError>;
+
+fn fail(object: &str, field: impl Into<String>, problem: impl Into<String>) -> Check {
+    Err(ValidationError {
+        object: object.into(),
+        field: field.into(),
+        problem: problem.into(),
+    })
+}
+
+fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> &str {
+    meta.name.as_deref().unwrap_or("<unnamed>")
+}
+
+/// Runs every check; the first failure is returned.
+pub fn validate(r: &Rendered) -> Check {
+    let deployment = format!("Deployment {}", name_of(&r.deployment.metadata));
+    let d_spec = r
+        .deployment
+        .spec
+        .as_ref()
+        .ok_or_else(|| missing(&deployment, "spec"))?;
+    let template_labels = d_spec
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let pod = d_spec
+        .template
+        .spec
+        .as_ref()
+        .ok_or_else(|| missing(&deployment, "spec.template.spec"))?;
+    let container = pod
+        .containers
+        .first()
+        .ok_or_else(|| missing(&deployment, "spec.template.spec.containers"))?;
+
+    selector_matches(
+        &deployment,
+        "spec.selector",
+        &d_spec.selector,
+        &template_labels,
+    )?;
+    for (i, constraint) in pod.topology_spread_constraints.iter().flatten().enumerate() {
+        if let Some(selector) = &constraint.label_selector {
+            selector_matches(
+                &deployment,
+                &format!("spec.template.spec.topologySpreadConstraints[{i}].labelSelector"),
+                selector,
+                &template_labels,
+            )?;
+        }
+    }
+
+    let service = format!("Service {}", name_of(&r.service.metadata));
+    let s_spec = r
+        .service
+        .spec
+        .as_ref()
+        .ok_or_else(|| missing(&service, "spec"))?;
+    labels_match(
+        &service,
+        "spec.selector",
+        s_spec.selector.as_ref(),
+        &template_labels,
+    )?;
+    for (i, port) in s_spec.ports.iter().flatten().enumerate() {
+        let target = port
+            .target_port
+            .clone()
+            .unwrap_or(IntOrString::Int(port.port));
+        if !container_has_port(container, &target) {
+            return fail(
+                &service,
+                format!("spec.ports[{i}].targetPort"),
+                format!(
+                    "is {}, which names no port of container {} in {deployment}",
+                    show(&target),
+                    container.name
+                ),
+            );
+        }
+        if let Some(node_port) = port.node_port
+            && !(30000..=32767).contains(&node_port)
+        {
+            return fail(
+                &service,
+                format!("spec.ports[{i}].nodePort"),
+                format!("is {node_port}, expected 30000-32767 (the default NodePort range)"),
+            );
+        }
+    }
+
+    probes_use_container_ports(&deployment, container)?;
+    env_matches_generated_keys(r, &deployment, container)?;
+    grace_period_covers_shutdown(r, &deployment, pod)?;
+    config_matches_container(r, &deployment, container)?;
+
+    if let Some(pdb) = &r.pod_disruption_budget {
+        let object = format!("PodDisruptionBudget {}", name_of(&pdb.metadata));
+        let selector = pdb
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.as_ref())
+            .ok_or_else(|| missing(&object, "spec.selector"))?;
+        selector_matches(&object, "spec.selector", selector, &template_labels)?;
+    }
+    if let Some(policy) = &r.network_policy {
+        let object = format!("NetworkPolicy {}", name_of(&policy.metadata));
+        let selector = policy
+            .spec
+            .as_ref()
+            .and_then(|s| s.pod_selector.as_ref())
+            .ok_or_else(|| missing(&object, "spec.podSelector"))?;
+        selector_matches(&object, "spec.podSelector", selector, &template_labels)?;
+    }
+    if let Some(hpa) = &r.horizontal_pod_autoscaler {
+        let object = format!("HorizontalPodAutoscaler {}", name_of(&hpa.metadata));
+        let spec = hpa.spec.as_ref().ok_or_else(|| missing(&object, "spec"))?;
+        let target = &spec.scale_target_ref;
+        if target.kind != "Deployment" || Some(&target.name) != r.deployment.metadata.name.as_ref()
+        {
+            return fail(
+                &object,
+                "spec.scaleTargetRef",
+                format!("is {} {}, expected {deployment}", target.kind, target.name),
+            );
+        }
+        let min = spec.min_replicas.unwrap_or(1);
+        let replicas = d_spec.replicas.unwrap_or(1);
+        if !(min..=spec.max_replicas).contains(&replicas) {
+            return fail(
+                &deployment,
+                "spec.replicas",
+                format!(
+                    "is {replicas}, expected {min}-{} (the bounds of {object}, which would override it at once)",
+                    spec.max_replicas
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn missing(object: &str, field: &str) -> ValidationError {
+    ValidationError {
+        object: object.into(),
+        field: field.into(),
+        problem: "is missing".into(),
+    }
+}
+
+fn show(port: &IntOrString) -> String {
+    match port {
+        IntOrString::Int(n) => n.to_string(),
+        IntOrString::String(s) => format!("{s:?}"),
+    }
+}
+
+fn show_labels(labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{{{}}}", pairs.join(", "))
+}
+
+fn selector_matches(
+    object: &str,
+    field: &str,
+    selector: &LabelSelector,
+    template: &BTreeMap<String, String>,
+) -> Check {
+    if selector
+        .match_expressions
+        .as_ref()
+        .is_some_and(|e| !e.is_empty())
+    {
+        return fail(
+            object,
+            format!("{field}.matchExpressions"),
+            "is set; only matchLabels is generated and checked",
+        );
+    }
+    labels_match(
+        object,
+        &format!("{field}.matchLabels"),
+        selector.match_labels.as_ref(),
+        template,
+    )
+}
+
+fn labels_match(
+    object: &str,
+    field: &str,
+    selector: Option<&BTreeMap<String, String>>,
+    template: &BTreeMap<String, String>,
+) -> Check {
+    let Some(selector) = selector.filter(|s| !s.is_empty()) else {
+        // An empty selector selects every pod in the namespace: never what we mean.
+        return fail(object, field, "is empty; it would select every pod");
+    };
+    for (key, value) in selector {
+        if template.get(key) != Some(value) {
+            return fail(
+                object,
+                field,
+                format!(
+                    "has {key}={value}, which the pod template labels {} do not carry",
+                    show_labels(template)
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn container_has_port(container: &Container, port: &IntOrString) -> bool {
+    container.ports.iter().flatten().any(|p| match port {
+        IntOrString::Int(n) => p.container_port == *n,
+        IntOrString::String(name) => p.name.as_deref() == Some(name),
+    })
+}
+
+fn probes_use_container_ports(deployment: &str, container: &Container) -> Check {
+    let probes: [(&str, &Option<Probe>); 3] = [
+        ("startupProbe", &container.startup_probe),
+        ("readinessProbe", &container.readiness_probe),
+        ("livenessProbe", &container.liveness_probe),
+    ];
+    for (name, probe) in probes {
+        let field = format!("spec.template.spec.containers[0].{name}");
+        let Some(probe) = probe else {
+            return fail(deployment, field, "is missing");
+        };
+        let Some(get) = &probe.http_get else {
+            return fail(deployment, format!("{field}.httpGet"), "is missing");
+        };
+        if !container_has_port(container, &get.port) {
+            return fail(
+                deployment,
+                format!("{field}.httpGet.port"),
+                format!(
+                    "is {}, which names no port of container {}",
+                    show(&get.port),
+                    container.name
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Container) -> Check {
+    let config_name = name_of(&r.config_map.metadata);
+    let config_keys: BTreeSet<&str> = r
+        .config_map
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let secret_name = name_of(&r.secret.metadata);
+    let secret_keys: BTreeSet<&str> = r
+        .secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let env = container.env.as_deref().unwrap_or_default();
+    for (i, var) in env.iter().enumerate() {
+        let field = format!("spec.template.spec.containers[0].env[{i}]");
+        let Some(source) = &var.value_from else {
+            continue;
+        };
+        if let Some(r) = &source.config_map_key_ref
+            && (r.name != config_name || !config_keys.contains(r.key.as_str()))
+        {
+            return fail(
+                deployment,
+                format!("{field}.valueFrom.configMapKeyRef"),
+                format!(
+                    "({}) refers to key {} of ConfigMap {}, but the generated ConfigMap {config_name} has keys {config_keys:?}",
+                    var.name, r.key, r.name
+                ),
+            );
+        }
+        if let Some(r) = &source.secret_key_ref
+            && (r.name != secret_name || !secret_keys.contains(r.key.as_str()))
+        {
+            return fail(
+                deployment,
+                format!("{field}.valueFrom.secretKeyRef"),
+                format!(
+                    "({}) refers to key {} of Secret {}, but the generated Secret {secret_name} has keys {secret_keys:?}",
+                    var.name, r.key, r.name
+                ),
+            );
+        }
+    }
+    // The contract: exactly the keys the service reads, each from where the contract says.
+    let declared: BTreeSet<&str> = ENV_KEYS.iter().map(|k| k.name).collect();
+    let present: BTreeSet<&str> = env.iter().map(|v| v.name.as_str()).collect();
+    if declared != present {
+        return fail(
+            deployment,
+            "spec.template.spec.containers[0].env",
+            format!("names {present:?}, expected the contract's keys {declared:?}"),
+        );
+    }
+    for key in ENV_KEYS {
+        let source = env
+            .iter()
+            .find(|v| v.name == key.name)
+            .and_then(|v| v.value_from.as_ref());
+        let ok = match key.source {
+            Source::ConfigMap => source.is_some_and(|s| s.config_map_key_ref.is_some()),
+            Source::Secret => source.is_some_and(|s| s.secret_key_ref.is_some()),
+            Source::FieldRef(path) => source
+                .and_then(|s| s.field_ref.as_ref())
+                .is_some_and(|f| f.field_path == path),
+        };
+        if !ok {
+            return fail(
+                deployment,
+                "spec.template.spec.containers[0].env",
+                format!(
+                    "takes {} from elsewhere than the contract's {:?}",
+                    key.name, key.source
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn seconds(r: &Rendered, key: &str, default: u64) -> u64 {
+    r.config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn grace_period_covers_shutdown(r: &Rendered, deployment: &str, pod: &PodSpec) -> Check {
+    let drain = seconds(
+        r,
+        "DRAIN_DELAY_SECONDS",
+        contract::defaults::DRAIN_DELAY_SECONDS,
+    );
+    let shutdown = seconds(
+        r,
+        "SHUTDOWN_TIMEOUT_SECONDS",
+        contract::defaults::SHUTDOWN_TIMEOUT_SECONDS,
+    );
+    // The kubelet's default when the field is absent.
+    let grace = pod.termination_grace_period_seconds.unwrap_or(30);
+    let needed = i64::try_from(drain + shutdown).unwrap_or(i64::MAX) + GRACE_MARGIN_SECONDS;
+    if grace < needed {
+        return fail(
+            deployment,
+            "spec.template.spec.terminationGracePeriodSeconds",
+            format!(
+                "is {grace}, expected >= {needed} (DRAIN_DELAY_SECONDS {drain} + SHUTDOWN_TIMEOUT_SECONDS {shutdown} + {GRACE_MARGIN_SECONDS} s to exit); lower them with --set or raise the grace period"
+            ),
+        );
+    }
+    Ok(())
+}
+
+fn config_matches_container(r: &Rendered, deployment: &str, container: &Container) -> Check {
+    let object = format!("ConfigMap {}", name_of(&r.config_map.metadata));
+    let data = r.config_map.data.clone().unwrap_or_default();
+    for key in contract::keys_from(Source::ConfigMap) {
+        if !data.contains_key(key) {
+            return fail(
+                &object,
+                format!("data.{key}"),
+                "is missing; the Deployment refers to it",
+            );
+        }
+    }
+    let port = data.get("PORT").map(String::as_str).unwrap_or_default();
+    if !container_has_port(container, &IntOrString::Int(port.parse().unwrap_or(-1))) {
+        return fail(
+            &object,
+            "data.PORT",
+            format!(
+                "is {port:?}, but container {} of {deployment} exposes {:?}; probes and the Service would miss the server",
+                container.name,
+                container
+                    .ports
+                    .iter()
+                    .flatten()
+                    .map(|p| p.container_port)
+                    .collect::<Vec<_>>()
+            ),
+        );
+    }
+    let host = data.get("HOST").map(String::as_str).unwrap_or_default();
+    if !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
+        return fail(
+            &object,
+            "data.HOST",
+            format!(
+                "is {host:?}, expected 0.0.0.0 or :: (any other address hides the server from the kubelet's probes and the Service)"
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// The env names of the Deployment's container (for the contract test).
+pub fn container_env_names(deployment: &Deployment) -> BTreeSet<String> {
+    deployment
+        .spec
+        .iter()
+        .filter_map(|s| s.template.spec.as_ref())
+        .flat_map(|p| p.containers.iter())
+        .flat_map(|c| c.env.iter().flatten())
+        .map(|v| v.name.clone())
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::env::Env;
+    use crate::objects::{Plan, placeholder_secret_data, render};
+
+    fn rendered(env: Env) -> Rendered {
+        let plan = Plan::committed(env).unwrap();
+        render(&plan, &placeholder_secret_data(&plan))
+    }
+
+    fn pod(r: &mut Rendered) -> &mut PodSpec {
+        r.deployment
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+    }
+
+    fn container(r: &mut Rendered) -> &mut Container {
+        &mut pod(r).containers[0]
+    }
+
+    fn error(r: &Rendered) -> String {
+        validate(r).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn committed_environments_are_valid() {
+        for env in Env::ALL {
+            validate(&rendered(env)).unwrap();
+        }
+    }
+
+    #[test]
+    fn selector_that_the_template_lacks_is_refused() {
+        let mut r = rendered(Env::Dev);
+        r.deployment
+            .spec
+            .as_mut()
+            .unwrap()
+            .selector
+            .match_labels
+            .as_mut()
+            .unwrap()
+            .insert("tier".into(), "web".into());
+        let e = error(&r);
+        assert!(
+            e.starts_with("Deployment hello-k8s: spec.selector.matchLabels has tier=web"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn service_selector_mismatch_is_refused() {
+        let mut r = rendered(Env::Dev);
+        r.service.spec.as_mut().unwrap().selector =
+            Some([("app.kubernetes.io/name".to_string(), "other".to_string())].into());
+        assert!(
+            error(&r)
+                .starts_with("Service hello-k8s: spec.selector has app.kubernetes.io/name=other")
+        );
+    }
+
+    #[test]
+    fn target_port_must_name_a_container_port() {
+        let mut r = rendered(Env::Dev);
+        r.service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
+            Some(IntOrString::String("web".into()));
+        let e = error(&r);
+        assert!(
+            e.starts_with(
+                "Service hello-k8s: spec.ports[0].targetPort is \"web\", which names no port"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn node_port_outside_the_range_is_refused() {
+        let mut r = rendered(Env::Prod);
+        r.service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(5600);
+        assert!(error(&r).contains("spec.ports[0].nodePort is 5600, expected 30000-32767"));
+    }
+
+    #[test]
+    fn probe_port_must_exist() {
+        let mut r = rendered(Env::Dev);
+        container(&mut r)
+            .readiness_probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap()
+            .port = IntOrString::Int(8080);
+        let e = error(&r);
+        assert!(
+            e.starts_with("Deployment hello-k8s: spec.template.spec.containers[0].readinessProbe.httpGet.port is 8080"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn env_reference_to_a_missing_key_is_refused() {
+        let mut r = rendered(Env::Dev);
+        r.config_map.data.as_mut().unwrap().remove("WORKERS");
+        let e = error(&r);
+        assert!(
+            e.contains("valueFrom.configMapKeyRef (WORKERS) refers to key WORKERS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn env_reference_to_another_secret_is_refused() {
+        let mut r = rendered(Env::Prod);
+        r.secret.metadata.name = Some("other".into());
+        assert!(error(&r).contains(
+            "valueFrom.secretKeyRef (API_KEY) refers to key API_KEY of Secret hello-k8s-secret-"
+        ));
+    }
+
+    #[test]
+    fn env_names_must_be_the_contract_keys() {
+        let mut r = rendered(Env::Dev);
+        container(&mut r).env.as_mut().unwrap().pop();
+        assert!(error(&r).contains("spec.template.spec.containers[0].env names"));
+    }
+
+    #[test]
+    fn grace_period_shorter_than_drain_and_shutdown_is_refused() {
+        let mut r = rendered(Env::Dev);
+        pod(&mut r).termination_grace_period_seconds = Some(10);
+        let e = error(&r);
+        assert!(
+            e.starts_with("Deployment hello-k8s: spec.template.spec.terminationGracePeriodSeconds is 10, expected >= 20 (DRAIN_DELAY_SECONDS 5 + SHUTDOWN_TIMEOUT_SECONDS 10 + 5 s to exit)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn port_and_host_of_the_config_must_match_the_container() {
+        let mut r = rendered(Env::Dev);
+        r.config_map
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("PORT".into(), "8080".into());
+        assert!(error(&r).contains("data.PORT is \"8080\""));
+        let mut r = rendered(Env::Dev);
+        r.config_map
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("HOST".into(), "127.0.0.1".into());
+        assert!(error(&r).contains("data.HOST is \"127.0.0.1\", expected 0.0.0.0 or ::"));
+    }
+
+    #[test]
+    fn production_selectors_and_autoscaler_bounds_are_checked() {
+        let mut r = rendered(Env::Prod);
+        r.pod_disruption_budget
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .selector = Some(LabelSelector::default());
+        assert!(
+            error(&r)
+                .starts_with("PodDisruptionBudget hello-k8s: spec.selector.matchLabels is empty")
+        );
+
+        let mut r = rendered(Env::Prod);
+        r.network_policy
+            .as_mut()
+            .unwrap()
+            .spec
+            .as_mut()
+            .unwrap()
+            .pod_selector = Some(LabelSelector {
+            match_labels: Some(
+                [(
+                    "app.kubernetes.io/instance".to_string(),
+                    "hello-k8s-dev".to_string(),
+                )]
+                .into(),
+            ),
+            match_expressions: None,
+        });
+        assert!(error(&r).starts_with("NetworkPolicy hello-k8s: spec.podSelector.matchLabels has app.kubernetes.io/instance=hello-k8s-dev"));
+
+        let mut r = rendered(Env::Prod);
+        r.deployment.spec.as_mut().unwrap().replicas = Some(11);
+        assert!(error(&r).starts_with("Deployment hello-k8s: spec.replicas is 11, expected 3-10"));
+
+        let mut r = rendered(Env::Prod);
+        pod(&mut r).topology_spread_constraints.as_mut().unwrap()[0].label_selector =
+            Some(LabelSelector {
+                match_labels: Some([("x".to_string(), "y".to_string())].into()),
+                match_expressions: None,
+            });
+        assert!(
+            error(&r).contains("topologySpreadConstraints[0].labelSelector.matchLabels has x=y")
+        );
+    }
+}
