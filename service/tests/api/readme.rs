@@ -18,9 +18,12 @@ pub fn configuration_table() -> String {
             Source::Secret => "Secret".to_owned(),
             Source::FieldRef(path) => format!("downward API `{path}`"),
         };
-        let default = key
-            .default
-            .map_or_else(|| "(unset)".to_owned(), |d| format!("`{}`", cell(d)));
+        // A literal value in code style; a rule ("json in production, ...") as prose.
+        let default = match key.default {
+            None => "(unset)".to_owned(),
+            Some(d) if d.contains(' ') => cell(d),
+            Some(d) => format!("`{d}`"),
+        };
         table.push_str(&format!(
             "| `{}` | {} | {} | {} | {} |\n",
             key.name,
