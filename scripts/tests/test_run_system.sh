@@ -231,3 +231,24 @@ test_usage_and_argument_errors() {
   assert_file_contains "$OUT" "unknown argument --staging"
   [[ ! -s "$LOG" ]] || fail "tools were called on bad arguments"
 }
+
+# The real generator's stream reaches kubectl: the content-tagged image, prod's objects, the
+# random key only inside the applied Secret (base64), never in the output.
+test_prod_deploy_applies_the_real_manifest_gen_render() {
+  (cd "$PROJECT_ROOT" && cargo build --quiet --locked -p manifest-gen) || fail "cargo build -p manifest-gen failed"
+  local real="$PROJECT_ROOT/target/debug/manifest-gen" applied key
+  new_sandbox
+  MANIFEST_GEN="$real" deploy --prod
+  assert_eq "$RC" 0 "exit code"
+  applied="$STANDIN_STATE/kubectl.applied"
+  assert_file_contains "$applied" "image: $(last_built_tag)"
+  local kind
+  for kind in namespace configmap secret service deployment poddisruptionbudget horizontalpodautoscaler networkpolicy; do
+    assert_file_contains "$OUT" "$kind/hello-k8s"
+  done
+  key="$(sed -n 's/^API_KEY=//p' "$REPO/k8s/overlays/prod/secret.env")"
+  # The generator folds long base64 values; the first 40 characters sit on one line.
+  assert_file_contains "$applied" "$(printf '%s' "$key" | base64 -w0 | cut -c1-40)"
+  assert_file_lacks "$OUT" "$key"
+  assert_file_lacks "$OUT" "$(printf '%s' "$key" | base64 -w0)"
+}
