@@ -1,0 +1,53 @@
+//! The contract: the Deployment's container reads exactly the keys the service reads, each
+//! from where the contract says.
+
+use std::collections::BTreeSet;
+
+use contract::{ENV_KEYS, Source};
+
+use crate::helpers::*;
+
+#[test]
+fn deployment_env_names_are_the_contract_keys_with_their_sources() {
+    let (_tmp, root) = tree_copy();
+    for env in ["dev", "prod"] {
+        let out = manifest_gen(&["render", "--env", env, "--root", root.to_str().unwrap()])
+            .success()
+            .stdout;
+        let objects = objects(&out);
+        let container =
+            &objects["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0];
+        let vars = container["env"].as_array().unwrap();
+        let names: BTreeSet<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
+        let declared: BTreeSet<&str> = ENV_KEYS.iter().map(|k| k.name).collect();
+        assert_eq!(names, declared, "{env}");
+        let data = config_map_data(&objects);
+        for key in ENV_KEYS {
+            let var = vars.iter().find(|v| v["name"] == key.name).unwrap();
+            let from = &var["valueFrom"];
+            match key.source {
+                Source::ConfigMap => {
+                    assert!(from["configMapKeyRef"]["key"] == key.name, "{}", key.name);
+                    assert!(
+                        data.contains_key(key.name),
+                        "{env}: ConfigMap lacks {}",
+                        key.name
+                    );
+                }
+                Source::Secret => assert!(from["secretKeyRef"]["key"] == key.name),
+                Source::FieldRef(path) => assert_eq!(from["fieldRef"]["fieldPath"], path),
+            }
+        }
+        // The port the probes and the Service use is the contract's.
+        assert_eq!(container["ports"][0]["containerPort"], contract::HTTP_PORT);
+        assert_eq!(container["ports"][0]["name"], contract::HTTP_PORT_NAME);
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"],
+            contract::paths::READINESS
+        );
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"],
+            contract::paths::LIVENESS
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Running the binary, copying the tree, finding external tools.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde::Deserialize as _;
+use tempfile::TempDir;
+
+/// The repository root (the workspace).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The committed tree.
+pub fn committed_root() -> PathBuf {
+    repo().join("k8s")
+}
+
+/// What a run of the binary produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn success(self) -> Self {
+        assert_eq!(self.code, 0, "expected success, stderr:\n{}", self.stderr);
+        self
+    }
+
+    #[track_caller]
+    pub fn failure(self) -> Self {
+        assert_ne!(self.code, 0, "expected failure, stdout:\n{}", self.stdout);
+        assert!(
+            self.stderr.starts_with("error: "),
+            "stderr should start with `error: `:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// Runs `manifest-gen` with `args` in `dir`.
+pub fn manifest_gen_in(dir: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_manifest-gen"))
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs `manifest-gen` with `args` at the repository root.
+pub fn manifest_gen(args: &[&str]) -> Run {
+    manifest_gen_in(&repo(), args)
+}
+
+/// A temporary directory whose name does not start with a dot (checkov skips hidden paths).
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("manifest-gen-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// A random token (hex), for test secrets.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A temporary copy of the committed tree at `<tmp>/k8s`, with a generated production
+/// secret.env (the real tree is never written by tests).
+pub fn tree_copy() -> (TempDir, PathBuf) {
+    let tmp = temp_dir();
+    let root = tmp.path().join("k8s");
+    copy_dir(&committed_root(), &root);
+    let secret = root.join("overlays/prod/secret.env");
+    if !secret.exists() {
+        std::fs::write(&secret, format!("API_KEY={}\n", random_token())).unwrap();
+    }
+    (tmp, root)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file under `root`, by relative path.
+pub fn read_tree(root: &Path) -> BTreeMap<PathBuf, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.insert(path.strip_prefix(root).unwrap().to_path_buf(), text);
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// An external tool: `.venv/bin/<name>` first, then PATH. Absent: `None` with a loud message,
+/// or a failure when CI=true.
+pub fn tool(name: &str) -> Option<PathBuf> {
+    let venv = repo().join(".venv/bin").join(name);
+    if venv.is_file() {
+        return Some(venv);
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            !in_ci(),
+            "{name} is required when CI=true (run `make venv`, or install kubectl)"
+        );
+        eprintln!(
+            "\n!!!!!!!! SKIPPED: {name} not found in .venv/bin or PATH (run `make venv`); this test proves nothing without it !!!!!!!!\n"
+        );
+    }
+    found
+}
+
+/// Runs a tool, returning (exit code, stdout, stderr).
+pub fn run_tool(tool: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+    use std::io::Write as _;
+    let mut child = Command::new(tool)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input
+        .write_all(stdin.unwrap_or_default().as_bytes())
+        .unwrap();
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `kubectl kustomize <dir>`.
+pub fn kubectl_kustomize(kubectl: &Path, dir: &Path) -> String {
+    run_tool(kubectl, &["kustomize", dir.to_str().unwrap()], None)
+        .success()
+        .stdout
+}
+
+/// A YAML stream as JSON values keyed by `Kind/name`, so the order of documents does not
+/// matter but everything else does.
+pub fn objects(stream: &str) -> BTreeMap<String, serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for doc in yaml_serde::Deserializer::from_str(stream) {
+        let value = serde_json::Value::deserialize(doc).unwrap();
+        if value.is_null() {
+            continue;
+        }
+        let key = format!(
+            "{}/{}",
+            value["kind"].as_str().unwrap(),
+            value["metadata"]["name"].as_str().unwrap()
+        );
+        assert!(out.insert(key.clone(), value).is_none(), "{key} twice");
+    }
+    out
+}
+
+/// The kinds of a YAML stream in order.
+pub fn kinds(stream: &str) -> Vec<String> {
+    yaml_serde::Deserializer::from_str(stream)
+        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
+        .filter(|v| !v.is_null())
+        .map(|v| v["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The data of the one ConfigMap in `objects`.
+pub fn config_map_data(
+    objects: &BTreeMap<String, serde_json::Value>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let (_, cm) = objects
+        .iter()
+        .find(|(k, _)| k.starts_with("ConfigMap/"))
+        .unwrap();
+    cm["data"].as_object().unwrap().clone()
+}

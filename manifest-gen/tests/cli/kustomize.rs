@@ -1,0 +1,236 @@
+//! `render` yields the same objects as `kubectl kustomize` on the generated overlays: names
+//! with hash suffixes, labels, selectors, namespace, images, replicas, patches, data.
+
+use std::path::Path;
+
+use crate::helpers::*;
+
+fn render(root: &Path, env: &str, extra: &[&str]) -> String {
+    let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    manifest_gen(&args).success().stdout
+}
+
+#[test]
+fn kubectl_kustomize_equals_render_for_every_environment() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let (_tmp, root) = tree_copy();
+    for env in ["dev", "prod"] {
+        let kustomized = kubectl_kustomize(&kubectl, &root.join("overlays").join(env));
+        let rendered = render(&root, env, &[]);
+        assert_eq!(objects(&rendered), objects(&kustomized), "{env}");
+        // Same order too: kustomize's legacy kind order.
+        assert_eq!(kinds(&rendered), kinds(&kustomized), "{env}");
+    }
+    let prod = objects(&render(&root, "prod", &[]));
+    for kind in [
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+    ] {
+        assert!(prod.contains_key(&format!("{kind}/hello-k8s")), "{kind}");
+    }
+}
+
+#[test]
+fn a_config_change_changes_the_configmap_name_and_the_deployment_reference() {
+    let (_tmp, root) = tree_copy();
+    let before = objects(&render(&root, "dev", &[]));
+    let after = objects(&render(&root, "dev", &["--set", "LOG_LEVEL=info"]));
+    let name = |objs: &std::collections::BTreeMap<String, serde_json::Value>| {
+        objs.keys()
+            .find(|k| k.starts_with("ConfigMap/hello-k8s-config-"))
+            .unwrap()
+            .clone()
+    };
+    assert_ne!(name(&before), name(&after));
+    let env = after["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let referenced = env
+        .iter()
+        .find(|v| v["name"] == "LOG_LEVEL")
+        .map(|v| {
+            v["valueFrom"]["configMapKeyRef"]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .unwrap();
+    assert_eq!(format!("ConfigMap/{referenced}"), name(&after));
+}
+
+#[test]
+fn overrides_reach_kubectl_kustomize_and_render_alike() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let (_tmp, root) = tree_copy();
+    let overrides = [
+        "--image",
+        "registry.example:5000/team/hello-k8s:2.0.1-rc1",
+        "--replicas",
+        "5",
+        "--namespace",
+        "hello-prod-blue",
+        "--set",
+        "LOG_LEVEL=warn",
+    ];
+    let dir = root.join("overlays/prod");
+    let mut args = vec![
+        "--env",
+        "prod",
+        "--root",
+        root.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&overrides);
+    manifest_gen(&args).success();
+    let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
+    let rendered = objects(&render(&root, "prod", &overrides));
+    assert_eq!(rendered, kustomized);
+    let deployment = &rendered["Deployment/hello-k8s"];
+    assert_eq!(deployment["spec"]["replicas"], 5);
+    assert_eq!(deployment["metadata"]["namespace"], "hello-prod-blue");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example:5000/team/hello-k8s:2.0.1-rc1"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/version"],
+        "2.0.1-rc1"
+    );
+    assert!(rendered.contains_key("Namespace/hello-prod-blue"));
+}
+
+/// Values YAML 1.1 parsers (kubectl apply's) would turn into booleans, numbers or null, plus
+/// quoting, comment, flow and multi-line traps.
+const TRICKY: &[&str] = &[
+    "on",
+    "no",
+    "off",
+    "yes",
+    "y",
+    "N",
+    "True",
+    "0123",
+    "1e3",
+    "1_000",
+    "0x1F",
+    "1:20",
+    "2001-12-14",
+    ".inf",
+    "~",
+    "null",
+    "",
+    "a: b",
+    "key=value",
+    "\"quoted\"",
+    "'single'",
+    "\"",
+    "'",
+    "it's",
+    "# not a comment",
+    "a #b",
+    "ünïcødé ✓",
+    "<a>&b",
+    "  leading",
+    "trailing ",
+    "tab\there",
+    "line1\nline2",
+    "[a, b]",
+    "{a: 1}",
+    "@at",
+    "*star",
+    "!tag",
+    "%x",
+    "-",
+    "? q",
+];
+
+#[test]
+fn tricky_values_reach_the_configmap_unchanged_through_kubectl_kustomize_and_render() {
+    let (_tmp, root) = tree_copy();
+    let sets: Vec<String> = TRICKY
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("TRICKY_{i}={v}"))
+        .collect();
+    let mut overrides: Vec<&str> = Vec::new();
+    for set in &sets {
+        overrides.extend(["--set", set.as_str()]);
+    }
+    let rendered_text = render(&root, "dev", &overrides);
+    let rendered = objects(&rendered_text);
+    let data = config_map_data(&rendered);
+    for (i, value) in TRICKY.iter().enumerate() {
+        assert_eq!(
+            data[&format!("TRICKY_{i}")],
+            *value,
+            "render, value {value:?}"
+        );
+    }
+
+    // kubectl apply reads YAML with a 1.1 resolver: check the stream with one (PyYAML).
+    if let Some(python) = tool("python3") {
+        let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d]))";
+        let run = run_tool(&python, &["-c", script], Some(&rendered_text)).success();
+        let docs: Vec<serde_json::Value> = serde_json::from_str(&run.stdout).unwrap();
+        let cm = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+        for (i, value) in TRICKY.iter().enumerate() {
+            assert_eq!(
+                cm["data"][format!("TRICKY_{i}")],
+                *value,
+                "YAML 1.1, value {value:?}"
+            );
+        }
+    }
+
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let dir = root.join("overlays/dev");
+    let mut args = vec![
+        "--env",
+        "dev",
+        "--root",
+        root.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(&overrides);
+    manifest_gen(&args).success();
+    let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
+    let data = config_map_data(&kustomized);
+    for (i, value) in TRICKY.iter().enumerate() {
+        assert_eq!(
+            data[&format!("TRICKY_{i}")],
+            *value,
+            "kubectl kustomize, value {value:?}"
+        );
+    }
+    // Including the hash suffix computed from these values.
+    assert_eq!(kustomized, rendered);
+}
+
+#[test]
+fn a_long_production_secret_keeps_kustomizes_base64_layout_and_hash() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let (_tmp, root) = tree_copy();
+    // Long enough for kustomize to wrap the base64 text, with characters Go's JSON escapes.
+    let key = format!("{}<&>{}", random_token(), random_token());
+    std::fs::write(
+        root.join("overlays/prod/secret.env"),
+        format!("API_KEY={key}\n"),
+    )
+    .unwrap();
+    let kustomized = objects(&kubectl_kustomize(&kubectl, &root.join("overlays/prod")));
+    let rendered = objects(&render(&root, "prod", &[]));
+    assert_eq!(rendered, kustomized);
+}

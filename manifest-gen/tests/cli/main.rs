@@ -1,0 +1,12 @@
+//! CLI tests: the real `manifest-gen` binary, the real `kubectl kustomize` and the real
+//! third-party validators, on temporary copies of the committed tree.
+
+#![allow(clippy::unwrap_used)]
+
+mod contract_keys;
+mod errors;
+mod helpers;
+mod kustomize;
+mod print;
+mod tree;
+mod validators;

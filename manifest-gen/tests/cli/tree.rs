@@ -1,0 +1,88 @@
+//! `write` reproduces the committed tree; `check` notices when it drifts.
+
+use crate::helpers::*;
+
+#[test]
+fn write_reproduces_the_committed_tree() {
+    let tmp = temp_dir();
+    let root = tmp.path().join("k8s");
+    manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
+    let mut committed = read_tree(&committed_root());
+    committed.remove(std::path::Path::new("overlays/prod/secret.env"));
+    assert_eq!(read_tree(&root), committed);
+}
+
+#[test]
+fn write_twice_is_byte_for_byte_identical_and_leaves_no_temporary_files() {
+    let tmp = temp_dir();
+    let root = tmp.path().join("k8s");
+    manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
+    let first = read_tree(&root);
+    manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
+    assert_eq!(read_tree(&root), first);
+    assert!(first.keys().all(|p| !p.to_string_lossy().contains(".tmp")));
+}
+
+#[test]
+fn write_keeps_the_operator_secret_and_removes_stale_generated_files() {
+    let (_tmp, root) = tree_copy();
+    let secret = std::fs::read_to_string(root.join("overlays/prod/secret.env")).unwrap();
+    std::fs::write(root.join("overlays/dev/old.yaml"), "stale").unwrap();
+    manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
+    assert_eq!(
+        std::fs::read_to_string(root.join("overlays/prod/secret.env")).unwrap(),
+        secret
+    );
+    assert!(!root.join("overlays/dev/old.yaml").exists());
+}
+
+#[test]
+fn check_passes_on_the_committed_tree() {
+    let run = manifest_gen(&["check"]).success();
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+}
+
+#[test]
+fn check_detects_a_hand_edit_with_a_unified_diff_and_exit_1() {
+    let (_tmp, root) = tree_copy();
+    let path = root.join("base/deployment.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("periodSeconds: 2\n", "periodSeconds: 20\n"),
+    )
+    .unwrap();
+    let run = manifest_gen(&["check", "--root", root.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("--- a/base/deployment.yaml (on disk)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("+++ b/base/deployment.yaml (generated)")
+    );
+    assert!(
+        run.stdout.contains("\n-          periodSeconds: 20\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("\n+          periodSeconds: 2\n"));
+    assert!(run.stdout.contains("@@ "));
+    assert!(run.stderr.contains("error: ") && run.stderr.contains("make manifests"));
+}
+
+#[test]
+fn check_detects_missing_and_unexpected_files() {
+    let (_tmp, root) = tree_copy();
+    std::fs::remove_file(root.join("overlays/prod/networkpolicy.yaml")).unwrap();
+    std::fs::write(root.join("base/extra.yaml"), "kind: ConfigMap\n").unwrap();
+    let run = manifest_gen(&["check", "--root", root.to_str().unwrap()]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("+++ b/overlays/prod/networkpolicy.yaml (generated)")
+    );
+    assert!(run.stdout.contains("unexpected file") && run.stdout.contains("extra.yaml"));
+}

@@ -1,0 +1,120 @@
+//! Third-party validators on the rendered output: kubernetes-validate (strict schemas of the
+//! oldest and newest supported Kubernetes versions) and checkov.
+
+use std::path::Path;
+
+use crate::helpers::*;
+
+/// The Kubernetes versions README claims: the oldest and newest are validated.
+const OLDEST: &str = "1.25.0";
+const NEWEST: &str = "1.37.0";
+
+/// Checks that conflict with images built locally into minikube (never pushed to a registry,
+/// so no digest exists and `Always` would fail to pull) and with the contract (API_KEY is read
+/// from the environment). README ("Checkov skips") justifies each.
+const CHECKOV_SKIPS: &str = "CKV_K8S_15,CKV_K8S_43,CKV_K8S_35";
+
+fn rendered_files(dir: &Path, root: &Path) {
+    for env in ["dev", "prod"] {
+        let out = manifest_gen(&["render", "--env", env, "--root", root.to_str().unwrap()])
+            .success()
+            .stdout;
+        std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
+    }
+}
+
+#[test]
+fn kubernetes_validate_strict_passes_for_the_oldest_and_newest_supported_versions() {
+    let Some(validator) = tool("kubernetes-validate") else {
+        return;
+    };
+    let (tmp, root) = tree_copy();
+    rendered_files(tmp.path(), &root);
+    for version in [OLDEST, "1.33.0", NEWEST] {
+        for env in ["dev", "prod"] {
+            let file = tmp.path().join(format!("{env}.yaml"));
+            let run = run_tool(
+                &validator,
+                &["--strict", "-k", version, file.to_str().unwrap()],
+                None,
+            );
+            assert_eq!(
+                run.code, 0,
+                "{env} on {version}:\n{}\n{}",
+                run.stdout, run.stderr
+            );
+            assert!(!run.stdout.contains("ERROR"), "{}", run.stdout);
+        }
+    }
+}
+
+#[test]
+fn kubernetes_validate_strict_catches_an_unknown_field() {
+    // Proof that the validator is strict: the same output with one misspelt field fails.
+    let Some(validator) = tool("kubernetes-validate") else {
+        return;
+    };
+    let (tmp, root) = tree_copy();
+    rendered_files(tmp.path(), &root);
+    let file = tmp.path().join("dev.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        text.replace("readOnlyRootFilesystem:", "readOnlyRootFileSystem:"),
+    )
+    .unwrap();
+    let run = run_tool(
+        &validator,
+        &["--strict", "-k", NEWEST, file.to_str().unwrap()],
+        None,
+    );
+    assert_ne!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn checkov_reports_no_failures_beyond_the_justified_skips() {
+    let Some(checkov) = tool("checkov") else {
+        return;
+    };
+    let (tmp, root) = tree_copy();
+    let dir = tmp.path().join("rendered");
+    std::fs::create_dir(&dir).unwrap();
+    rendered_files(&dir, &root);
+    let run = run_tool(
+        &checkov,
+        &[
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--compact",
+            "--quiet",
+            "--output",
+            "json",
+            "--skip-check",
+            CHECKOV_SKIPS,
+            "-d",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output is not JSON ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    let summary = &report["summary"];
+    assert!(
+        summary["resource_count"].as_u64().unwrap_or(0) >= 10,
+        "{report}"
+    );
+    assert_eq!(
+        summary["failed"],
+        0,
+        "{}",
+        serde_json::to_string_pretty(&report["results"]["failed_checks"]).unwrap()
+    );
+    assert!(summary["passed"].as_u64().unwrap() > 100, "{summary}");
+    assert_eq!(summary["parsing_errors"], 0, "{summary}");
+    assert_eq!(run.code, 0);
+}
