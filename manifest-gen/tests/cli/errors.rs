@@ -184,3 +184,19 @@ fn render_prod_with_a_bad_secret_never_shows_it() {
     );
     assert!(!run.stderr.contains(&canary));
 }
+
+#[test]
+fn validate_reports_each_environment_and_refuses_a_broken_override() {
+    let run = manifest_gen(&["validate"]).success();
+    assert!(run.stderr.contains("dev: valid") && run.stderr.contains("prod: valid"));
+    refused(
+        &[
+            "validate",
+            "--env",
+            "prod",
+            "--set",
+            "DRAIN_DELAY_SECONDS=30",
+        ],
+        &["terminationGracePeriodSeconds is 30, expected >= 45"],
+    );
+}
