@@ -216,8 +216,8 @@ auto-deploy-prod: ## Build into minikube and roll out prod (scripts/run_system.s
 	scripts/run_system.sh --prod
 
 .PHONY: tree
-tree: ## Show the project's files (git ls-files as a tree)
-	@if command -v tree >/dev/null 2>&1; then tree -a --gitignore -I .git; else git ls-files --cached --others --exclude-standard | sort; fi
+tree: ## Show the project's files (without target/, .git, .venv)
+	@if command -v tree >/dev/null 2>&1; then tree -a -I '.git|target|.venv|.work'; else git ls-files --cached --others --exclude-standard | sort; fi
 
 .PHONY: audit
 audit: ## Audit Cargo.lock against the RustSec advisory DB (opt-in: needs cargo-audit + internet)
