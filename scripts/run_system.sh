@@ -109,7 +109,10 @@ preflight() {
     printf '  (git and sha256sum come with your distribution; cargo with rustup: https://rustup.rs)\n' >&2
     exit 1
   fi
-  ok "minikube, kubectl and docker found"
+  # The Dockerfile's cache mounts need BuildKit, which the docker CLI reaches through buildx.
+  docker buildx version >/dev/null 2>&1 ||
+    die "docker buildx is missing (the Dockerfile needs BuildKit): install the docker-buildx-plugin package (make install-k8s_env does)"
+  ok "minikube, kubectl, docker and buildx found"
 }
 
 # Starts minikube unless it is already running; the driver is minikube's choice unless set.

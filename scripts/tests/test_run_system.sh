@@ -252,3 +252,12 @@ test_prod_deploy_applies_the_real_manifest_gen_render() {
   assert_file_lacks "$OUT" "$key"
   assert_file_lacks "$OUT" "$(printf '%s' "$key" | base64 -w0)"
 }
+
+# Without buildx the BuildKit build cannot run: say so before starting anything.
+test_missing_buildx_is_reported_before_anything_runs() {
+  new_sandbox
+  STANDIN_DOCKER_NO_BUILDX=1 deploy --dev
+  assert_eq "$RC" 1 "exit code"
+  assert_file_contains "$OUT" "docker buildx is missing"
+  assert_file_lacks "$LOG" "minikube"
+}
