@@ -36,6 +36,7 @@ class Row:
     p50_ms: float
     p99_ms: float
     probe_p99_ms: float
+    cpu_us: float
     probe_failures: int
     probe_count: int
     errors: int
@@ -48,6 +49,9 @@ class Row:
     loaded_pss_mb: float
     processes: int
     log_mb_per_round: float
+    other_cpu_s: float
+    client_cpu_s: float
+    server_cpu_share: float
 
 
 def mb(kb: int) -> float:
@@ -60,6 +64,8 @@ def rows_of(results: dict) -> dict[str, Row]:
     for key, s in results["systems"].items():
         rounds = s["rounds"]
         startup = [t * 1000 for t in s["startup_s"]]
+        # Tail percentiles need samples: the probes of every round are pooled.
+        pooled = sorted(v for r in rounds for v in r["probe"]["latencies_us"])
         rows[key] = Row(
             key=key,
             label=s["label"],
@@ -71,7 +77,8 @@ def rows_of(results: dict) -> dict[str, Row]:
             rps_max=max(r["rps"] for r in rounds),
             p50_ms=statistics.median(r["latency_us"]["p50"] for r in rounds) / 1000,
             p99_ms=statistics.median(r["latency_us"]["p99"] for r in rounds) / 1000,
-            probe_p99_ms=statistics.median(r["probe"]["p99_us"] for r in rounds) / 1000,
+            probe_p99_ms=percentile(pooled, 99) / 1000,
+            cpu_us=statistics.median(r["server_cpu_s"] / r["served"] * 1e6 for r in rounds),
             probe_failures=sum(r["probe"]["failures"] for r in rounds),
             probe_count=sum(r["probe"]["count"] for r in rounds),
             errors=sum(sum(r["errors"].values()) for r in rounds),
@@ -84,8 +91,21 @@ def rows_of(results: dict) -> dict[str, Row]:
             loaded_pss_mb=mb(s["loaded_memory"]["pss_kb"]),
             processes=s["idle_memory"]["processes"],
             log_mb_per_round=statistics.median(r["log_bytes"] for r in rounds) / 1e6,
+            other_cpu_s=max(r["other_cpu_s"] for r in rounds),
+            client_cpu_s=statistics.median(r["client_cpu_s"] for r in rounds),
+            server_cpu_share=statistics.median(
+                r["server_cpu_s"] / max(r["server_cpu_s"] + r["client_cpu_s"], 1e-9) for r in rounds
+            ),
         )
     return rows
+
+
+def percentile(sorted_values: list[int], p: float) -> float:
+    """Nearest-rank percentile (as bench.py computes it per round)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, -(-len(sorted_values) * p // 100))
+    return sorted_values[int(rank) - 1]
 
 
 def ratio(a: float, b: float | None) -> str:
@@ -160,6 +180,7 @@ COLUMNS = [
     "GET / req/s",
     "x origin",
     "x nginx",
+    "CPU us/req",
     "p50 ms",
     "p99 ms",
     "ready p99 ms",
@@ -180,6 +201,7 @@ def table_rows(rows: dict[str, Row]) -> list[list[str]]:
                 fmt_rps(r.rps),
                 ratio(r.rps, origin.rps if origin else None),
                 ratio(r.rps, ceiling.rps if ceiling else None),
+                f"{r.cpu_us:.1f}",
                 fmt_ms(r.p50_ms),
                 fmt_ms(r.p99_ms),
                 fmt_ms(r.probe_p99_ms) + ("" if r.ready_path == "/readyz" else " (/)"),
@@ -228,8 +250,14 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
             f"({fmt_rps(origin.rps)} req/s)"
             + (f", {ratio(bare.rps, gunicorn.rps)} / {ratio(prod.rps, gunicorn.rps)} Flask on gunicorn ({fmt_rps(gunicorn.rps)} req/s)" if gunicorn else "")
             + f", and **{ratio(bare.rps, ceiling.rps)}** / **{ratio(prod.rps, ceiling.rps)}** the nginx ceiling ({fmt_rps(ceiling.rps)} req/s).",
-            f"- Instrumentation (JSON logs at info, Prometheus metrics on) costs "
-            f"{(1 - prod.rps / bare.rps) * 100:.0f}% of the bare throughput.",
+            f"- Server CPU time per request, the cost that does not depend on the load generator: "
+            f"{bare.cpu_us:.1f} us bare, {prod.cpu_us:.1f} us production, {ceiling.cpu_us:.1f} us for nginx, "
+            f"{origin.cpu_us:,.0f} us for the origin"
+            + (f" and {gunicorn.cpu_us:,.0f} us on gunicorn" if gunicorn else "")
+            + f": {1e6 / prod.cpu_us:,.0f} requests per CPU-second in production against {1e6 / origin.cpu_us:,.0f} "
+            f"({ratio(origin.cpu_us, prod.cpu_us)} the work per core).",
+            f"- Instrumentation (JSON logs at info, Prometheus metrics on) changes throughput by "
+            f"{(prod.rps / bare.rps - 1) * 100:+.0f}% and CPU per request by {(prod.cpu_us / bare.cpu_us - 1) * 100:+.0f}%.",
             f"- Latency under that load (64 connections): p99 {fmt_ms(bare.p99_ms)} ms bare, {fmt_ms(prod.p99_ms)} ms production, "
             f"{fmt_ms(origin.p99_ms)} ms for the origin; a readiness probe answers within "
             f"{fmt_ms(prod.probe_p99_ms)} ms (p99, production) while `/` is saturated.",
@@ -251,6 +279,7 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 "`GET /` req/s",
                 "x origin",
                 "x nginx",
+                "server CPU us/req",
                 "p50 ms",
                 "p99 ms",
                 "readiness p99 ms under load",
@@ -286,12 +315,14 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 f"{r.probe_failures}/{r.probe_count}",
                 f"{fmt_ms(r.startup_min_ms)} - {fmt_ms(r.startup_max_ms)}",
                 f"{r.idle_pss_mb:.1f} / {r.loaded_pss_mb:.1f}",
+                f"{r.server_cpu_share * 100:.0f}%",
+                f"{r.other_cpu_s:.1f}",
                 f"{r.log_mb_per_round:.1f}",
             ]
         )
     out.append(
         md_table(
-            ["system", "req/s min - max over rounds", "wrk errors", "failed probes", "start-up min - max ms", "PSS idle / loaded MB", "log MB per round"],
+            ["system", "req/s min - max over rounds", "wrk errors", "failed probes", "start-up min - max ms", "PSS idle / loaded MB", "server's share of the CPU used", "other CPU s (worst round)", "log MB per round"],
             spread,
         )
         + "\n"
@@ -346,12 +377,22 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 "(the order rotates each round). wrk keeps its connections open (keep-alive) and "
                 "measures closed-loop latency; its percentiles come from its own histogram "
                 "(bench/report.lua). wrk shares the 2 CPUs with the server, which is the point: the "
-                "ratios compare servers under the same conditions, not the machine's absolute limit.",
+                "ratios compare servers under the same conditions, not the machine's absolute limit. "
+                "For the fast servers (nginx, hello-k8s) wrk itself is the bottleneck: it uses most of "
+                "the CPU (see the server's share in [Spread](#spread)), so their throughput ratios sit "
+                "near 1 and say little about the servers; the server CPU time per request does.",
+                "- Server CPU per request: user + system time of the server's process tree "
+                "(/proc/PID/stat) during the run, divided by the requests it answered (wrk's and the "
+                "probes'). The clock-tick resolution is 10 ms over several CPU-seconds per run.",
+                f"- Noise: before the rounds the bench waits (up to 30 s) for other work on the "
+                f"machine to use under 25% of it; it was {results.get('background_busy', 0) * 100:.0f}% busy when "
+                "the rounds began. Per round it records the CPU time spent on anything but the server "
+                "and its clients ([Spread](#spread), other CPU).",
                 f"- Readiness under load: while wrk saturates `/`, bench/probe.py sends a probe every "
                 f"{st['probe_interval_s'] * 1000:.0f} ms (open loop) on a new connection, as the kubelet "
-                "does, with its 1 s timeout, from second 1 to 2 s before the end of the run. The "
-                "latency includes the Python client's own scheduling delay on the busy CPUs, as the "
-                "kubelet's would.",
+                "does, with its 1 s timeout, from second 1 to 1 s before the end of the run; the p99 is "
+                "taken over the probes of all rounds pooled. The latency includes the Python client's "
+                "own scheduling delay on the busy CPUs, as the kubelet's would.",
                 f"- Start-up: time from just before the fork/exec (Python `subprocess.Popen`) to the "
                 f"first 200 on the readiness path, polled every {st['startup_poll_s'] * 1000:.1f} ms with a "
                 f"fresh connection; median of {st['startup_runs']} runs per system, interleaved, each on a "
@@ -402,13 +443,14 @@ def chart(rows: dict[str, Row], results: dict, path: Path) -> None:
     colours = [COLOURS.get(r.kind, "#888888") for r in items]
     panels = [
         ("GET / throughput (req/s, log)", [r.rps for r in items], True, fmt_rps),
+        ("server CPU time per request (us, log)", [r.cpu_us for r in items], True, lambda v: f"{v:.1f}"),
         ("GET / p99 latency (ms, log)", [r.p99_ms for r in items], True, fmt_ms),
         ("readiness probe p99 under load (ms, log)", [r.probe_p99_ms for r in items], True, fmt_ms),
         ("start-up to first 200 (ms, log)", [r.startup_ms for r in items], True, fmt_ms),
         ("RSS idle (MB)", [r.idle_mb for r in items], False, lambda v: f"{v:.1f}"),
         ("RSS after load (MB)", [r.loaded_mb for r in items], False, lambda v: f"{v:.1f}"),
     ]
-    fig, axes = plt.subplots(3, 2, figsize=(11, 9.5), constrained_layout=True)
+    fig, axes = plt.subplots(4, 2, figsize=(11, 12), constrained_layout=True)
     for ax, (title, values, log, fmt) in zip(axes.flat, panels):
         y = range(len(items))
         ax.barh(list(y), values, color=colours)
@@ -424,6 +466,12 @@ def chart(rows: dict[str, Row], results: dict, path: Path) -> None:
             ax.text(v, i, " " + fmt(v), va="center", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.tick_params(labelsize=8)
+    # The last cell: the targets and the sizes, as text.
+    text_ax = axes.flat[-1]
+    text_ax.axis("off")
+    lines = ["targets (issue 6)"] + [f"{verdict(ok):4}  {name}: {measured}" for name, measured, ok in targets(rows)]
+    lines += ["", f"release binary: {results['binary']['bytes'] / 1e6:.1f} MB", f"image: {results['image']}"]
+    text_ax.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="monospace", wrap=True)
     st, m = results["settings"], results["machine"]
     fig.suptitle(
         f"hello-k8s vs Flask origin and nginx ceiling: wrk -t{st['threads']} -c{st['connections']} -d{st['duration']}, "
