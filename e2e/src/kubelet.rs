@@ -1,0 +1,566 @@
+//! The container's environment and command line, built the way the kubelet builds them.
+//!
+//! Mirrors `makeEnvironmentVariables` in the kubelet: `envFrom` first (with prefixes), then
+//! `env` in order with `$(VAR)` expansion against what is already defined, `configMapKeyRef`
+//! and `secretKeyRef` looked up in the rendered ConfigMaps and Secrets by their final
+//! (hash-suffixed) names, downward-API `fieldRef` and `resourceFieldRef` from a made-up pod,
+//! then the service-link variables of the namespace's Services. A reference that does not
+//! resolve and is not `optional: true` is an error, as it is a `CreateContainerConfigError`
+//! in a cluster.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Container, EnvVar};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::manifests::{Rendered, random_hex};
+
+/// The made-up identity of one simulated pod (what the API server and scheduler would set).
+#[derive(Debug, Clone)]
+pub struct PodIdentity {
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub node_name: String,
+    pub pod_ip: String,
+    pub host_ip: String,
+    pub service_account: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl PodIdentity {
+    /// A pod of `rendered`'s Deployment: `<deployment>-<template hash>-<5 chars>`, as the
+    /// ReplicaSet controller names them. `ordinal` makes the made-up IPs distinct.
+    pub fn new(rendered: &Rendered, template_hash: &str, ordinal: u8) -> Result<Self> {
+        let template = rendered
+            .deployment
+            .spec
+            .as_ref()
+            .map(|s| &s.template.metadata);
+        let labels = template
+            .and_then(|m| m.as_ref())
+            .and_then(|m| m.labels.clone())
+            .unwrap_or_default();
+        let annotations = template
+            .and_then(|m| m.as_ref())
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        let service_account = rendered
+            .pod_spec()?
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        Ok(PodIdentity {
+            name: format!(
+                "{}-{template_hash}-{}",
+                rendered.deployment_name(),
+                &random_hex(3)?[..5]
+            ),
+            namespace: rendered.namespace(),
+            uid: format!(
+                "{}-{}-{}-{}-{}",
+                random_hex(4)?,
+                random_hex(2)?,
+                random_hex(2)?,
+                random_hex(2)?,
+                random_hex(6)?
+            ),
+            node_name: "e2e-node-1".into(),
+            // Strings only: no traffic ever goes to these addresses.
+            pod_ip: format!("10.244.0.{}", 10 + u16::from(ordinal)),
+            host_ip: "192.168.49.2".into(),
+            service_account,
+            labels,
+            annotations,
+        })
+    }
+}
+
+/// What the kubelet hands the container runtime: argv and environment.
+#[derive(Debug, Clone)]
+pub struct ContainerLaunch {
+    /// argv after `$(VAR)` expansion; argv[0] is the image's entrypoint or `command[0]`.
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl ContainerLaunch {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        match self.env.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value.to_string(),
+            None => self.env.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.env.retain(|(k, _)| k != key);
+    }
+}
+
+/// Builds argv and environment of `container` for `pod`. `image_entrypoint` is what the image
+/// runs when the container sets no `command` (the Dockerfile's ENTRYPOINT).
+pub fn launch(
+    rendered: &Rendered,
+    container: &Container,
+    pod: &PodIdentity,
+    image_entrypoint: &[String],
+) -> Result<ContainerLaunch> {
+    let mut defined: BTreeMap<String, String> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut define = |defined: &mut BTreeMap<String, String>, key: String, value: String| {
+        if !order.contains(&key) {
+            order.push(key.clone());
+        }
+        defined.insert(key, value);
+    };
+    let service_env = service_link_env(rendered, pod)?;
+
+    for source in container.env_from.iter().flatten() {
+        let prefix = source.prefix.clone().unwrap_or_default();
+        if let Some(cm_ref) = &source.config_map_ref {
+            let name = &cm_ref.name;
+            match rendered
+                .config_maps
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+            {
+                Some(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        define(&mut defined, format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None if cm_ref.optional == Some(true) => {}
+                None => bail!(
+                    "container {:?} envFrom configMapRef {name:?}: no such ConfigMap among the \
+                     rendered objects (the kubelet would refuse to start the container)",
+                    container.name
+                ),
+            }
+        }
+        if let Some(secret_ref) = &source.secret_ref {
+            let name = &secret_ref.name;
+            match rendered
+                .secrets
+                .iter()
+                .find(|s| s.metadata.name.as_deref() == Some(name))
+            {
+                Some(secret) => {
+                    for (k, v) in secret_entries(secret)? {
+                        define(&mut defined, format!("{prefix}{k}"), v);
+                    }
+                }
+                None if secret_ref.optional == Some(true) => {}
+                None => bail!(
+                    "container {:?} envFrom secretRef {name:?}: no such Secret among the \
+                     rendered objects",
+                    container.name
+                ),
+            }
+        }
+    }
+
+    for var in container.env.iter().flatten() {
+        if let Some(value) = env_var_value(rendered, container, pod, var, &defined, &service_env)? {
+            define(&mut defined, var.name.clone(), value);
+        }
+    }
+
+    // Service links (enableServiceLinks defaults to true) and the API server's variables are
+    // added for names the container did not set.
+    let links = rendered.pod_spec()?.enable_service_links.unwrap_or(true);
+    for (k, v) in service_env {
+        let is_master = k.starts_with("KUBERNETES_");
+        if (links || is_master) && !defined.contains_key(&k) {
+            define(&mut defined, k, v);
+        }
+    }
+    // The runtime's own additions: HOSTNAME is the pod's hostname, PATH the image default.
+    for (k, v) in [
+        ("HOSTNAME", pod.name.clone()),
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        ),
+    ] {
+        if !defined.contains_key(k) {
+            define(&mut defined, k.to_string(), v);
+        }
+    }
+
+    let env: Vec<(String, String)> = order
+        .iter()
+        .filter_map(|k| defined.get(k).map(|v| (k.clone(), v.clone())))
+        .collect();
+    let expand_all = |items: &[String]| -> Vec<String> {
+        items.iter().map(|s| expand(s, &defined, &[])).collect()
+    };
+    // command replaces the ENTRYPOINT (and drops the image CMD); args replace CMD.
+    let mut argv = match &container.command {
+        Some(command) if !command.is_empty() => expand_all(command),
+        _ => image_entrypoint.to_vec(),
+    };
+    if let Some(args) = &container.args {
+        argv.extend(expand_all(args));
+    }
+    if argv.is_empty() {
+        bail!(
+            "container {:?} has no command and the image no entrypoint",
+            container.name
+        );
+    }
+    Ok(ContainerLaunch { argv, env })
+}
+
+fn env_var_value(
+    rendered: &Rendered,
+    container: &Container,
+    pod: &PodIdentity,
+    var: &EnvVar,
+    defined: &BTreeMap<String, String>,
+    service_env: &[(String, String)],
+) -> Result<Option<String>> {
+    let Some(from) = &var.value_from else {
+        return Ok(Some(expand(
+            var.value.as_deref().unwrap_or(""),
+            defined,
+            service_env,
+        )));
+    };
+    let what = format!("container {:?} env {:?}", container.name, var.name);
+    if let Some(key_ref) = &from.config_map_key_ref {
+        let optional = key_ref.optional == Some(true);
+        let Some(cm) = rendered
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(key_ref.name.as_str()))
+        else {
+            if optional {
+                return Ok(None);
+            }
+            bail!(
+                "{what}: configMapKeyRef names ConfigMap {:?}, which is not among the rendered \
+                 objects (have: {})",
+                key_ref.name,
+                names(rendered.config_maps.iter().map(|c| &c.metadata.name))
+            );
+        };
+        if let Some(v) = cm.data.as_ref().and_then(|d| d.get(&key_ref.key)) {
+            return Ok(Some(v.clone()));
+        }
+        if let Some(v) = cm.binary_data.as_ref().and_then(|d| d.get(&key_ref.key)) {
+            return Ok(Some(String::from_utf8_lossy(&v.0).into_owned()));
+        }
+        if optional {
+            return Ok(None);
+        }
+        bail!(
+            "{what}: configMapKeyRef key {:?} is not in ConfigMap {:?} (keys: {})",
+            key_ref.key,
+            key_ref.name,
+            cm.data
+                .iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if let Some(key_ref) = &from.secret_key_ref {
+        let optional = key_ref.optional == Some(true);
+        let Some(secret) = rendered
+            .secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(key_ref.name.as_str()))
+        else {
+            if optional {
+                return Ok(None);
+            }
+            bail!(
+                "{what}: secretKeyRef names Secret {:?}, which is not among the rendered objects \
+                 (have: {})",
+                key_ref.name,
+                names(rendered.secrets.iter().map(|s| &s.metadata.name))
+            );
+        };
+        match secret_entries(secret)?
+            .into_iter()
+            .find(|(k, _)| *k == key_ref.key)
+        {
+            Some((_, v)) => return Ok(Some(v)),
+            None if optional => return Ok(None),
+            None => bail!(
+                "{what}: secretKeyRef key {:?} is not in Secret {:?}",
+                key_ref.key,
+                key_ref.name
+            ),
+        }
+    }
+    if let Some(field) = &from.field_ref {
+        return field_value(pod, &field.field_path)
+            .map(Some)
+            .ok_or_else(|| {
+                anyhow!(
+                    "{what}: fieldRef {:?} is not supported by the downward API",
+                    field.field_path
+                )
+            });
+    }
+    if let Some(resource) = &from.resource_field_ref {
+        return resource_value(container, &resource.resource, resource.divisor.as_ref())
+            .map(Some)
+            .map_err(|e| anyhow!("{what}: resourceFieldRef {:?}: {e}", resource.resource));
+    }
+    bail!("{what}: valueFrom names no source")
+}
+
+/// A Secret's entries, `data` base64-decoded (k8s-openapi's ByteString already decoded it)
+/// and `stringData` as written.
+fn secret_entries(secret: &k8s_openapi::api::core::v1::Secret) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (k, v) in secret.data.iter().flatten() {
+        let text = String::from_utf8(v.0.clone()).map_err(|_| {
+            anyhow!(
+                "Secret {:?} key {k:?} is not UTF-8 text",
+                secret.metadata.name.as_deref().unwrap_or("?")
+            )
+        })?;
+        out.push((k.clone(), text));
+    }
+    for (k, v) in secret.string_data.iter().flatten() {
+        out.push((k.clone(), v.clone()));
+    }
+    Ok(out)
+}
+
+fn names<'a>(it: impl Iterator<Item = &'a Option<String>>) -> String {
+    it.map(|n| n.as_deref().unwrap_or("?"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The downward API's field paths (those valid in `env`).
+fn field_value(pod: &PodIdentity, path: &str) -> Option<String> {
+    let quoted = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("['"))
+            .and_then(|rest| rest.strip_suffix("']"))
+            .map(str::to_string)
+    };
+    Some(match path {
+        "metadata.name" => pod.name.clone(),
+        "metadata.namespace" => pod.namespace.clone(),
+        "metadata.uid" => pod.uid.clone(),
+        "spec.nodeName" => pod.node_name.clone(),
+        "spec.serviceAccountName" => pod.service_account.clone(),
+        "status.podIP" | "status.podIPs" => pod.pod_ip.clone(),
+        "status.hostIP" | "status.hostIPs" => pod.host_ip.clone(),
+        _ => {
+            if let Some(label) = quoted("metadata.labels") {
+                return Some(pod.labels.get(&label).cloned().unwrap_or_default());
+            }
+            if let Some(annotation) = quoted("metadata.annotations") {
+                return Some(
+                    pod.annotations
+                        .get(&annotation)
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+            return None;
+        }
+    })
+}
+
+/// `limits.cpu`, `requests.memory`, ... as the kubelet exposes them: rounded up to the divisor.
+fn resource_value(
+    container: &Container,
+    resource: &str,
+    divisor: Option<&Quantity>,
+) -> Result<String> {
+    let (bucket, name) = resource
+        .split_once('.')
+        .ok_or_else(|| anyhow!("expected limits.<name> or requests.<name>"))?;
+    let resources = container.resources.as_ref();
+    let map = match bucket {
+        "limits" => resources.and_then(|r| r.limits.as_ref()),
+        "requests" => resources.and_then(|r| r.requests.as_ref()),
+        _ => bail!("expected limits.<name> or requests.<name>"),
+    };
+    let value = match map.and_then(|m| m.get(name)) {
+        Some(q) => parse_quantity(&q.0)?,
+        // Without a limit the kubelet reports the node's allocatable: make one up.
+        None if name == "cpu" => 2.0,
+        None => 8.0 * 1024.0 * 1024.0 * 1024.0,
+    };
+    let divisor = match divisor {
+        Some(q) => parse_quantity(&q.0)?,
+        None => 1.0,
+    };
+    if divisor <= 0.0 {
+        bail!("divisor must be positive");
+    }
+    Ok(format!("{}", (value / divisor).ceil().max(1.0) as u64))
+}
+
+fn parse_quantity(q: &str) -> Result<f64> {
+    let split = q
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(q.len());
+    let (number, suffix) = q.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| anyhow!("quantity {q:?} is not a number"))?;
+    let factor = match suffix {
+        "" => 1.0,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "Ki" => 1024.0,
+        "Mi" => 1024.0 * 1024.0,
+        "Gi" => 1024.0 * 1024.0 * 1024.0,
+        _ => bail!("quantity {q:?}: unsupported suffix {suffix:?}"),
+    };
+    Ok(number * factor)
+}
+
+/// Service links: `<NAME>_SERVICE_HOST`, `<NAME>_PORT_<port>_TCP...` for every Service of the
+/// namespace, and the API server's `KUBERNETES_*` (always set). Cluster IPs are made up.
+fn service_link_env(rendered: &Rendered, pod: &PodIdentity) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut add = |name: &str, ip: &str, ports: &[(Option<String>, i32, String)]| {
+        let base = name.to_uppercase().replace('-', "_");
+        let Some((_, first, first_proto)) = ports.first() else {
+            return;
+        };
+        out.push((format!("{base}_SERVICE_HOST"), ip.to_string()));
+        out.push((format!("{base}_SERVICE_PORT"), first.to_string()));
+        for (port_name, port, _) in ports {
+            if let Some(port_name) = port_name {
+                let suffix = port_name.to_uppercase().replace('-', "_");
+                out.push((format!("{base}_SERVICE_PORT_{suffix}"), port.to_string()));
+            }
+        }
+        out.push((
+            format!("{base}_PORT"),
+            format!("{}://{ip}:{first}", first_proto.to_lowercase()),
+        ));
+        for (_, port, proto) in ports {
+            let p = format!("{base}_PORT_{port}_{}", proto.to_uppercase());
+            out.push((p.clone(), format!("{}://{ip}:{port}", proto.to_lowercase())));
+            out.push((format!("{p}_PROTO"), proto.to_lowercase()));
+            out.push((format!("{p}_PORT"), port.to_string()));
+            out.push((format!("{p}_ADDR"), ip.to_string()));
+        }
+    };
+    add(
+        "kubernetes",
+        "10.96.0.1",
+        &[(Some("https".into()), 443, "TCP".into())],
+    );
+    for (i, svc) in rendered.services.iter().enumerate() {
+        let ns = svc
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        if ns != pod.namespace {
+            continue;
+        }
+        let ports: Vec<_> = svc
+            .spec
+            .iter()
+            .flat_map(|s| s.ports.iter().flatten())
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.port,
+                    p.protocol.clone().unwrap_or_else(|| "TCP".into()),
+                )
+            })
+            .collect();
+        let name = svc.metadata.name.clone().unwrap_or_default();
+        add(&name, &format!("10.96.{}.{}", 100 + i, 10 + i), &ports);
+    }
+    Ok(out)
+}
+
+/// The kubelet's `$(VAR)` expansion: defined names are replaced, undefined ones stay as
+/// written, `$$` is an escaped `$`.
+pub fn expand(
+    input: &str,
+    defined: &BTreeMap<String, String>,
+    extra: &[(String, String)],
+) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match defined
+                        .get(name)
+                        .or_else(|| extra.iter().find(|(k, _)| k == name).map(|(_, v)| v))
+                    {
+                        Some(v) => out.push_str(v),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push('$');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expansion_follows_the_kubelet_rules() {
+        let mut defined = BTreeMap::new();
+        defined.insert("A".to_string(), "1".to_string());
+        assert_eq!(expand("x$(A)y", &defined, &[]), "x1y");
+        assert_eq!(expand("$(B)", &defined, &[]), "$(B)");
+        assert_eq!(expand("$$(A)", &defined, &[]), "$(A)");
+        assert_eq!(expand("$A $(A", &defined, &[]), "$A $(A");
+    }
+
+    #[test]
+    fn quantities_parse_with_binary_and_decimal_suffixes() {
+        assert_eq!(
+            parse_quantity("64Mi").expect("parses"),
+            64.0 * 1024.0 * 1024.0
+        );
+        assert_eq!(parse_quantity("250m").expect("parses"), 0.25);
+        assert!(parse_quantity("lots").is_err());
+    }
+}

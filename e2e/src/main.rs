@@ -1,0 +1,189 @@
+//! `e2e`: runs the kubelet's-eye suites against the release binary and the rendered manifests.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Parser, ValueEnum};
+use e2e::manifests::{self, Renderer, Tools};
+use e2e::report::Report;
+use e2e::sandbox::NetMode;
+use e2e::suites::{self, Ctx};
+
+/// The suites, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Suite {
+    /// Each environment's pod: env, probes, load, SIGTERM drain, exit
+    Pod,
+    /// Rolling update of prod's replicas behind the Service stand-in
+    Rollout,
+    /// Every contract key missing and malformed
+    Config,
+    /// Malformed requests, huge bodies, slow and idle clients, memory
+    Http,
+    /// The API_KEY never leaves the process
+    Canary,
+    /// The operator readiness switch takes a pod out of the Service
+    Switch,
+    /// Each broken agreement makes the suite fail
+    Mutations,
+}
+
+/// Plays the kubelet, kube-proxy and the Deployment controller around the real binary.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Suites to run (default: all)
+    #[arg(long = "suite", value_enum)]
+    suites: Vec<Suite>,
+    /// The release hello-k8s binary
+    #[arg(
+        long,
+        env = "HELLO_K8S_BIN",
+        default_value = "target/release/hello-k8s"
+    )]
+    binary: PathBuf,
+    /// The manifest-gen binary (renderer when kubectl is absent)
+    #[arg(
+        long,
+        env = "MANIFEST_GEN_BIN",
+        default_value = "target/debug/manifest-gen"
+    )]
+    manifest_gen: PathBuf,
+    /// Force a renderer instead of kubectl-when-present
+    #[arg(long, value_parser = ["kubectl", "manifest-gen"])]
+    renderer: Option<String>,
+    /// Repository root (holds k8s/)
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Endpoint propagation delay in milliseconds (readiness change -> load balancer)
+    #[arg(long, default_value_t = 1000)]
+    propagation_ms: u64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool> {
+    let begin = Instant::now();
+    let repo = args.repo.canonicalize().context("repository root")?;
+    let absolute = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            repo.join(p)
+        }
+    };
+    let binary = absolute(&args.binary);
+    anyhow::ensure!(
+        binary.is_file(),
+        "the release binary {} does not exist; build it first (make e2e does)",
+        binary.display()
+    );
+    // A private copy: other builds may replace target/ binaries while the suite runs.
+    let workdir = tempfile::Builder::new().prefix("e2e-bin-").tempdir()?;
+    let pinned = workdir.path().join(contract::APP_NAME);
+    std::fs::copy(&binary, &pinned)
+        .with_context(|| format!("copying {} for the run", binary.display()))?;
+    println!("e2e: binary {} (run from a private copy)", binary.display());
+    let binary = pinned;
+    let renderer = Renderer::detect(args.renderer.as_deref())?;
+    let manifest_gen = absolute(&args.manifest_gen);
+    let tools = Tools {
+        repo,
+        binary,
+        manifest_gen,
+        renderer,
+    };
+    let mode = NetMode::detect().await;
+    let report = Arc::new(Report::new(false));
+    let ctx = Ctx {
+        tools,
+        mode,
+        report: Arc::clone(&report),
+        propagation: Duration::from_millis(args.propagation_ms),
+        pace: Duration::from_millis(5),
+    };
+    println!(
+        "e2e: objects from `{}` of a temporary copy of k8s/",
+        renderer.describe()
+    );
+    println!("e2e: pods: {}", mode.describe());
+    println!(
+        "e2e: endpoint propagation {} ms; load: 4 clients, {} ms between requests each",
+        args.propagation_ms,
+        ctx.pace.as_millis()
+    );
+
+    let wanted = |s: Suite| args.suites.is_empty() || args.suites.contains(&s);
+    let dev = manifests::render(&ctx.tools, "dev").context("rendering dev")?;
+    let prod = manifests::render(&ctx.tools, "prod").context("rendering prod")?;
+    for r in [&dev, &prod] {
+        println!("e2e: {}: {}", r.env, r.objects.join(", "));
+    }
+
+    if wanted(Suite::Pod) {
+        println!("\n== pod lifecycle (dev and prod side by side) ==");
+        let (a, b) = tokio::join!(
+            suites::lifecycle::run(&ctx, &dev),
+            suites::lifecycle::run(&ctx, &prod)
+        );
+        for (env, result) in [("dev", a), ("prod", b)] {
+            if let Err(e) = result {
+                report.error(&format!("pod {env}"), "suite runs", &e);
+            }
+        }
+    }
+    let sequential: [(Suite, &str); 6] = [
+        (Suite::Rollout, "rolling update (prod)"),
+        (Suite::Config, "configuration battery (prod)"),
+        (Suite::Http, "bad-HTTP battery (prod)"),
+        (Suite::Canary, "secret canary (prod)"),
+        (Suite::Switch, "readiness switch (prod)"),
+        (Suite::Mutations, "mutations (prod)"),
+    ];
+    for (suite, title) in sequential {
+        if !wanted(suite) {
+            continue;
+        }
+        println!("\n== {title} ==");
+        let started = Instant::now();
+        let result = match suite {
+            Suite::Rollout => suites::rollout::run(&ctx, &prod).await,
+            Suite::Config => suites::config::run(&ctx, &prod).await,
+            Suite::Http => suites::http_faults::run(&ctx, &prod).await,
+            Suite::Canary => suites::canary::run(&ctx, &prod).await,
+            Suite::Switch => suites::switch::run(&ctx, &prod).await,
+            Suite::Mutations => suites::mutations::run(&ctx, &prod).await,
+            Suite::Pod => Ok(()),
+        };
+        if let Err(e) = result {
+            report.error(title, "suite runs", &e);
+        }
+        println!("  ({title}: {:.1}s)", started.elapsed().as_secs_f64());
+    }
+    print!("{}", report.summary());
+    println!("e2e: {:.1}s in all", begin.elapsed().as_secs_f64());
+    Ok(report.failed() == 0)
+}

@@ -1,0 +1,750 @@
+//! One simulated pod: the kubelet's part from container start to termination.
+//!
+//! Start: the real binary with exactly the environment `kubelet::launch` built (nothing
+//! inherited from the harness), inside the pod's sandbox. Probes: startup first; readiness and
+//! liveness once it has succeeded, each at its period with its thresholds. A startup probe that
+//! reaches its failure threshold, a failing liveness probe or an unexpected exit is fatal (the
+//! kubelet would kill or restart the container). Termination: preStop hook if declared, then
+//! SIGTERM, readiness probes continue (liveness and startup stop, as in the kubelet), SIGKILL
+//! when `terminationGracePeriodSeconds` runs out.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::Container;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::AsyncReadExt;
+use tokio::sync::watch;
+
+use crate::kubelet::{self, ContainerLaunch, PodIdentity};
+use crate::manifests::Rendered;
+use crate::probe::{ProbeKind, ProbeSpec, ProbeTarget, resolve_port, run_once};
+use crate::sandbox::Sandbox;
+
+/// The declared behaviour of the Deployment's pods, read once from the rendered objects.
+#[derive(Debug, Clone)]
+pub struct PodTemplate {
+    pub container: Container,
+    pub startup: Option<ProbeSpec>,
+    pub readiness: Option<ProbeSpec>,
+    pub liveness: Option<ProbeSpec>,
+    pub grace: Duration,
+    pub pre_stop: Option<PreStop>,
+    /// The containerPort named `http` (what the Service and the load reach).
+    pub http_port: u16,
+    /// The image's ENTRYPOINT and CMD (exec form), from the Dockerfile.
+    pub image_entrypoint: Vec<String>,
+    pub binary: PathBuf,
+    /// `memory` limit in bytes, if declared.
+    pub memory_limit: Option<u64>,
+}
+
+/// A preStop handler.
+#[derive(Debug, Clone)]
+pub enum PreStop {
+    Sleep(Duration),
+    Exec(Vec<String>),
+    Http { port: u16, path: String },
+}
+
+impl PodTemplate {
+    pub fn from_rendered(rendered: &Rendered, binary: &Path, repo: &Path) -> Result<PodTemplate> {
+        let container = rendered.container()?.clone();
+        let probe = |kind, p: &Option<k8s_openapi::api::core::v1::Probe>| {
+            p.as_ref()
+                .map(|p| ProbeSpec::from_k8s(kind, p, &container))
+                .transpose()
+        };
+        let grace_secs = rendered
+            .pod_spec()?
+            .termination_grace_period_seconds
+            .unwrap_or(30);
+        let pre_stop = match container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.pre_stop.as_ref())
+        {
+            None => None,
+            Some(h) => Some(if let Some(s) = &h.sleep {
+                PreStop::Sleep(Duration::from_secs(u64::try_from(s.seconds).unwrap_or(0)))
+            } else if let Some(e) = &h.exec {
+                PreStop::Exec(e.command.clone().unwrap_or_default())
+            } else if let Some(g) = &h.http_get {
+                PreStop::Http {
+                    port: resolve_port(&g.port, &container)?,
+                    path: g.path.clone().unwrap_or_else(|| "/".into()),
+                }
+            } else {
+                bail!("preStop handler of an unsupported kind");
+            }),
+        };
+        let http_port = resolve_port(
+            &k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                contract::HTTP_PORT_NAME.into(),
+            ),
+            &container,
+        )?;
+        let memory_limit = container
+            .resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| parse_bytes(&q.0));
+        Ok(PodTemplate {
+            startup: probe(ProbeKind::Startup, &container.startup_probe)?,
+            readiness: probe(ProbeKind::Readiness, &container.readiness_probe)?,
+            liveness: probe(ProbeKind::Liveness, &container.liveness_probe)?,
+            grace: Duration::from_secs(u64::try_from(grace_secs.max(0)).unwrap_or(0)),
+            pre_stop,
+            http_port,
+            image_entrypoint: image_entrypoint(repo),
+            binary: binary.to_path_buf(),
+            memory_limit,
+            container,
+        })
+    }
+
+    /// The longest the kubelet lets a container take to become Ready before it gives up on
+    /// it: the startup probe's whole budget (or the liveness probe's, without one), then the
+    /// readiness probe's first successes.
+    pub fn ready_budget(&self) -> Duration {
+        let budget = |p: &ProbeSpec, n: u32| p.initial_delay + (p.period + p.timeout) * n;
+        let start = match (&self.startup, &self.liveness) {
+            (Some(s), _) => budget(s, s.failure_threshold),
+            (None, Some(l)) => budget(l, l.failure_threshold),
+            (None, None) => Duration::from_secs(30),
+        };
+        let ready = self
+            .readiness
+            .as_ref()
+            .map_or(Duration::ZERO, |r| budget(r, r.success_threshold));
+        start + ready
+    }
+}
+
+fn parse_bytes(q: &str) -> Option<u64> {
+    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
+    let (n, suffix) = q.split_at(split);
+    let n: u64 = n.parse().ok()?;
+    let factor: u64 = match suffix {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        "k" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        _ => return None,
+    };
+    Some(n * factor)
+}
+
+/// The Dockerfile's last exec-form ENTRYPOINT followed by its CMD; the binary's name when
+/// there is no Dockerfile (yet).
+pub fn image_entrypoint(repo: &Path) -> Vec<String> {
+    let Ok(text) = std::fs::read_to_string(repo.join("Dockerfile")) else {
+        return vec![contract::APP_NAME.to_string()];
+    };
+    // Logical instructions (continuation lines joined) of the final stage only.
+    let mut instructions: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') && current.is_empty() {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                instructions.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    let last_stage = instructions
+        .iter()
+        .rposition(|i| i.starts_with("FROM "))
+        .map_or(&instructions[..], |at| &instructions[at..]);
+    let exec_form = |keyword: &str| -> Option<Vec<String>> {
+        last_stage
+            .iter()
+            .rev()
+            .find_map(|i| i.strip_prefix(keyword))
+            .and_then(|rest| serde_json::from_str::<Vec<String>>(rest.trim()).ok())
+    };
+    let mut argv = exec_form("ENTRYPOINT ").unwrap_or_else(|| vec![contract::APP_NAME.into()]);
+    argv.extend(exec_form("CMD ").unwrap_or_default());
+    argv
+}
+
+/// The local path to run for an in-image program: the service binary by its name.
+pub fn local_program(in_image: &str, binary: &Path) -> Result<PathBuf> {
+    let name = Path::new(in_image)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(in_image);
+    if name == contract::APP_NAME {
+        Ok(binary.to_path_buf())
+    } else {
+        bail!(
+            "the container runs {in_image:?}, which is not the service binary {:?}",
+            contract::APP_NAME
+        )
+    }
+}
+
+/// One probe result, for assertions and the report.
+#[derive(Debug, Clone)]
+pub struct ProbeEvent {
+    pub kind: ProbeKind,
+    pub at: Instant,
+    pub ok: bool,
+    pub detail: String,
+}
+
+/// Captured container output.
+#[derive(Debug, Default)]
+pub struct Logs {
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// How the container ended.
+#[derive(Debug, Clone)]
+pub struct Termination {
+    pub sigterm_at: Instant,
+    pub status: Option<ExitStatus>,
+    /// SIGTERM to exit.
+    pub took: Duration,
+    /// The kubelet had to SIGKILL it at the end of the grace period.
+    pub killed: bool,
+    pub grace: Duration,
+}
+
+/// A running simulated pod.
+#[derive(Debug)]
+pub struct Pod {
+    pub identity: PodIdentity,
+    pub template: Arc<PodTemplate>,
+    pub sandbox: Arc<Sandbox>,
+    pub launch: ContainerLaunch,
+    pub notes: Vec<String>,
+    pub pid: u32,
+    pub started: Instant,
+    pub logs: Arc<Mutex<Logs>>,
+    pub ready: watch::Receiver<bool>,
+    pub events: Arc<Mutex<Vec<ProbeEvent>>>,
+    fatal: Arc<Mutex<Option<String>>>,
+    exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
+    terminating: Arc<AtomicBool>,
+    readiness_tick: Arc<tokio::sync::Notify>,
+    sigterm: watch::Sender<Option<Instant>>,
+}
+
+impl Pod {
+    /// Builds the environment as the kubelet would and starts the container in a new
+    /// sandbox. `adjust` may change the launch (configuration battery) before it starts.
+    pub async fn start(
+        rendered: &Rendered,
+        template: Arc<PodTemplate>,
+        sandbox: Arc<Sandbox>,
+        identity: PodIdentity,
+        adjust: impl FnOnce(&mut ContainerLaunch),
+    ) -> Result<Pod> {
+        let mut launch = kubelet::launch(
+            rendered,
+            &template.container,
+            &identity,
+            &template.image_entrypoint,
+        )?;
+        let notes = sandbox.prepare(&mut launch)?;
+        // After prepare, so a case can set PORT or HOST to anything, in either mode.
+        adjust(&mut launch);
+        let program = local_program(&launch.argv[0], &template.binary)?;
+        let mut cmd = sandbox.command(&program);
+        cmd.args(&launch.argv[1..])
+            .env_clear()
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let started = Instant::now();
+        let pid = child
+            .id()
+            .ok_or_else(|| anyhow!("the container exited at once"))?;
+
+        let logs = Arc::new(Mutex::new(Logs::default()));
+        if let Some(mut out) = child.stdout.take() {
+            let logs = Arc::clone(&logs);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = out.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    lock(&logs).stdout.extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let logs = Arc::clone(&logs);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                while let Ok(n) = err.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                    lock(&logs).stderr.extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        let (exit_tx, exit_rx) = watch::channel(None);
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = exit_tx.send(Some((status, Instant::now())));
+            }
+        });
+
+        let (ready_tx, ready_rx) = watch::channel(false);
+        let pod = Pod {
+            identity,
+            template: Arc::clone(&template),
+            sandbox: Arc::clone(&sandbox),
+            launch: launch.clone(),
+            notes,
+            pid,
+            started,
+            logs,
+            ready: ready_rx,
+            events: Arc::new(Mutex::new(Vec::new())),
+            fatal: Arc::new(Mutex::new(None)),
+            exit: exit_rx,
+            terminating: Arc::new(AtomicBool::new(false)),
+            readiness_tick: Arc::new(tokio::sync::Notify::new()),
+            sigterm: watch::channel(None).0,
+        };
+        let target = ProbeTarget {
+            sandbox,
+            pod_ip: pod.identity.pod_ip.clone(),
+            binary: template.binary.clone(),
+            launch,
+        };
+        tokio::spawn(kubelet_probes(
+            template,
+            target,
+            ready_tx,
+            Arc::clone(&pod.events),
+            Arc::clone(&pod.fatal),
+            pod.exit.clone(),
+            Arc::clone(&pod.terminating),
+            Arc::clone(&pod.readiness_tick),
+            pid,
+            started,
+        ));
+        Ok(pod)
+    }
+
+    /// Why the kubelet would have killed or restarted this container, if it would have.
+    pub fn fatal(&self) -> Option<String> {
+        lock(&self.fatal).clone()
+    }
+
+    pub fn exited(&self) -> Option<(ExitStatus, Instant)> {
+        *self.exit.borrow()
+    }
+
+    /// Waits until the pod is Ready; fails when the kubelet would have given up first.
+    pub async fn wait_ready(&self) -> Result<Duration> {
+        let budget = self.template.ready_budget() + Duration::from_secs(1);
+        let mut ready = self.ready.clone();
+        let mut exit = self.exit.clone();
+        let deadline = self.started + budget;
+        loop {
+            if *ready.borrow() {
+                return Ok(self.started.elapsed());
+            }
+            if let Some(reason) = self.fatal() {
+                bail!("{reason}\n{}", self.log_tail());
+            }
+            if let Some((status, _)) = *exit.borrow() {
+                bail!(
+                    "the container exited ({status}) before it was Ready\n{}",
+                    self.log_tail()
+                );
+            }
+            tokio::select! {
+                _ = ready.changed() => {}
+                _ = exit.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                _ = tokio::time::sleep_until(deadline.into()) => {
+                    if !*ready.borrow() {
+                        bail!(
+                            "not Ready within {budget:?} (what the probes allow)\n{}",
+                            self.log_tail()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends a signal to the container's main process.
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        let pid = i32::try_from(self.pid).context("pid out of range")?;
+        kill(Pid::from_raw(pid), signal).with_context(|| format!("sending {signal} to {pid}"))
+    }
+
+    /// The kubelet's termination: preStop, SIGTERM, wait for the grace period, SIGKILL.
+    pub async fn terminate(&self) -> Termination {
+        let begin = Instant::now();
+        self.terminating.store(true, Ordering::SeqCst);
+        match &self.template.pre_stop {
+            Some(PreStop::Sleep(d)) => tokio::time::sleep(*d).await,
+            Some(PreStop::Exec(argv)) => {
+                if let Some(first) = argv.first()
+                    && let Ok(program) = local_program(first, &self.template.binary)
+                {
+                    let mut cmd = self.sandbox.command(&program);
+                    cmd.args(&argv[1..])
+                        .env_clear()
+                        .envs(self.launch.env.iter().map(|(k, v)| (k, v)))
+                        .kill_on_drop(true);
+                    let _ = tokio::time::timeout(self.template.grace, cmd.status()).await;
+                }
+            }
+            Some(PreStop::Http { port, path }) => {
+                if let Ok(stream) = self.sandbox.connect(*port).await {
+                    let _ = crate::http::once(
+                        stream,
+                        &self.identity.pod_ip,
+                        crate::http::Req::get(path),
+                        self.template.grace,
+                    )
+                    .await;
+                }
+            }
+            None => {}
+        }
+        let sigterm_at = Instant::now();
+        let _ = self.signal(Signal::SIGTERM);
+        self.sigterm.send_replace(Some(sigterm_at));
+        let deadline = begin + self.template.grace;
+        let mut exit = self.exit.clone();
+        let exited = tokio::time::timeout_at(deadline.into(), async {
+            loop {
+                if let Some(e) = *exit.borrow() {
+                    return e;
+                }
+                if exit.changed().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+        .await;
+        match exited {
+            Ok((status, at)) => Termination {
+                sigterm_at,
+                status: Some(status),
+                took: at.saturating_duration_since(sigterm_at),
+                killed: false,
+                grace: self.template.grace,
+            },
+            Err(_) => {
+                let _ = self.signal(Signal::SIGKILL);
+                let status = tokio::time::timeout(Duration::from_secs(5), async {
+                    loop {
+                        if let Some((s, _)) = *exit.borrow() {
+                            return s;
+                        }
+                        if exit.changed().await.is_err() {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
+                    }
+                })
+                .await
+                .ok();
+                Termination {
+                    sigterm_at,
+                    status,
+                    took: sigterm_at.elapsed(),
+                    killed: true,
+                    grace: self.template.grace,
+                }
+            }
+        }
+    }
+
+    /// Ends the container without ceremony (harness clean-up, failed cases).
+    pub async fn kill(&self) {
+        if self.exited().is_none() {
+            let _ = self.signal(Signal::SIGKILL);
+            let mut exit = self.exit.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(5), async {
+                while exit.borrow().is_none() {
+                    if exit.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+        }
+    }
+
+    /// Waits until `terminate` has sent SIGTERM; returns when it was sent.
+    pub async fn sigterm_sent(&self) -> Instant {
+        let mut rx = self.sigterm.subscribe();
+        loop {
+            if let Some(at) = *rx.borrow_and_update() {
+                return at;
+            }
+            if rx.changed().await.is_err() {
+                return Instant::now();
+            }
+        }
+    }
+
+    /// Readiness probe events after `since`.
+    pub fn readiness_after(&self, since: Instant) -> Vec<ProbeEvent> {
+        lock(&self.events)
+            .iter()
+            .filter(|e| e.kind == ProbeKind::Readiness && e.at >= since)
+            .cloned()
+            .collect()
+    }
+
+    /// Resident memory of the container process in bytes (VmRSS).
+    pub fn rss_bytes(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.logs).stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&lock(&self.logs).stderr).into_owned()
+    }
+
+    /// The last lines of the container's output, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let logs = lock(&self.logs);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&logs.stdout),
+            String::from_utf8_lossy(&logs.stderr)
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        let tail = lines[lines.len().saturating_sub(8)..].join("\n    ");
+        format!("  container output (last lines):\n    {tail}")
+    }
+
+    /// Notified after each readiness probe.
+    pub fn readiness_tick(&self) -> Arc<tokio::sync::Notify> {
+        Arc::clone(&self.readiness_tick)
+    }
+
+    /// The pod's own HTTP port reached directly (as from another pod).
+    pub async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        self.sandbox.connect(self.template.http_port).await
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.signal(Signal::SIGKILL);
+        }
+    }
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn kubelet_probes(
+    template: Arc<PodTemplate>,
+    target: ProbeTarget,
+    ready_tx: watch::Sender<bool>,
+    events: Arc<Mutex<Vec<ProbeEvent>>>,
+    fatal: Arc<Mutex<Option<String>>>,
+    exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
+    terminating: Arc<AtomicBool>,
+    readiness_tick: Arc<tokio::sync::Notify>,
+    pid: u32,
+    started: Instant,
+) {
+    let record = |kind, ok, detail: String| {
+        lock(&events).push(ProbeEvent {
+            kind,
+            at: Instant::now(),
+            ok,
+            detail,
+        });
+    };
+    let exited = || exit.borrow().is_some();
+    let kill_container = |reason: String| {
+        let mut f = lock(&fatal);
+        if f.is_none() {
+            *f = Some(reason);
+        }
+        if let Ok(pid) = i32::try_from(pid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+    };
+
+    // A container that exits on its own is a crash (the kubelet restarts it).
+    {
+        let mut exit = exit.clone();
+        let fatal = Arc::clone(&fatal);
+        let terminating = Arc::clone(&terminating);
+        tokio::spawn(async move {
+            while exit.borrow().is_none() {
+                if exit.changed().await.is_err() {
+                    return;
+                }
+            }
+            if !terminating.load(Ordering::SeqCst) {
+                let status = exit
+                    .borrow()
+                    .map(|(s, _)| s.to_string())
+                    .unwrap_or_default();
+                let mut f = lock(&fatal);
+                if f.is_none() {
+                    *f = Some(format!("the container exited on its own ({status})"));
+                }
+            }
+        });
+    }
+
+    if let Some(spec) = &template.startup {
+        tokio::time::sleep_until((started + spec.initial_delay).into()).await;
+        let mut failures = 0;
+        loop {
+            if exited() {
+                let _ = ready_tx.send(false);
+                return;
+            }
+            let tick = Instant::now();
+            match run_once(spec, &target).await {
+                Ok(detail) => {
+                    record(ProbeKind::Startup, true, detail);
+                    break;
+                }
+                Err(detail) => {
+                    record(ProbeKind::Startup, false, detail.clone());
+                    failures += 1;
+                    if failures >= spec.failure_threshold {
+                        kill_container(format!(
+                            "startup probe failed {failures} times in a row (last: {detail}); \
+                             the kubelet kills the container"
+                        ));
+                        return;
+                    }
+                }
+            }
+            tokio::time::sleep_until((tick + spec.period).into()).await;
+        }
+    }
+
+    // Liveness: stops when termination begins (the kubelet ignores it from then on).
+    if let Some(spec) = template.liveness.clone() {
+        let target = target.clone();
+        let exit = exit.clone();
+        let terminating = Arc::clone(&terminating);
+        let events = Arc::clone(&events);
+        let fatal = Arc::clone(&fatal);
+        tokio::spawn(async move {
+            tokio::time::sleep(spec.initial_delay).await;
+            let mut failures = 0;
+            loop {
+                if exit.borrow().is_some() || terminating.load(Ordering::SeqCst) {
+                    return;
+                }
+                let tick = Instant::now();
+                let result = run_once(&spec, &target).await;
+                if terminating.load(Ordering::SeqCst) {
+                    return;
+                }
+                let ok = result.is_ok();
+                let detail = result.unwrap_or_else(|e| e);
+                lock(&events).push(ProbeEvent {
+                    kind: ProbeKind::Liveness,
+                    at: Instant::now(),
+                    ok,
+                    detail: detail.clone(),
+                });
+                failures = if ok { 0 } else { failures + 1 };
+                if failures >= spec.failure_threshold {
+                    let mut f = lock(&fatal);
+                    if f.is_none() {
+                        *f = Some(format!(
+                            "liveness probe failed {failures} times in a row (last: {detail}); \
+                             the kubelet restarts the container"
+                        ));
+                    }
+                    if let Ok(pid) = i32::try_from(pid) {
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    return;
+                }
+                tokio::time::sleep_until((tick + spec.period).into()).await;
+            }
+        });
+    }
+
+    // Readiness: runs until the container is gone, termination included.
+    let Some(spec) = template.readiness.clone() else {
+        let _ = ready_tx.send(!exited());
+        let mut exit = exit.clone();
+        while exit.borrow().is_none() {
+            if exit.changed().await.is_err() {
+                break;
+            }
+        }
+        let _ = ready_tx.send(false);
+        return;
+    };
+    tokio::time::sleep(spec.initial_delay).await;
+    let (mut successes, mut failures) = (0u32, 0u32);
+    loop {
+        if exited() {
+            let _ = ready_tx.send(false);
+            return;
+        }
+        let tick = Instant::now();
+        let result = run_once(&spec, &target).await;
+        let ok = result.is_ok();
+        record(ProbeKind::Readiness, ok, result.unwrap_or_else(|e| e));
+        if ok {
+            successes += 1;
+            failures = 0;
+            if successes >= spec.success_threshold {
+                let _ = ready_tx.send(true);
+            }
+        } else {
+            failures += 1;
+            successes = 0;
+            if failures >= spec.failure_threshold {
+                let _ = ready_tx.send(false);
+            }
+        }
+        readiness_tick.notify_waiters();
+        tokio::time::sleep_until((tick + spec.period).into()).await;
+    }
+}

@@ -1,0 +1,313 @@
+//! Pod sandboxes: where a simulated pod's processes run and how the harness reaches them.
+//!
+//! Preferred: one network namespace per pod, as the pause container holds it in a cluster.
+//! A holder process (`unshare --net`) owns the namespace, `lo` is brought up in it, the
+//! container runs inside it through `nsenter`, and the harness connects to it from threads
+//! that joined the namespace (`setns`). Every replica then has its own `127.0.0.1:5600`, the
+//! manifest's port and HOST are used unchanged, and the namespace has no interface but `lo`,
+//! so nothing is reachable from outside the machine (checked before start).
+//!
+//! Fallback (no privilege for namespaces, or `E2E_NETNS=off`): the pod shares the host's
+//! loopback; HOST is rewritten to 127.0.0.1 and PORT to a free port, and connections to the
+//! port the manifest's PORT names are mapped to that free port. Any other port stays refused,
+//! so a probe on the wrong port still fails.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream as StdTcpStream};
+use std::path::Path;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+use crate::kubelet::ContainerLaunch;
+
+/// How pods are isolated from each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetMode {
+    /// One network namespace per pod (faithful).
+    Netns,
+    /// Host loopback with rewritten ports (fallback).
+    HostPorts,
+}
+
+impl NetMode {
+    /// Namespaces when they work here (root or CAP_SYS_ADMIN) and are not switched off.
+    pub async fn detect() -> NetMode {
+        if std::env::var("E2E_NETNS").is_ok_and(|v| v == "off") {
+            return NetMode::HostPorts;
+        }
+        let works = Command::new("unshare")
+            .args(["--net", "--", "true"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+            && which("nsenter")
+            && which("ip");
+        if works {
+            NetMode::Netns
+        } else {
+            NetMode::HostPorts
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            NetMode::Netns => {
+                "one network namespace per pod (lo only): manifest HOST and PORT used unchanged"
+            }
+            NetMode::HostPorts => {
+                "host loopback: HOST rewritten to 127.0.0.1, PORT to a free port, probes mapped"
+            }
+        }
+    }
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+type DialRequest = (u16, oneshot::Sender<io::Result<StdTcpStream>>);
+
+/// One pod's network.
+#[derive(Debug)]
+pub struct Sandbox {
+    pub mode: NetMode,
+    holder: Mutex<Option<Child>>,
+    holder_pid: Option<u32>,
+    dialer: Option<mpsc::Sender<DialRequest>>,
+    /// HostPorts mode: the port the container was told (PORT) -> the host port it got.
+    port_map: Mutex<HashMap<u16, u16>>,
+}
+
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+const DIALER_THREADS: usize = 4;
+
+impl Sandbox {
+    pub async fn new(mode: NetMode) -> Result<Arc<Sandbox>> {
+        match mode {
+            NetMode::HostPorts => Ok(Arc::new(Sandbox {
+                mode,
+                holder: Mutex::new(None),
+                holder_pid: None,
+                dialer: None,
+                port_map: Mutex::new(HashMap::new()),
+            })),
+            NetMode::Netns => Self::new_netns().await,
+        }
+    }
+
+    async fn new_netns() -> Result<Arc<Sandbox>> {
+        // The holder is bounded in time, so even a harness killed with SIGKILL leaves nothing
+        // behind for long; kill_on_drop ends it with the sandbox.
+        let holder = Command::new("unshare")
+            .args(["--net", "--", "sleep", "900"])
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the network namespace holder (unshare --net)")?;
+        let pid = holder
+            .id()
+            .ok_or_else(|| anyhow!("namespace holder exited at once"))?;
+        let own = std::fs::read_link("/proc/self/ns/net").context("reading own netns")?;
+        let ns_path = format!("/proc/{pid}/ns/net");
+        // unshare(2) happens just after spawn: wait until the holder's namespace differs.
+        let mut joined = false;
+        for _ in 0..200 {
+            if std::fs::read_link(&ns_path).is_ok_and(|ns| ns != own) {
+                joined = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if !joined {
+            bail!("the namespace holder {pid} never entered a new network namespace");
+        }
+        let status = Command::new("nsenter")
+            .arg(format!("--net={ns_path}"))
+            .args(["--", "ip", "link", "set", "lo", "up"])
+            .status()
+            .await
+            .context("bringing lo up in the pod namespace")?;
+        if !status.success() {
+            bail!("`ip link set lo up` in the pod namespace failed: {status}");
+        }
+        // Sandbox rule: the pod may bind 0.0.0.0 only because nothing but lo exists here.
+        let devices = std::fs::read_to_string(format!("/proc/{pid}/net/dev"))?;
+        let interfaces: Vec<&str> = devices
+            .lines()
+            .skip(2)
+            .filter_map(|l| l.split(':').next())
+            .map(str::trim)
+            .collect();
+        if interfaces != ["lo"] {
+            bail!("pod namespace has interfaces {interfaces:?}, expected only lo");
+        }
+
+        let (tx, rx) = mpsc::channel::<DialRequest>();
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..DIALER_THREADS {
+            let ns = File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
+            let rx = Arc::clone(&rx);
+            std::thread::Builder::new()
+                .name(format!("dial-{pid}"))
+                .spawn(move || dialer_thread(ns, rx))
+                .context("starting a dialer thread")?;
+        }
+        Ok(Arc::new(Sandbox {
+            mode: NetMode::Netns,
+            holder: Mutex::new(Some(holder)),
+            holder_pid: Some(pid),
+            dialer: Some(tx),
+            port_map: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Adjusts the container's environment to the sandbox (HostPorts only) and says how.
+    pub fn prepare(&self, launch: &mut ContainerLaunch) -> Result<Vec<String>> {
+        if self.mode == NetMode::Netns {
+            return Ok(Vec::new());
+        }
+        let mut notes = Vec::new();
+        if launch.get("HOST") != Some("127.0.0.1") {
+            notes.push(format!(
+                "HOST {:?} -> \"127.0.0.1\" (sandbox: host loopback only)",
+                launch.get("HOST").unwrap_or("")
+            ));
+            launch.set("HOST", "127.0.0.1");
+        }
+        let declared: u16 = match launch.get("PORT") {
+            Some(p) => p
+                .parse()
+                .map_err(|_| anyhow!("PORT {p:?} is not a port number"))?,
+            None => contract::HTTP_PORT,
+        };
+        let free = free_port()?;
+        self.lock_map().insert(declared, free);
+        notes.push(format!(
+            "PORT {declared} -> {free} (shared loopback); connections to pod port {declared} \
+             go to {free}, any other pod port is refused"
+        ));
+        launch.set("PORT", &free.to_string());
+        Ok(notes)
+    }
+
+    fn lock_map(&self) -> std::sync::MutexGuard<'_, HashMap<u16, u16>> {
+        self.port_map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A command that runs inside the pod's network.
+    pub fn command(&self, program: &Path) -> Command {
+        match self.holder_pid {
+            Some(pid) => {
+                // nsenter execs the program: the child's PID is the program's.
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net=/proc/{pid}/ns/net"))
+                    .arg("--")
+                    .arg(program);
+                cmd
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// Connects to `port` of the pod, as another pod or the kubelet would reach the pod IP.
+    pub async fn connect(&self, port: u16) -> io::Result<TcpStream> {
+        let std_stream = match &self.dialer {
+            Some(dialer) => {
+                let (tx, rx) = oneshot::channel();
+                dialer
+                    .send((port, tx))
+                    .map_err(|_| io::Error::other("pod sandbox is gone"))?;
+                rx.await
+                    .map_err(|_| io::Error::other("dialer thread ended"))??
+            }
+            None => {
+                let Some(host_port) = self.lock_map().get(&port).copied() else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ConnectionRefused,
+                        format!("nothing listens on pod port {port}"),
+                    ));
+                };
+                let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, host_port));
+                tokio::task::spawn_blocking(move || {
+                    StdTcpStream::connect_timeout(&addr, DIAL_TIMEOUT)
+                })
+                .await
+                .map_err(io::Error::other)??
+            }
+        };
+        std_stream.set_nonblocking(true)?;
+        std_stream.set_nodelay(true)?;
+        TcpStream::from_std(std_stream)
+    }
+
+    /// Whether a socket listens on pod port `port` right now.
+    pub fn is_listening(&self, port: u16) -> bool {
+        let (path_pid, port) = match (self.holder_pid, self.mode) {
+            (Some(pid), NetMode::Netns) => (pid.to_string(), port),
+            _ => match self.lock_map().get(&port) {
+                Some(p) => ("self".to_string(), *p),
+                None => return false,
+            },
+        };
+        ["tcp", "tcp6"].iter().any(|proto| {
+            std::fs::read_to_string(format!("/proc/{path_pid}/net/{proto}")).is_ok_and(|t| {
+                t.lines().skip(1).any(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    // field 1 is local "ADDR:PORT" in hex, field 3 the state (0A = LISTEN).
+                    fields.get(3) == Some(&"0A")
+                        && fields
+                            .get(1)
+                            .and_then(|a| a.rsplit(':').next())
+                            .and_then(|p| u16::from_str_radix(p, 16).ok())
+                            == Some(port)
+                })
+            })
+        })
+    }
+
+    /// Ends the namespace holder (the namespace disappears with its last process).
+    pub fn shutdown(&self) {
+        let child = self.holder.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut child) = child {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn dialer_thread(ns: File, rx: Arc<Mutex<mpsc::Receiver<DialRequest>>>) {
+    if let Err(e) = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET) {
+        // Answer every request with the error rather than dialing the host's loopback.
+        loop {
+            let request = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+            let Ok((_, reply)) = request else { return };
+            let _ = reply.send(Err(io::Error::other(format!("setns failed: {e}"))));
+        }
+    }
+    loop {
+        let request = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+        let Ok((port, reply)) = request else { return };
+        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
+        let _ = reply.send(StdTcpStream::connect_timeout(&addr, DIAL_TIMEOUT));
+    }
+}
+
+/// A port that is free on the host's loopback right now.
+pub fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}

@@ -1,0 +1,87 @@
+//! The suites: each takes rendered objects, runs pods the kubelet's way, and records checks.
+
+pub mod canary;
+pub mod config;
+pub mod http_faults;
+pub mod lifecycle;
+pub mod mutations;
+pub mod rollout;
+pub mod switch;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::kubelet::{ContainerLaunch, PodIdentity};
+use crate::manifests::{Rendered, Tools};
+use crate::pod::{Pod, PodTemplate};
+use crate::report::Report;
+use crate::sandbox::{NetMode, Sandbox};
+
+/// What every suite needs.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub tools: Tools,
+    pub mode: NetMode,
+    pub report: Arc<Report>,
+    /// Delay between a pod's Ready change and the load balancer acting on it (the endpoint
+    /// controller and kube-proxy's sync).
+    pub propagation: Duration,
+    /// Pause between two requests of one load client (bounds the rate).
+    pub pace: Duration,
+}
+
+impl Ctx {
+    /// The same context reporting into `report` (mutation runs).
+    pub fn with_report(&self, report: Arc<Report>) -> Ctx {
+        Ctx {
+            report,
+            ..self.clone()
+        }
+    }
+
+    pub fn template(&self, rendered: &Rendered) -> Result<Arc<PodTemplate>> {
+        Ok(Arc::new(PodTemplate::from_rendered(
+            rendered,
+            &self.tools.binary,
+            &self.tools.repo,
+        )?))
+    }
+
+    /// Starts one pod of `rendered` in a fresh sandbox.
+    pub async fn start_pod(
+        &self,
+        rendered: &Rendered,
+        template: &Arc<PodTemplate>,
+        template_hash: &str,
+        ordinal: u8,
+        adjust: impl FnOnce(&mut ContainerLaunch),
+    ) -> Result<Arc<Pod>> {
+        let sandbox = Sandbox::new(self.mode).await?;
+        let identity = PodIdentity::new(rendered, template_hash, ordinal)?;
+        Ok(Arc::new(
+            Pod::start(rendered, Arc::clone(template), sandbox, identity, adjust).await?,
+        ))
+    }
+}
+
+/// The drain delay the container was given (the service's default when absent).
+pub fn drain_delay(launch: &ContainerLaunch) -> Duration {
+    Duration::from_secs(
+        launch
+            .get("DRAIN_DELAY_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(contract::defaults::DRAIN_DELAY_SECONDS),
+    )
+}
+
+/// Requests sent this close to the end of the drain delay may race the listener's closing
+/// (signal delivery and scheduling); the drain window the suites assert on ends this early.
+pub const DRAIN_GUARD: Duration = Duration::from_millis(200);
+
+/// GET `path` on the pod's http port over a fresh connection.
+pub async fn get(pod: &Pod, req: crate::http::Req) -> Result<crate::http::Response> {
+    let stream = pod.connect().await?;
+    crate::http::once(stream, &pod.identity.pod_ip, req, Duration::from_secs(5)).await
+}
