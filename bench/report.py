@@ -50,6 +50,8 @@ class Row:
     processes: int
     log_mb_per_round: float
     other_cpu_s: float
+    redone: int
+    noisy: int
     client_cpu_s: float
     server_cpu_share: float
 
@@ -92,6 +94,8 @@ def rows_of(results: dict) -> dict[str, Row]:
             processes=s["idle_memory"]["processes"],
             log_mb_per_round=statistics.median(r["log_bytes"] for r in rounds) / 1e6,
             other_cpu_s=max(r["other_cpu_s"] for r in rounds),
+            redone=sum(r.get("attempts", 1) - 1 for r in rounds),
+            noisy=sum(1 for r in rounds if r.get("noisy")),
             client_cpu_s=statistics.median(r["client_cpu_s"] for r in rounds),
             server_cpu_share=statistics.median(
                 r["server_cpu_s"] / max(r["server_cpu_s"] + r["client_cpu_s"], 1e-9) for r in rounds
@@ -317,12 +321,13 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 f"{r.idle_pss_mb:.1f} / {r.loaded_pss_mb:.1f}",
                 f"{r.server_cpu_share * 100:.0f}%",
                 f"{r.other_cpu_s:.1f}",
+                f"{r.redone}" + (f" ({r.noisy} still disturbed)" if r.noisy else ""),
                 f"{r.log_mb_per_round:.1f}",
             ]
         )
     out.append(
         md_table(
-            ["system", "req/s min - max over rounds", "wrk errors", "failed probes", "start-up min - max ms", "PSS idle / loaded MB", "server's share of the CPU used", "other CPU s (worst round)", "log MB per round"],
+            ["system", "req/s min - max over rounds", "wrk errors", "failed probes", "start-up min - max ms", "PSS idle / loaded MB", "server's share of the CPU used", "other CPU s (worst round)", "runs redone", "log MB per round"],
             spread,
         )
         + "\n"
@@ -387,7 +392,9 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 f"- Noise: before the rounds the bench waits (up to 30 s) for other work on the "
                 f"machine to use under 25% of it; it was {results.get('background_busy', 0) * 100:.0f}% busy when "
                 "the rounds began. Per round it records the CPU time spent on anything but the server "
-                "and its clients ([Spread](#spread), other CPU).",
+                "and its clients; a run during which that exceeded "
+                f"{st.get('noise_max', 0.1) * 100:.0f}% of the machine's CPU time is measured again after "
+                "another wait, at most twice ([Spread](#spread): other CPU, runs redone).",
                 f"- Readiness under load: while wrk saturates `/`, bench/probe.py sends a probe every "
                 f"{st['probe_interval_s'] * 1000:.0f} ms (open loop) on a new connection, as the kubelet "
                 "does, with its 1 s timeout, from second 1 to 1 s before the end of the run; the p99 is "
