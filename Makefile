@@ -229,6 +229,13 @@ test-scripts: ## Test the deploy scripts with stand-in tools, and the release bi
 	scripts/tests/run.sh
 
 # ---------------------------------------------------------------- end-to-end
+E2E_ARGS ?=
+
+.PHONY: e2e
+e2e: ## Kubelet's-eye end-to-end suite: the release binary run as the rendered dev/prod manifests declare
+	bin="$$(scripts/build-release.sh)"; \
+	$(CARGO) build --quiet -p manifest-gen; \
+	$(CARGO) run --quiet -p e2e -- --binary "$$bin" --manifest-gen target/debug/manifest-gen $(E2E_ARGS)
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench

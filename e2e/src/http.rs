@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1;
 use hyper::{HeaderMap, Request, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -129,9 +129,4 @@ impl Drop for Conn {
     fn drop(&mut self) {
         self.driver.abort();
     }
-}
-
-/// An empty body, for callers that only need headers.
-pub fn empty() -> Empty<Bytes> {
-    Empty::new()
 }

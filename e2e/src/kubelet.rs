@@ -554,6 +554,87 @@ mod tests {
         assert_eq!(expand("$A $(A", &defined, &[]), "$A $(A");
     }
 
+    const OBJECTS: &str = r#"
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg-abc123, namespace: ns}
+data: {PORT: "5600", GREETING_PREFIX: hi}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: sec-def456, namespace: ns}
+data: {API_KEY: c2VjcmV0LXZhbHVl}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: ns}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: a}}
+    spec:
+      containers:
+      - name: hello-k8s
+        envFrom:
+        - configMapRef: {name: cfg-abc123}
+          prefix: CM_
+        env:
+        - {name: PORT, valueFrom: {configMapKeyRef: {name: cfg-abc123, key: PORT}}}
+        - {name: API_KEY, valueFrom: {secretKeyRef: {name: sec-def456, key: API_KEY}}}
+        - {name: POD_NAME, valueFrom: {fieldRef: {fieldPath: metadata.name}}}
+        - {name: URL, value: "http://$(POD_NAME):$(PORT)/$(NOPE)"}
+        - {name: OPT, valueFrom: {configMapKeyRef: {name: gone, key: X, optional: true}}}
+        args: ["--port=$(PORT)"]
+"#;
+
+    fn launch_of(text: &str) -> Result<ContainerLaunch> {
+        let rendered = crate::manifests::parse("test", text)?;
+        let pod = PodIdentity::new(&rendered, "hash", 0)?;
+        launch(
+            &rendered,
+            rendered.container()?,
+            &pod,
+            &["/hello-k8s".to_string()],
+        )
+    }
+
+    #[test]
+    fn env_is_built_from_refs_envfrom_fieldref_and_expansion() {
+        let l = launch_of(OBJECTS).expect("resolves");
+        assert_eq!(l.get("PORT"), Some("5600"));
+        assert_eq!(
+            l.get("API_KEY"),
+            Some("secret-value"),
+            "Secret data is base64-decoded"
+        );
+        assert_eq!(l.get("CM_GREETING_PREFIX"), Some("hi"));
+        let pod = l.get("POD_NAME").expect("fieldRef");
+        assert!(pod.starts_with("app-hash-"), "{pod}");
+        assert_eq!(
+            l.get("URL"),
+            Some(format!("http://{pod}:5600/$(NOPE)").as_str())
+        );
+        assert_eq!(
+            l.get("OPT"),
+            None,
+            "optional refs that do not resolve are skipped"
+        );
+        assert_eq!(l.argv, ["/hello-k8s", "--port=5600"]);
+        assert!(l.get("HOSTNAME").is_some() && l.get("KUBERNETES_SERVICE_HOST").is_some());
+    }
+
+    #[test]
+    fn a_reference_that_does_not_resolve_is_an_error() {
+        let renamed = OBJECTS.replace("key: PORT}", "key: PORT_NUMBER}");
+        let err = launch_of(&renamed).expect_err("must fail").to_string();
+        assert!(
+            err.contains("PORT_NUMBER") && err.contains("cfg-abc123"),
+            "{err}"
+        );
+        let no_secret = OBJECTS.replace("name: sec-def456, key", "name: sec-other, key");
+        assert!(launch_of(&no_secret).is_err());
+    }
+
     #[test]
     fn quantities_parse_with_binary_and_decimal_suffixes() {
         assert_eq!(

@@ -11,7 +11,7 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Result, anyhow};
 use k8s_openapi::api::core::v1::Service;
@@ -31,9 +31,6 @@ pub struct Endpoint {
     serving: Arc<AtomicBool>,
     /// Connections routed to this pod.
     pub connections: AtomicU64,
-    /// Connections routed to it after it was last taken out of rotation by readiness.
-    pub after_removal: AtomicU64,
-    pub removed_at: Mutex<Option<Instant>>,
     deleted: AtomicBool,
 }
 
@@ -135,8 +132,6 @@ impl Lb {
             target_port,
             serving: Arc::clone(&serving),
             connections: AtomicU64::new(0),
-            after_removal: AtomicU64::new(0),
-            removed_at: Mutex::new(None),
             deleted: AtomicBool::new(false),
         });
         let mut ready = pod.ready.clone();
@@ -147,11 +142,7 @@ impl Lb {
                 let value = *ready.borrow_and_update();
                 tokio::time::sleep(propagation).await;
                 let Some(ep) = ep.upgrade() else { return };
-                let was = ep.serving.swap(value, Ordering::SeqCst);
-                if was && !value {
-                    *lock(&ep.removed_at) = Some(Instant::now());
-                    ep.after_removal.store(0, Ordering::SeqCst);
-                }
+                ep.serving.store(value, Ordering::SeqCst);
                 drop(ep);
                 if ready.changed().await.is_err() {
                     return;
@@ -195,7 +186,6 @@ impl Lb {
         }
         let ep = &ready[self.next.fetch_add(1, Ordering::SeqCst) % ready.len()];
         ep.connections.fetch_add(1, Ordering::SeqCst);
-        ep.after_removal.fetch_add(1, Ordering::SeqCst);
         match ep.sandbox.connect(ep.target_port).await {
             Ok(mut upstream) => {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;

@@ -113,7 +113,9 @@ impl PodTemplate {
     /// it: the startup probe's whole budget (or the liveness probe's, without one), then the
     /// readiness probe's first successes.
     pub fn ready_budget(&self) -> Duration {
-        let budget = |p: &ProbeSpec, n: u32| p.initial_delay + (p.period + p.timeout) * n;
+        // Probes run on a ticker of `period` (a slow probe does not shift the next one), so
+        // n probes span n periods, the last one up to its timeout longer.
+        let budget = |p: &ProbeSpec, n: u32| p.initial_delay + p.period * n + p.timeout;
         let start = match (&self.startup, &self.liveness) {
             (Some(s), _) => budget(s, s.failure_threshold),
             (None, Some(l)) => budget(l, l.failure_threshold),
@@ -245,7 +247,6 @@ pub struct Pod {
     fatal: Arc<Mutex<Option<String>>>,
     exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
     terminating: Arc<AtomicBool>,
-    readiness_tick: Arc<tokio::sync::Notify>,
     sigterm: watch::Sender<Option<Instant>>,
 }
 
@@ -332,7 +333,6 @@ impl Pod {
             fatal: Arc::new(Mutex::new(None)),
             exit: exit_rx,
             terminating: Arc::new(AtomicBool::new(false)),
-            readiness_tick: Arc::new(tokio::sync::Notify::new()),
             sigterm: watch::channel(None).0,
         };
         let target = ProbeTarget {
@@ -349,7 +349,6 @@ impl Pod {
             Arc::clone(&pod.fatal),
             pod.exit.clone(),
             Arc::clone(&pod.terminating),
-            Arc::clone(&pod.readiness_tick),
             pid,
             started,
         ));
@@ -553,11 +552,6 @@ impl Pod {
         format!("  container output (last lines):\n    {tail}")
     }
 
-    /// Notified after each readiness probe.
-    pub fn readiness_tick(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.readiness_tick)
-    }
-
     /// The pod's own HTTP port reached directly (as from another pod).
     pub async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
         self.sandbox.connect(self.template.http_port).await
@@ -585,7 +579,6 @@ async fn kubelet_probes(
     fatal: Arc<Mutex<Option<String>>>,
     exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
     terminating: Arc<AtomicBool>,
-    readiness_tick: Arc<tokio::sync::Notify>,
     pid: u32,
     started: Instant,
 ) {
@@ -744,7 +737,29 @@ async fn kubelet_probes(
                 let _ = ready_tx.send(false);
             }
         }
-        readiness_tick.notify_waiters();
         tokio::time::sleep_until((tick + spec.period).into()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_entrypoint_comes_from_the_last_stage_not_from_healthcheck_lines() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("Dockerfile"),
+            "FROM a AS build\nENTRYPOINT [\"/wrong\"]\nFROM b\nHEALTHCHECK --interval=5s \\\n    CMD [\"/hello-k8s\", \"healthcheck\"]\nENTRYPOINT [\"/hello-k8s\"]\n",
+        )
+        .expect("write");
+        assert_eq!(image_entrypoint(dir.path()), ["/hello-k8s"]);
+    }
+
+    #[test]
+    fn only_the_service_binary_can_be_run() {
+        let bin = Path::new("/tmp/bin/hello-k8s");
+        assert_eq!(local_program("/hello-k8s", bin).expect("ok"), bin);
+        assert!(local_program("/bin/sh", bin).is_err());
     }
 }

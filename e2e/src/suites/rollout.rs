@@ -255,8 +255,10 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
         new_hits > 0,
         format!("{new_hits} connections"),
     );
+    // Clean-up, not under test: the new replicas are stopped all at once.
+    futures::future::join_all(new.iter().map(|p| p.kill())).await;
     for p in &new {
-        let _ = p.terminate().await;
+        p.sandbox.shutdown();
     }
     Ok(())
 }
