@@ -543,8 +543,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="hello-k8s beside the origin and the ceiling")
     parser.add_argument("--bin", required=True, help="the release hello-k8s binary")
     parser.add_argument("--work", default=str(BENCH_DIR / ".work"))
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--duration", default="10s", help="wrk -d, the same for every system")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", default="8s", help="wrk -d, the same for every system")
     parser.add_argument("--warmup", default="2s")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=64)
@@ -557,7 +557,7 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated system keys (default: all)")
     args = parser.parse_args()
 
-    work = Path(args.work)
+    work = Path(args.work).resolve()
     logs = work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     atexit.register(kill_all)
@@ -595,7 +595,10 @@ def main() -> int:
         s.log_path.write_bytes(b"")
         log(f"starting {s.key} on {HOST}:{s.port}")
         s.proc = spawn(s, s.port, args.workers, s.log_path)
-        wait_ready(s.proc, s.port, s.ready_path, timeout=30, poll=0.01)
+        try:
+            wait_ready(s.proc, s.port, s.ready_path, timeout=30, poll=0.01)
+        except RuntimeError as err:
+            raise RuntimeError(f"{s.key}: {err}; its output is in {s.log_path}") from None
         status, body = http_get(s.port, "/")
         if status != 200 or body.strip() != GREETING:
             raise RuntimeError(f"{s.key}: GET / answered {status} {body[:80]!r}, expected 200 {GREETING!r}")
@@ -662,6 +665,8 @@ def main() -> int:
             proc = spawn(s, port, args.workers, s.log_path)
             try:
                 t1 = wait_ready(proc, port, s.ready_path, timeout=30, poll=args.startup_poll)
+            except RuntimeError as err:
+                raise RuntimeError(f"{s.key}: {err}; its output is in {s.log_path}") from None
             finally:
                 stop(proc)
             results["systems"][s.key].setdefault("startup_s", []).append(t1 - t0)

@@ -112,6 +112,23 @@ def percentile(sorted_values: list[int], p: float) -> float:
     return sorted_values[int(rank) - 1]
 
 
+def paired(results: dict, a: str, b: str) -> float | None:
+    """Median over rounds of a's req/s divided by b's in the same round.
+
+    The systems of one round run back to back, so a round's ratio shares that moment's
+    machine; the throughput of this VM drifts by tens of percent between rounds."""
+    sa, sb = results["systems"].get(a), results["systems"].get(b)
+    if not sa or not sb:
+        return None
+    return statistics.median(x["rps"] / y["rps"] for x, y in zip(sa["rounds"], sb["rounds"]))
+
+
+def fmt_ratio(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:,.0f}x" if x >= 100 else f"{x:.2f}x"
+
+
 def ratio(a: float, b: float | None) -> str:
     if not b:
         return "n/a"
@@ -130,7 +147,7 @@ def fmt_ms(x: float) -> str:
 # ------------------------------------------------------------------------------- targets
 
 
-def targets(rows: dict[str, Row]) -> list[tuple[str, str, bool | None]]:
+def targets(rows: dict[str, Row], results: dict) -> list[tuple[str, str, bool | None]]:
     """(target, measured, passed); passed is None when a system needed for it is missing."""
     out: list[tuple[str, str, bool | None]] = []
     bare, prod = rows.get(BARE), rows.get(PROD)
@@ -140,20 +157,19 @@ def targets(rows: dict[str, Row]) -> list[tuple[str, str, bool | None]]:
         out.append((name, measured, ok))
 
     if bare and ceiling:
-        x = bare.rps / ceiling.rps
-        add("bare GET / >= 0.8x nginx", x >= 0.8, f"{x:.2f}x ({fmt_rps(bare.rps)} vs {fmt_rps(ceiling.rps)} req/s)")
+        x = paired(results, BARE, CEILING)
+        add("bare GET / >= 0.8x nginx", x >= 0.8, f"{x:.2f}x (medians {fmt_rps(bare.rps)} vs {fmt_rps(ceiling.rps)} req/s)")
     else:
         add("bare GET / >= 0.8x nginx", None, "n/a")
     if bare and prod:
-        x = prod.rps / bare.rps
-        add("production >= 0.9x bare", x >= 0.9, f"{x:.2f}x ({fmt_rps(prod.rps)} vs {fmt_rps(bare.rps)} req/s)")
+        x = paired(results, PROD, BARE)
+        add("production >= 0.9x bare", x >= 0.9, f"{x:.2f}x (medians {fmt_rps(prod.rps)} vs {fmt_rps(bare.rps)} req/s)")
     else:
         add("production >= 0.9x bare", None, "n/a")
     svc = [r for r in (bare, prod) if r]
     if svc and origin:
-        worst = min(svc, key=lambda r: r.rps)
-        x = worst.rps / origin.rps
-        detail = " / ".join(f"{'bare' if r.key == BARE else 'prod'} {r.rps / origin.rps:,.0f}x" for r in svc)
+        x = min(paired(results, r.key, ORIGIN) for r in svc)
+        detail = " / ".join(f"{'bare' if r.key == BARE else 'prod'} {paired(results, r.key, ORIGIN):,.0f}x" for r in svc)
         add(">= 100x the Flask dev server", x >= 100, detail)
     else:
         add(">= 100x the Flask dev server", None, "n/a")
@@ -194,17 +210,15 @@ COLUMNS = [
 ]
 
 
-def table_rows(rows: dict[str, Row]) -> list[list[str]]:
-    origin = rows.get(ORIGIN)
-    ceiling = rows.get(CEILING)
+def table_rows(rows: dict[str, Row], results: dict) -> list[list[str]]:
     out = []
     for r in rows.values():
         out.append(
             [
                 r.key,
                 fmt_rps(r.rps),
-                ratio(r.rps, origin.rps if origin else None),
-                ratio(r.rps, ceiling.rps if ceiling else None),
+                fmt_ratio(paired(results, r.key, ORIGIN)),
+                fmt_ratio(paired(results, r.key, CEILING)),
                 f"{r.cpu_us:.1f}",
                 fmt_ms(r.p50_ms),
                 fmt_ms(r.p99_ms),
@@ -217,8 +231,8 @@ def table_rows(rows: dict[str, Row]) -> list[list[str]]:
     return out
 
 
-def terminal_table(rows: dict[str, Row]) -> str:
-    body = table_rows(rows)
+def terminal_table(rows: dict[str, Row], results: dict) -> str:
+    body = table_rows(rows, results)
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(b) for b in body)])
@@ -250,18 +264,18 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
         lines = [
             f"- `GET /` throughput: hello-k8s serves **{fmt_rps(bare.rps)} req/s** bare and "
             f"**{fmt_rps(prod.rps)} req/s** in its production configuration: "
-            f"**{ratio(bare.rps, origin.rps)}** / **{ratio(prod.rps, origin.rps)}** the Flask development server "
+            f"**{fmt_ratio(paired(results, BARE, ORIGIN))}** / **{fmt_ratio(paired(results, PROD, ORIGIN))}** the Flask development server "
             f"({fmt_rps(origin.rps)} req/s)"
-            + (f", {ratio(bare.rps, gunicorn.rps)} / {ratio(prod.rps, gunicorn.rps)} Flask on gunicorn ({fmt_rps(gunicorn.rps)} req/s)" if gunicorn else "")
-            + f", and **{ratio(bare.rps, ceiling.rps)}** / **{ratio(prod.rps, ceiling.rps)}** the nginx ceiling ({fmt_rps(ceiling.rps)} req/s).",
+            + (f", {fmt_ratio(paired(results, BARE, GUNICORN))} / {fmt_ratio(paired(results, PROD, GUNICORN))} Flask on gunicorn ({fmt_rps(gunicorn.rps)} req/s)" if gunicorn else "")
+            + f", and **{fmt_ratio(paired(results, BARE, CEILING))}** / **{fmt_ratio(paired(results, PROD, CEILING))}** the nginx ceiling ({fmt_rps(ceiling.rps)} req/s).",
             f"- Server CPU time per request, the cost that does not depend on the load generator: "
             f"{bare.cpu_us:.1f} us bare, {prod.cpu_us:.1f} us production, {ceiling.cpu_us:.1f} us for nginx, "
             f"{origin.cpu_us:,.0f} us for the origin"
             + (f" and {gunicorn.cpu_us:,.0f} us on gunicorn" if gunicorn else "")
             + f": {1e6 / prod.cpu_us:,.0f} requests per CPU-second in production against {1e6 / origin.cpu_us:,.0f} "
-            f"({ratio(origin.cpu_us, prod.cpu_us)} the work per core).",
+            f"({ratio(origin.cpu_us, prod.cpu_us)} the requests per CPU-second).",
             f"- Instrumentation (JSON logs at info, Prometheus metrics on) changes throughput by "
-            f"{(prod.rps / bare.rps - 1) * 100:+.0f}% and CPU per request by {(prod.cpu_us / bare.cpu_us - 1) * 100:+.0f}%.",
+            f"{(paired(results, PROD, BARE) - 1) * 100:+.0f}% and CPU per request by {(prod.cpu_us / bare.cpu_us - 1) * 100:+.0f}%.",
             f"- Latency under that load (64 connections): p99 {fmt_ms(bare.p99_ms)} ms bare, {fmt_ms(prod.p99_ms)} ms production, "
             f"{fmt_ms(origin.p99_ms)} ms for the origin; a readiness probe answers within "
             f"{fmt_ms(prod.probe_p99_ms)} ms (p99, production) while `/` is saturated.",
@@ -291,12 +305,13 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 "idle RSS MB",
                 "RSS after load MB",
             ],
-            table_rows(rows),
+            table_rows(rows, results),
         )
         + "\n"
     )
     out.append(
-        "Medians over the rounds (throughput and latency) and over the start-up runs. `(/)`: the "
+        "Medians over the rounds (throughput and latency) and over the start-up runs; a ratio is the "
+        "median over the rounds of that round's ratio (the systems of a round run back to back). `(/)`: the "
         "system has no readiness endpoint, so the probe asked for `/`. RSS is VmRSS summed over "
         "the process tree. Release binary: "
         f"{results['binary']['bytes']:,} bytes. Container image: {results['image']}.\n"
@@ -306,7 +321,7 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
 
     out.append("## Targets\n")
     out.append("Issue 6's targets, as ratios and values from this run (informational: `make bench` does not fail on a miss).\n")
-    out.append(md_table(["target", "measured", "result"], [[t, m_, f"**{verdict(ok)}**"] for t, m_, ok in targets(rows)], "llr") + "\n")
+    out.append(md_table(["target", "measured", "result"], [[t, m_, f"**{verdict(ok)}**"] for t, m_, ok in targets(rows, results)], "llr") + "\n")
 
     out.append("## Spread\n")
     spread = []
@@ -419,7 +434,7 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
         "```sh\nmake bench\n```\n\n"
         "It installs what is missing (wrk and nginx from the distribution, Flask 3.0.0, gunicorn and "
         "matplotlib from PyPI into the git-ignored bench/.work/venv), builds the release binary, runs "
-        "every measurement above (about 4 minutes on 2 CPUs), prints the table and rewrites this "
+        "every measurement above (about 5 minutes on 2 CPUs), prints the table and rewrites this "
         "file and the chart. Raw results: bench/.work/results.json. Knobs (environment): "
         "`BENCH_ROUNDS`, `BENCH_DURATION`, `BENCH_CONNECTIONS`, `BENCH_THREADS`, `BENCH_WORKERS`, "
         "`BENCH_STARTUP_RUNS`. To re-render this file from the raw results without measuring again: "
@@ -476,7 +491,7 @@ def chart(rows: dict[str, Row], results: dict, path: Path) -> None:
     # The last cell: the targets and the sizes, as text.
     text_ax = axes.flat[-1]
     text_ax.axis("off")
-    lines = ["targets (issue 6)"] + [f"{verdict(ok):4}  {name}: {measured}" for name, measured, ok in targets(rows)]
+    lines = ["targets (issue 6)"] + [f"{verdict(ok):4}  {name}: {measured}" for name, measured, ok in targets(rows, results)]
     lines += ["", f"release binary: {results['binary']['bytes'] / 1e6:.1f} MB", f"image: {results['image']}"]
     text_ax.text(0, 1, "\n".join(lines), va="top", ha="left", fontsize=7.5, family="monospace", wrap=True)
     st, m = results["settings"], results["machine"]
@@ -510,10 +525,10 @@ def main() -> int:
         print(f"error: cannot read results {args.results}: {err}", file=sys.stderr)
         return 1
     rows = rows_of(results)
-    print(terminal_table(rows))
+    print(terminal_table(rows, results))
     print()
     print("targets (informational):")
-    for name, measured, ok in targets(rows):
+    for name, measured, ok in targets(rows, results):
         print(f"  {verdict(ok):4}  {name:38} {measured}")
     print(f"\nrelease binary: {results['binary']['bytes']:,} bytes; image: {results['image']}")
     if args.chart:

@@ -6,7 +6,7 @@
 # binary, runs bench/bench.py (every system on 127.0.0.1, interleaved, bounded in time) and
 # renders the table, BENCHMARKS.md and the chart with bench/report.py.
 #
-# Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (10s), BENCH_CONNECTIONS (64),
+# Knobs (environment): BENCH_ROUNDS (5), BENCH_DURATION (8s), BENCH_CONNECTIONS (64),
 # BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10), BENCH_MARKDOWN (BENCHMARKS.md),
 # BENCH_CHART (docs/bench.png).
 set -euo pipefail
@@ -17,8 +17,8 @@ cd "$ROOT"
 WORK="${BENCH_WORK:-bench/.work}"
 VENV="$WORK/venv"
 PYTHON="${PYTHON:-python3}"
-BENCH_ROUNDS="${BENCH_ROUNDS:-3}"
-BENCH_DURATION="${BENCH_DURATION:-10s}"
+BENCH_ROUNDS="${BENCH_ROUNDS:-5}"
+BENCH_DURATION="${BENCH_DURATION:-8s}"
 BENCH_CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 BENCH_THREADS="${BENCH_THREADS:-2}"
 BENCH_WORKERS="${BENCH_WORKERS:-2}"
@@ -107,7 +107,7 @@ build_binary
 PATH="$PATH:/usr/sbin"
 export PATH
 
-say "measuring (about 4 minutes): rounds=$BENCH_ROUNDS duration=$BENCH_DURATION connections=$BENCH_CONNECTIONS workers=$BENCH_WORKERS"
+say "measuring (about 5 minutes): rounds=$BENCH_ROUNDS duration=$BENCH_DURATION connections=$BENCH_CONNECTIONS workers=$BENCH_WORKERS"
 "$VENV/bin/python" bench/bench.py \
   --bin "$BIN" \
   --work "$WORK" \
