@@ -219,10 +219,17 @@ fn rename_ref_key(r: &mut Rendered, env_name: &str, new_key: &str) -> Result<()>
 }
 
 /// The stages every variant runs: the pod's life, and a 2-replica rolling update (skipped
-/// once the pod's life has already failed: detection is what counts here).
+/// when the pod could not even start or become Ready: the rollout would only wait for the
+/// same failure again).
 async fn stages(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     lifecycle::run(ctx, rendered).await?;
-    if ctx.report.failed() > 0 {
+    let never_served = ctx.report.checks().iter().any(|c| {
+        !c.passed
+            && (c.name.contains("Ready within")
+                || c.name.contains("container starts")
+                || c.name.contains("resolve"))
+    });
+    if never_served {
         return Ok(());
     }
     let mut two = rendered.clone();
@@ -298,7 +305,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             }
             let detail = failed
                 .iter()
-                .take(2)
+                .take(4)
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(" | ");
