@@ -31,6 +31,14 @@ pub const HTTP_PORT_NAME: &str = "http";
 pub const PROD_NODE_PORT: u16 = 31181;
 /// Numeric user and group the container runs as (distroless `nonroot`).
 pub const RUN_AS_UID: i64 = 65532;
+/// Where the Deployment mounts the generated Secret (read-only); each Secret key is a file.
+/// Secrets travel as files, not environment variables: they stay out of `/proc/<pid>/environ`,
+/// `kubectl describe` and child processes.
+pub const SECRET_MOUNT_DIR: &str = "/var/run/secrets/hello-k8s";
+/// The file, inside [`SECRET_MOUNT_DIR`], that holds the API key (the Secret's key name).
+pub const API_KEY_SECRET_KEY: &str = "API_KEY";
+/// The full path of the API key file in the container: the `API_KEY_FILE` the ConfigMap sets.
+pub const API_KEY_FILE_PATH: &str = "/var/run/secrets/hello-k8s/API_KEY";
 /// The subcommand that probes a running server (image HEALTHCHECK, no curl in the image).
 pub const HEALTHCHECK_SUBCOMMAND: &str = "healthcheck";
 
@@ -111,7 +119,14 @@ pub const ENV_KEYS: &[EnvKey] = &[
         source: Source::Secret,
         default: None,
         expected: "a non-empty token without whitespace (required when ENV=production)",
-        description: "Bearer token of the operator readiness switch; unset in development disables the switch",
+        description: "Bearer token of the operator readiness switch; in the cluster it is a file (see API_KEY_FILE), never a variable; unset in development disables the switch",
+    },
+    EnvKey {
+        name: "API_KEY_FILE",
+        source: Source::ConfigMap,
+        default: None,
+        expected: "the path of a readable file holding the token (not together with API_KEY)",
+        description: "Read the API key from this file, e.g. the mounted Secret; preferred over API_KEY in a cluster",
     },
     EnvKey {
         name: "HOST",
@@ -214,6 +229,7 @@ pub const fn http_port_i32() -> i32 {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -240,6 +256,15 @@ mod tests {
                 key.name
             );
         }
+    }
+
+    #[test]
+    fn api_key_file_points_into_the_secret_mount() {
+        assert_eq!(keys_from(Source::Secret).next(), Some(API_KEY_SECRET_KEY));
+        assert_eq!(
+            API_KEY_FILE_PATH,
+            format!("{SECRET_MOUNT_DIR}/{API_KEY_SECRET_KEY}")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@ pub struct RawConfig {
     pub env: Option<String>,
     pub debug: Option<String>,
     pub api_key: Option<SecretString>,
+    pub api_key_file: Option<String>,
     pub host: Option<String>,
     pub port: Option<String>,
     pub log_format: Option<String>,
@@ -43,6 +44,7 @@ impl fmt::Debug for RawConfig {
             .field("env", &self.env)
             .field("debug", &self.debug)
             .field("api_key", &self.api_key.as_ref().map(|_| "[REDACTED]"))
+            .field("api_key_file", &self.api_key_file)
             .field("host", &self.host)
             .field("port", &self.port)
             .finish_non_exhaustive()
@@ -315,7 +317,17 @@ impl Settings {
     }
 
     /// Validates raw values; the first problem found (in [`ENV_KEYS`] order) is returned.
+    /// `API_KEY_FILE`, when set, is read from the filesystem.
     pub fn from_raw(raw: RawConfig) -> Result<Self, ConfigError> {
+        Self::from_raw_with(raw, |path| std::fs::read_to_string(path))
+    }
+
+    /// [`Settings::from_raw`] with the file reader given: the generator validates the
+    /// environment it generates without the Secret being mounted anywhere.
+    pub fn from_raw_with(
+        raw: RawConfig,
+        read_file: impl FnOnce(&str) -> std::io::Result<String>,
+    ) -> Result<Self, ConfigError> {
         let environment = parse_or(
             "ENV",
             raw.env.as_deref(),
@@ -327,33 +339,40 @@ impl Settings {
             },
         )?;
         let debug = parse_or("DEBUG", raw.debug.as_deref(), false, parse_bool)?;
-        let api_key = match raw.api_key {
-            None if environment == Environment::Production => {
+        let api_key = match (raw.api_key, raw.api_key_file) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError {
+                    key: "API_KEY_FILE",
+                    problem: "is set together with API_KEY".into(),
+                    expected: expected_of("API_KEY_FILE"),
+                });
+            }
+            (Some(secret), None) => Some(check_api_key("API_KEY", secret)?),
+            (None, Some(path)) => {
+                let contents = read_file(&path).map_err(|err| ConfigError {
+                    key: "API_KEY_FILE",
+                    problem: format!("is {path:?}, which cannot be read ({err})"),
+                    expected: expected_of("API_KEY_FILE"),
+                })?;
+                // One trailing newline is what `echo key > file` leaves; strip it, as
+                // kubectl create secret --from-file users expect.
+                let token = contents
+                    .strip_suffix("\r\n")
+                    .or_else(|| contents.strip_suffix('\n'))
+                    .unwrap_or(&contents)
+                    .to_owned();
+                Some(check_api_key("API_KEY_FILE", SecretString::from(token))?)
+            }
+            (None, None) if environment == Environment::Production => {
                 return Err(ConfigError {
                     key: "API_KEY",
-                    problem: "is missing, and it is required when ENV=production".into(),
+                    problem:
+                        "is missing (and API_KEY_FILE too), and it is required when ENV=production"
+                            .into(),
                     expected: expected_of("API_KEY"),
                 });
             }
-            None => None,
-            Some(secret) => {
-                let token = secret.expose_secret();
-                let problem = if token.is_empty() {
-                    Some("is set but empty")
-                } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                    Some("contains whitespace or control characters (value not shown)")
-                } else {
-                    None
-                };
-                if let Some(problem) = problem {
-                    return Err(ConfigError {
-                        key: "API_KEY",
-                        problem: problem.into(),
-                        expected: expected_of("API_KEY"),
-                    });
-                }
-                Some(ApiKey(secret))
-            }
+            (None, None) => None,
         };
         let host = parse_or("HOST", raw.host.as_deref(), defaults_host(), |v| {
             v.parse().ok()
@@ -455,11 +474,31 @@ impl Settings {
     }
 }
 
+/// Validates a token; `key` is the variable it came from (the value is never echoed).
+fn check_api_key(key: &'static str, secret: SecretString) -> Result<ApiKey, ConfigError> {
+    let token = secret.expose_secret();
+    let problem = if token.is_empty() && key == "API_KEY" {
+        "is set but empty"
+    } else if token.is_empty() {
+        "names a file that holds an empty token"
+    } else if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        "holds a token with whitespace or control characters (value not shown)"
+    } else {
+        return Ok(ApiKey(secret));
+    };
+    Err(ConfigError {
+        key,
+        problem: problem.into(),
+        expected: expected_of(key),
+    })
+}
+
 fn defaults_host() -> IpAddr {
     IpAddr::from([127, 0, 0, 1])
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -548,6 +587,36 @@ mod tests {
         assert!(!key.matches(b"canary-123"));
         assert!(!key.matches(b"canary-12345"));
         assert!(!key.matches(b""));
+    }
+
+    #[test]
+    fn api_key_file_is_read_and_one_trailing_newline_stripped() {
+        let raw = RawConfig::from_pairs([("API_KEY_FILE", "/mnt/API_KEY")]);
+        let s = Settings::from_raw_with(raw, |path| {
+            assert_eq!(path, "/mnt/API_KEY");
+            Ok("file-token\n".into())
+        })
+        .unwrap();
+        assert!(s.api_key.unwrap().matches(b"file-token"));
+    }
+
+    #[test]
+    fn api_key_file_problems_name_the_file_key_and_never_the_token() {
+        let unreadable = settings(&[("API_KEY_FILE", "/nonexistent/hello-k8s/API_KEY")]);
+        let err = unreadable.unwrap_err();
+        assert_eq!(err.key, "API_KEY_FILE");
+        assert!(
+            err.to_string().contains("/nonexistent/hello-k8s/API_KEY"),
+            "{err}"
+        );
+
+        let raw = RawConfig::from_pairs([("API_KEY_FILE", "/f")]);
+        let err = Settings::from_raw_with(raw, |_| Ok("two words\n".into())).unwrap_err();
+        assert_eq!(err.key, "API_KEY_FILE");
+        assert!(!err.to_string().contains("two words"), "{err}");
+
+        let both = settings(&[("API_KEY", "k"), ("API_KEY_FILE", "/f")]).unwrap_err();
+        assert_eq!(both.key, "API_KEY_FILE");
     }
 
     #[test]

@@ -19,8 +19,8 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SeccompProfile, Secret, SecretKeySelector, SecurityContext,
-    Service, ServicePort, ServiceSpec, TopologySpreadConstraint,
+    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
+    Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -39,6 +39,8 @@ pub const CONFIG_MAP_NAME: &str = "hello-k8s-config";
 /// Name of the generated Secret before kustomize appends its hash.
 pub const SECRET_NAME: &str = "hello-k8s-secret";
 pub const SECRET_TYPE: &str = "Opaque";
+/// The pod volume that carries the Secret's keys as files (see [`contract::SECRET_MOUNT_DIR`]).
+pub const SECRET_VOLUME: &str = "secrets";
 
 pub const LABEL_NAME: &str = "app.kubernetes.io/name";
 pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
@@ -135,12 +137,23 @@ impl Plan {
     }
 
     fn check_config(&self, overrides: &Overrides) -> Result<()> {
-        let placeholder_secret = contract::keys_from(Source::Secret)
-            .map(|k| (k.to_string(), "placeholder-for-validation".to_string()));
-        let raw = contract::RawConfig::from_pairs(
-            self.literals.iter().cloned().chain(placeholder_secret),
-        );
-        if let Err(err) = contract::Settings::from_raw(raw) {
+        let raw = contract::RawConfig::from_pairs(self.literals.iter().cloned());
+        // The Secret is mounted only in the cluster: stand in for its file, and only for the
+        // path the Deployment mounts, so an API_KEY_FILE pointing elsewhere is refused.
+        let read_mounted_secret = |path: &str| {
+            if path == contract::API_KEY_FILE_PATH {
+                Ok("placeholder-for-validation".to_string())
+            } else {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "not the mounted Secret file {}",
+                        contract::API_KEY_FILE_PATH
+                    ),
+                ))
+            }
+        };
+        if let Err(err) = contract::Settings::from_raw_with(raw, read_mounted_secret) {
             let culprit = overrides.set.iter().rev().find(|l| l.key == err.key);
             match culprit {
                 Some(l) => bail!("--set {}={}: {err}", l.key, l.value),
@@ -230,10 +243,12 @@ fn http_probe(path: &str, period: i32, timeout: i32, failures: i32) -> Probe {
 }
 
 /// The container's environment: one entry per contract key, from where the contract says.
+/// The Secret's keys are not environment variables: they arrive as files in the Secret volume
+/// (see [`secret_volume`]), and the ConfigMap's `API_KEY_FILE` names the file.
 pub fn container_env() -> Vec<EnvVar> {
     ENV_KEYS
         .iter()
-        .map(|key| {
+        .filter_map(|key| {
             let source = match key.source {
                 Source::ConfigMap => EnvVarSource {
                     config_map_key_ref: Some(ConfigMapKeySelector {
@@ -243,14 +258,7 @@ pub fn container_env() -> Vec<EnvVar> {
                     }),
                     ..EnvVarSource::default()
                 },
-                Source::Secret => EnvVarSource {
-                    secret_key_ref: Some(SecretKeySelector {
-                        name: SECRET_NAME.into(),
-                        key: key.name.into(),
-                        optional: None,
-                    }),
-                    ..EnvVarSource::default()
-                },
+                Source::Secret => return None,
                 Source::FieldRef(path) => EnvVarSource {
                     field_ref: Some(ObjectFieldSelector {
                         api_version: Some("v1".into()),
@@ -259,13 +267,35 @@ pub fn container_env() -> Vec<EnvVar> {
                     ..EnvVarSource::default()
                 },
             };
-            EnvVar {
+            Some(EnvVar {
                 name: key.name.into(),
                 value: None,
                 value_from: Some(source),
-            }
+            })
         })
         .collect()
+}
+
+/// The generated Secret as a read-only volume: one file per key, readable by the pod's group
+/// only (`fsGroup` makes the files group-owned by the non-root user).
+pub fn secret_volume() -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: SECRET_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(SECRET_NAME.into()),
+            default_mode: Some(0o440),
+            items: None,
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: SECRET_VOLUME.into(),
+        mount_path: contract::SECRET_MOUNT_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
 }
 
 fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
@@ -298,6 +328,7 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
             ..ContainerPort::default()
         }]),
         env: Some(container_env()),
+        volume_mounts: Some(vec![secret_volume().1]),
         // Start-up gets 1 s checks for 15 s before liveness takes over; readiness every 2 s
         // with one failure allowed, so a draining pod leaves the endpoints within one period
         // (well inside the drain delay); liveness is patient, a restart is expensive.
@@ -362,10 +393,12 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
                         run_as_non_root: Some(true),
                         run_as_user: Some(RUN_AS_UID),
                         run_as_group: Some(RUN_AS_UID),
+                        fs_group: Some(RUN_AS_UID),
                         seccomp_profile: Some(runtime_default()),
                         ..PodSecurityContext::default()
                     }),
                     containers: vec![container],
+                    volumes: Some(vec![secret_volume().0]),
                     ..PodSpec::default()
                 }),
             },
@@ -620,6 +653,14 @@ pub fn render(plan: &Plan, secret_data: &SecretData) -> Rendered {
         if let Some(pod) = spec.template.spec.as_mut() {
             if plan.settings.hardened {
                 pod.topology_spread_constraints = Some(topology_spread(plan));
+            }
+            // kustomize's name references: the Secret volume follows the hashed name too.
+            for volume in pod.volumes.iter_mut().flatten() {
+                if let Some(secret) = volume.secret.as_mut()
+                    && secret.secret_name.as_deref() == Some(SECRET_NAME)
+                {
+                    secret.secret_name = Some(secret_name.clone());
+                }
             }
             for container in &mut pod.containers {
                 container.image = Some(plan.image.to_string());

@@ -129,6 +129,7 @@ pub fn validate(r: &Rendered) -> Check {
 
     probes_use_container_ports(&deployment, container)?;
     env_matches_generated_keys(r, &deployment, container)?;
+    secret_is_mounted(r, &deployment, pod, container)?;
     grace_period_covers_shutdown(r, &deployment, pod)?;
     config_matches_container(r, &deployment, container)?;
 
@@ -332,14 +333,21 @@ fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Contai
             );
         }
     }
-    // The contract: exactly the keys the service reads, each from where the contract says.
-    let declared: BTreeSet<&str> = ENV_KEYS.iter().map(|k| k.name).collect();
+    // The contract: exactly the keys the service reads as variables, each from where the
+    // contract says; the Secret's keys arrive as files, never as variables.
+    let declared: BTreeSet<&str> = ENV_KEYS
+        .iter()
+        .filter(|k| k.source != Source::Secret)
+        .map(|k| k.name)
+        .collect();
     let present: BTreeSet<&str> = env.iter().map(|v| v.name.as_str()).collect();
     if declared != present {
         return fail(
             deployment,
             "spec.template.spec.containers[0].env",
-            format!("names {present:?}, expected the contract's keys {declared:?}"),
+            format!(
+                "names {present:?}, expected the contract's keys {declared:?} (Secret keys are mounted files, not variables)"
+            ),
         );
     }
     for key in ENV_KEYS {
@@ -349,7 +357,7 @@ fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Contai
             .and_then(|v| v.value_from.as_ref());
         let ok = match key.source {
             Source::ConfigMap => source.is_some_and(|s| s.config_map_key_ref.is_some()),
-            Source::Secret => source.is_some_and(|s| s.secret_key_ref.is_some()),
+            Source::Secret => true,
             Source::FieldRef(path) => source
                 .and_then(|s| s.field_ref.as_ref())
                 .is_some_and(|f| f.field_path == path),
@@ -364,6 +372,88 @@ fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Contai
                 ),
             );
         }
+    }
+    Ok(())
+}
+
+/// The Secret reaches the container as files under the contract's mount directory, from a
+/// volume of the generated Secret, and the ConfigMap points `API_KEY_FILE` at one of them.
+fn secret_is_mounted(
+    r: &Rendered,
+    deployment: &str,
+    pod: &PodSpec,
+    container: &Container,
+) -> Check {
+    let secret_name = name_of(&r.secret.metadata);
+    let mount = container
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == contract::SECRET_MOUNT_DIR);
+    let Some(mount) = mount else {
+        return fail(
+            deployment,
+            "spec.template.spec.containers[0].volumeMounts",
+            format!(
+                "has no mount at {}, expected the Secret {secret_name} there",
+                contract::SECRET_MOUNT_DIR
+            ),
+        );
+    };
+    if mount.read_only != Some(true) {
+        return fail(
+            deployment,
+            format!(
+                "spec.template.spec.containers[0].volumeMounts[{}].readOnly",
+                mount.name
+            ),
+            "is not true, expected the Secret mounted read-only",
+        );
+    }
+    let volume = pod.volumes.iter().flatten().find(|v| v.name == mount.name);
+    let mounted = volume
+        .and_then(|v| v.secret.as_ref())
+        .and_then(|s| s.secret_name.as_deref());
+    if mounted != Some(secret_name) {
+        return fail(
+            deployment,
+            format!(
+                "spec.template.spec.volumes[{}].secret.secretName",
+                mount.name
+            ),
+            format!("is {mounted:?}, expected the generated Secret {secret_name:?}"),
+        );
+    }
+    let secret_keys: BTreeSet<&str> = r
+        .secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, _)| k.as_str())
+        .collect();
+    if !secret_keys.contains(contract::API_KEY_SECRET_KEY) {
+        return fail(
+            &format!("Secret {secret_name}"),
+            format!("data.{}", contract::API_KEY_SECRET_KEY),
+            "is missing; the service reads it from the mounted Secret",
+        );
+    }
+    let file = r
+        .config_map
+        .data
+        .as_ref()
+        .and_then(|d| d.get("API_KEY_FILE"));
+    if file.map(String::as_str) != Some(contract::API_KEY_FILE_PATH) {
+        return fail(
+            &format!("ConfigMap {}", name_of(&r.config_map.metadata)),
+            "data.API_KEY_FILE",
+            format!(
+                "is {file:?}, expected {:?} (key {} of the Secret mounted at {})",
+                contract::API_KEY_FILE_PATH,
+                contract::API_KEY_SECRET_KEY,
+                contract::SECRET_MOUNT_DIR
+            ),
+        );
     }
     Ok(())
 }
@@ -463,6 +553,7 @@ mod tests {
     use super::*;
     use crate::env::Env;
     use crate::objects::{Plan, placeholder_secret_data, render};
+    use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
     fn rendered(env: Env) -> Rendered {
         let plan = Plan::committed(env).unwrap();
@@ -576,12 +667,62 @@ mod tests {
     }
 
     #[test]
-    fn env_reference_to_another_secret_is_refused() {
+    fn secret_volume_of_another_secret_is_refused() {
         let mut r = rendered(Env::Prod);
         r.secret.metadata.name = Some("other".into());
-        assert!(error(&r).contains(
-            "valueFrom.secretKeyRef (API_KEY) refers to key API_KEY of Secret hello-k8s-secret-"
-        ));
+        let e = error(&r);
+        assert!(
+            e.contains(
+                "spec.template.spec.volumes[secrets].secret.secretName is Some(\"hello-k8s-secret-"
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_not_mounted_at_the_contract_path_is_refused() {
+        let mut r = rendered(Env::Dev);
+        container(&mut r).volume_mounts.as_mut().unwrap()[0].mount_path = "/secrets".into();
+        let e = error(&r);
+        assert!(
+            e.contains("has no mount at /var/run/secrets/hello-k8s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn secret_as_environment_variable_is_refused() {
+        let mut r = rendered(Env::Dev);
+        let secret = r.secret.metadata.name.clone().unwrap();
+        container(&mut r).env.as_mut().unwrap().push(EnvVar {
+            name: "API_KEY".into(),
+            value: None,
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret,
+                    key: "API_KEY".into(),
+                    optional: None,
+                }),
+                ..EnvVarSource::default()
+            }),
+        });
+        let e = error(&r);
+        assert!(
+            e.contains("Secret keys are mounted files, not variables"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn api_key_file_pointing_elsewhere_is_refused() {
+        let mut r = rendered(Env::Dev);
+        r.config_map
+            .data
+            .as_mut()
+            .unwrap()
+            .insert("API_KEY_FILE".into(), "/tmp/key".into());
+        let e = error(&r);
+        assert!(e.contains("data.API_KEY_FILE is Some(\"/tmp/key\")"), "{e}");
     }
 
     #[test]

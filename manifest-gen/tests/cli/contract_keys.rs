@@ -19,12 +19,19 @@ fn deployment_env_names_are_the_contract_keys_with_their_sources() {
             &objects["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0];
         let vars = container["env"].as_array().unwrap();
         let names: BTreeSet<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
-        let declared: BTreeSet<&str> = ENV_KEYS.iter().map(|k| k.name).collect();
+        // Every key the service reads is a variable, except the Secret's: those are files.
+        let declared: BTreeSet<&str> = ENV_KEYS
+            .iter()
+            .filter(|k| k.source != Source::Secret)
+            .map(|k| k.name)
+            .collect();
         assert_eq!(names, declared, "{env}");
         let data = config_map_data(&objects);
         for key in ENV_KEYS {
-            let var = vars.iter().find(|v| v["name"] == key.name).unwrap();
-            let from = &var["valueFrom"];
+            let from = vars
+                .iter()
+                .find(|v| v["name"] == key.name)
+                .map_or(&serde_json::Value::Null, |var| &var["valueFrom"]);
             match key.source {
                 Source::ConfigMap => {
                     assert!(from["configMapKeyRef"]["key"] == key.name, "{}", key.name);
@@ -34,7 +41,21 @@ fn deployment_env_names_are_the_contract_keys_with_their_sources() {
                         key.name
                     );
                 }
-                Source::Secret => assert!(from["secretKeyRef"]["key"] == key.name),
+                Source::Secret => {
+                    let pod = &objects["Deployment/hello-k8s"]["spec"]["template"]["spec"];
+                    let mount = &container["volumeMounts"][0];
+                    assert_eq!(mount["mountPath"], contract::SECRET_MOUNT_DIR);
+                    assert_eq!(mount["readOnly"], true);
+                    let volume = &pod["volumes"][0];
+                    assert_eq!(volume["name"], mount["name"]);
+                    let secret_name = volume["secret"]["secretName"].as_str().unwrap();
+                    let secret = &objects[&format!("Secret/{secret_name}")];
+                    assert!(secret["data"][key.name].is_string(), "{env}: {}", key.name);
+                    assert_eq!(
+                        data["API_KEY_FILE"],
+                        format!("{}/{}", contract::SECRET_MOUNT_DIR, key.name)
+                    );
+                }
                 Source::FieldRef(path) => assert_eq!(from["fieldRef"]["fieldPath"], path),
             }
         }

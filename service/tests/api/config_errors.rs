@@ -85,3 +85,36 @@ fn a_port_already_in_use_fails_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn an_unreadable_api_key_file_is_refused_naming_the_file_and_nothing_listens() {
+    refused(
+        &[("API_KEY_FILE", "/nonexistent/hello-k8s/API_KEY")],
+        "API_KEY_FILE",
+        "\"/nonexistent/hello-k8s/API_KEY\", which cannot be read",
+    );
+}
+
+#[test]
+fn an_api_key_file_together_with_api_key_is_refused() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "file-token\n").unwrap();
+    let path = file.path().to_str().unwrap();
+    refused(
+        &[("API_KEY", "env-token"), ("API_KEY_FILE", path)],
+        "API_KEY_FILE",
+        "is set together with API_KEY",
+    );
+}
+
+#[test]
+fn an_api_key_file_with_an_empty_token_is_refused_without_echoing_it() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "\n").unwrap();
+    let path = file.path().to_str().unwrap();
+    refused(
+        &[("ENV", "production"), ("API_KEY_FILE", path)],
+        "API_KEY_FILE",
+        "holds an empty token",
+    );
+}

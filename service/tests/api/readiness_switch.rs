@@ -88,3 +88,36 @@ async fn switching_on_during_drain_is_refused_with_409() {
     app.shutdown.begin(Signal::Term);
     app.server.await.unwrap().unwrap();
 }
+
+#[test]
+fn the_key_read_from_api_key_file_guards_the_switch_in_the_real_binary() {
+    use crate::binary::{Server, blocking_client};
+    // As in the cluster: the Secret is a mounted file with a trailing newline.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), "file-token-3c1d\n").unwrap();
+    let server = Server::start(&[
+        ("ENV", "production"),
+        ("API_KEY_FILE", file.path().to_str().unwrap()),
+        ("DRAIN_DELAY_SECONDS", "0"),
+    ]);
+    let client = blocking_client();
+    let off = server.url("/admin/readiness/off");
+    let wrong = client
+        .post(&off)
+        .bearer_auth("file-token-3c1")
+        .send()
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let right = client
+        .post(&off)
+        .bearer_auth("file-token-3c1d")
+        .send()
+        .unwrap();
+    assert_eq!(right.status(), 200);
+    assert_eq!(
+        client.get(server.url("/readyz")).send().unwrap().status(),
+        503
+    );
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}

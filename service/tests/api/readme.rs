@@ -15,7 +15,11 @@ pub fn configuration_table() -> String {
     for key in ENV_KEYS {
         let source = match key.source {
             Source::ConfigMap => "ConfigMap".to_owned(),
-            Source::Secret => "Secret".to_owned(),
+            Source::Secret => format!(
+                "Secret, mounted as the file `{}/{}`",
+                contract::SECRET_MOUNT_DIR,
+                key.name
+            ),
             Source::FieldRef(path) => format!("downward API `{path}`"),
         };
         // A literal value in code style; a rule ("json in production, ...") as prose.
