@@ -398,7 +398,7 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
                 "measures closed-loop latency; its percentiles come from its own histogram "
                 "(bench/report.lua). wrk shares the 2 CPUs with the server, which is the point: the "
                 "ratios compare servers under the same conditions, not the machine's absolute limit. "
-                "For the fast servers (nginx, hello-k8s) wrk itself is the bottleneck: it uses most of "
+                "For the fast servers (nginx, hello-k8s) wrk itself is the bottleneck: it uses half of "
                 "the CPU (see the server's share in [Spread](#spread)), so their throughput ratios sit "
                 "near 1 and say little about the servers; the server CPU time per request does.",
                 "- Server CPU per request: user + system time of the server's process tree "
