@@ -7,11 +7,22 @@
 //! then the service-link variables of the namespace's Services. A reference that does not
 //! resolve and is not `optional: true` is an error, as it is a `CreateContainerConfigError`
 //! in a cluster.
+//!
+//! Volumes: `secret`, `configMap` and `emptyDir` volumes the container mounts are materialized
+//! in a private temporary directory per mount (files with the volume's `defaultMode`). The
+//! harness has no image filesystem to mount them into, so every environment value and argument
+//! that names a path under a `mountPath` is rewritten to that directory, and the rewrite is
+//! reported. A path that does not fall under a mount (e.g. a mistyped `API_KEY_FILE`) is left
+//! alone and so fails as it would in the cluster.
 
 use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::{Result, anyhow, bail};
-use k8s_openapi::api::core::v1::{Container, EnvVar};
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::core::v1::{Container, EnvVar, KeyToPath, Volume};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::manifests::{Rendered, random_hex};
@@ -78,12 +89,24 @@ impl PodIdentity {
     }
 }
 
-/// What the kubelet hands the container runtime: argv and environment.
+/// What the kubelet hands the container runtime: argv, environment and mounted volumes.
 #[derive(Debug, Clone)]
 pub struct ContainerLaunch {
     /// argv after `$(VAR)` expansion; argv[0] is the image's entrypoint or `command[0]`.
     pub argv: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The container's volume mounts, materialized on the host (removed with the last clone).
+    pub volumes: Vec<MountedVolume>,
+    /// How paths under a mount were rewritten to the host directories, for the run's output.
+    pub rewrites: Vec<String>,
+}
+
+/// One volume mount of the container, materialized in a host directory.
+#[derive(Debug, Clone)]
+pub struct MountedVolume {
+    pub name: String,
+    pub mount_path: String,
+    pub dir: Arc<tempfile::TempDir>,
 }
 
 impl ContainerLaunch {
@@ -217,7 +240,166 @@ pub fn launch(
             container.name
         );
     }
-    Ok(ContainerLaunch { argv, env })
+    let volumes = mount_volumes(rendered, container)?;
+    let mut launch = ContainerLaunch {
+        argv,
+        env,
+        volumes,
+        rewrites: Vec::new(),
+    };
+    launch.rewrite_mount_paths();
+    Ok(launch)
+}
+
+impl ContainerLaunch {
+    /// Points every env value and argument under a `mountPath` at the volume's host directory.
+    fn rewrite_mount_paths(&mut self) {
+        let volumes = self.volumes.clone();
+        let mut rewrites = Vec::new();
+        let mut rewrite = |what: String, value: &mut String| {
+            for volume in &volumes {
+                let rest = match value.strip_prefix(volume.mount_path.trim_end_matches('/')) {
+                    Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_string(),
+                    _ => continue,
+                };
+                let host = format!("{}{rest}", volume.dir.path().display());
+                rewrites.push(format!(
+                    "{what} {value:?} -> {host:?} (volume {:?} mounted at {})",
+                    volume.name, volume.mount_path
+                ));
+                *value = host;
+                return;
+            }
+        };
+        for (k, v) in &mut self.env {
+            rewrite(k.clone(), v);
+        }
+        for (i, arg) in self.argv.iter_mut().enumerate().skip(1) {
+            rewrite(format!("argv[{i}]"), arg);
+        }
+        self.rewrites = rewrites;
+    }
+}
+
+/// Materializes the container's volume mounts as the kubelet's volume manager would.
+fn mount_volumes(rendered: &Rendered, container: &Container) -> Result<Vec<MountedVolume>> {
+    let pod = rendered.pod_spec()?;
+    let mut mounted = Vec::new();
+    for mount in container.volume_mounts.iter().flatten() {
+        let what = format!(
+            "container {:?} volumeMount {:?} at {}",
+            container.name, mount.name, mount.mount_path
+        );
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .ok_or_else(|| anyhow!("{what}: the pod has no volume of that name"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("e2e-volume-")
+            .tempdir()
+            .context("creating a volume directory")?;
+        write_volume(rendered, volume, dir.path()).with_context(|| what.clone())?;
+        mounted.push(MountedVolume {
+            name: mount.name.clone(),
+            mount_path: mount.mount_path.clone(),
+            dir: Arc::new(dir),
+        });
+    }
+    Ok(mounted)
+}
+
+/// Writes a volume's files into `dir`; a missing Secret or ConfigMap that is not optional is
+/// an error (the pod would stay in ContainerCreating).
+fn write_volume(rendered: &Rendered, volume: &Volume, dir: &Path) -> Result<()> {
+    let (entries, items, mode) = if let Some(source) = &volume.secret {
+        let name = source.secret_name.as_deref().unwrap_or_default();
+        let Some(secret) = rendered
+            .secrets
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
+        else {
+            if source.optional == Some(true) {
+                return Ok(());
+            }
+            bail!(
+                "secret volume {:?} names Secret {name:?}, which is not among the rendered \
+                 objects ({}); the kubelet would never start the container",
+                volume.name,
+                names(rendered.secrets.iter().map(|s| &s.metadata.name))
+            );
+        };
+        (secret_entries(secret)?, &source.items, source.default_mode)
+    } else if let Some(source) = &volume.config_map {
+        let name = &source.name;
+        let Some(cm) = rendered
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name))
+        else {
+            if source.optional == Some(true) {
+                return Ok(());
+            }
+            bail!(
+                "configMap volume {:?} names ConfigMap {name:?}, which is not among the \
+                 rendered objects",
+                volume.name
+            );
+        };
+        let entries = cm.data.clone().unwrap_or_default().into_iter().collect();
+        (entries, &source.items, source.default_mode)
+    } else if volume.empty_dir.is_some() {
+        return Ok(());
+    } else {
+        bail!(
+            "volume {:?}: only secret, configMap and emptyDir volumes are simulated",
+            volume.name
+        );
+    };
+    let files = project(&volume.name, entries, items.as_deref())?;
+    let mode = u32::try_from(mode.unwrap_or(0o644)).unwrap_or(0o644);
+    for (path, contents) in files {
+        let target = dir.join(&path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&target)
+            .and_then(|mut f| f.write_all(contents.as_bytes()))
+            .with_context(|| format!("writing {}", target.display()))?;
+    }
+    Ok(())
+}
+
+/// The files of a volume: every key, or only `items` (each of which must exist).
+fn project(
+    volume: &str,
+    entries: Vec<(String, String)>,
+    items: Option<&[KeyToPath]>,
+) -> Result<Vec<(String, String)>> {
+    let Some(items) = items else {
+        return Ok(entries);
+    };
+    items
+        .iter()
+        .map(|item| {
+            let value = entries
+                .iter()
+                .find(|(k, _)| *k == item.key)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| {
+                    anyhow!(
+                        "volume {volume:?}: items names key {:?}, which is not there",
+                        item.key
+                    )
+                })?;
+            Ok((item.path.clone(), value))
+        })
+        .collect()
 }
 
 fn env_var_value(
@@ -596,6 +778,62 @@ spec:
             &pod,
             &["/hello-k8s".to_string()],
         )
+    }
+
+    const MOUNTED: &str = r#"
+apiVersion: v1
+kind: Secret
+metadata: {name: sec-def456, namespace: ns}
+data: {API_KEY: c2VjcmV0LXZhbHVl}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: app, namespace: ns}
+spec:
+  selector: {matchLabels: {app: a}}
+  template:
+    metadata: {labels: {app: a}}
+    spec:
+      volumes:
+      - {name: secrets, secret: {secretName: sec-def456, defaultMode: 288}}
+      containers:
+      - name: hello-k8s
+        volumeMounts:
+        - {name: secrets, mountPath: /var/run/secrets/app, readOnly: true}
+        env:
+        - {name: API_KEY_FILE, value: /var/run/secrets/app/API_KEY}
+        - {name: ELSEWHERE, value: /var/run/secrets/application/API_KEY}
+"#;
+
+    #[test]
+    fn secret_volumes_are_files_and_paths_under_the_mount_are_rewritten() {
+        use std::os::unix::fs::PermissionsExt;
+        let l = launch_of(MOUNTED).expect("resolves");
+        let file = l.get("API_KEY_FILE").expect("set");
+        assert!(!file.starts_with("/var/run/secrets/app"), "{file}");
+        assert_eq!(
+            std::fs::read_to_string(file).expect("mounted"),
+            "secret-value"
+        );
+        let mode = std::fs::metadata(file)
+            .expect("mounted")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o440, "defaultMode 288 is 0440");
+        assert_eq!(
+            l.get("ELSEWHERE"),
+            Some("/var/run/secrets/application/API_KEY"),
+            "a mere prefix of another directory is not under the mount"
+        );
+        assert_eq!(l.rewrites.len(), 1, "{:?}", l.rewrites);
+    }
+
+    #[test]
+    fn a_secret_volume_of_a_missing_secret_is_an_error() {
+        let gone = MOUNTED.replace("secretName: sec-def456", "secretName: sec-gone");
+        let err = launch_of(&gone).expect_err("must not resolve");
+        assert!(format!("{err:#}").contains("\"sec-gone\""), "{err:#}");
     }
 
     #[test]

@@ -266,7 +266,8 @@ impl Pod {
             &identity,
             &template.image_entrypoint,
         )?;
-        let notes = sandbox.prepare(&mut launch)?;
+        let mut notes = sandbox.prepare(&mut launch)?;
+        notes.extend(launch.rewrites.iter().cloned());
         // After prepare, so a case can set PORT or HOST to anything, in either mode.
         adjust(&mut launch);
         let program = local_program(&launch.argv[0], &template.binary)?;

@@ -20,6 +20,7 @@ fn malformed(key: &str) -> Option<&'static [&'static str]> {
         "ENV" => &["staging", "Production", ""],
         "DEBUG" => &["maybe", "1", "TRUE"],
         "API_KEY" => &["", "two words", "tab\tinside"],
+        "API_KEY_FILE" => &["/nonexistent/hello-k8s/API_KEY", "", "/"],
         "HOST" => &["localhost", "999.1.1.1", ""],
         "PORT" => &["abc", "0", "65536", "+80", "-1"],
         "LOG_FORMAT" => &["yaml", "JSON"],
@@ -100,9 +101,16 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
                         &template,
                         "cfg",
                         u8::try_from(i).unwrap_or(0),
-                        |l| match value {
-                            None => l.remove(key),
-                            Some(v) => l.set(key, v),
+                        |l| {
+                            // The key arrives as a mounted file (API_KEY_FILE); the API_KEY
+                            // cases are about the variable alone, as `docker run -e` gives it.
+                            if *key == "API_KEY" {
+                                l.remove("API_KEY_FILE");
+                            }
+                            match value {
+                                None => l.remove(key),
+                                Some(v) => l.set(key, v),
+                            }
                         },
                     )
                     .await;
@@ -138,8 +146,15 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
                 listened,
             } => {
                 let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+                // Without the file, the service reports the key itself as missing.
+                let named = if key == "API_KEY_FILE" && value.is_none() {
+                    "API_KEY"
+                } else {
+                    key
+                };
                 let names_key = lines.len() == 1
-                    && lines[0].contains(&format!("invalid configuration: {key} "))
+                    && lines[0].contains(&format!("invalid configuration: {named} "))
+                    && lines[0].contains(key)
                     && lines[0].contains("expected");
                 let leaks =
                     key == "API_KEY" && value.is_some_and(|v| !v.is_empty() && stderr.contains(v));
@@ -187,9 +202,10 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     Ok(())
 }
 
-/// API_KEY is required only in production (the rendered ENV decides).
+/// The API key (as a variable or a file) is required only in production (the rendered ENV
+/// decides).
 fn rendered_requires(base: &crate::kubelet::ContainerLaunch, key: &str) -> bool {
-    key != "API_KEY" || base.get("ENV") == Some("production")
+    !matches!(key, "API_KEY" | "API_KEY_FILE") || base.get("ENV") == Some("production")
 }
 
 /// Runs one case to its end: refused (exit) or started (Ready, then stopped with SIGINT).

@@ -66,8 +66,37 @@ pub const MUTATIONS: &[(&str, Mutate)] = &[
         var.name = "MY_POD_NAME".into();
         Ok(())
     }),
-    ("secretKeyRef key renamed API_KEY -> APIKEY", |r| {
-        rename_ref_key(r, "API_KEY", "APIKEY")
+    (
+        "Secret key renamed API_KEY -> APIKEY (the mounted file is missing)",
+        |r| {
+            let data = r
+                .secrets
+                .first_mut()
+                .and_then(|s| s.data.as_mut())
+                .ok_or_else(|| anyhow!("no Secret data"))?;
+            let value = data
+                .remove(contract::API_KEY_SECRET_KEY)
+                .ok_or_else(|| anyhow!("the Secret has no API_KEY"))?;
+            data.insert("APIKEY".into(), value);
+            Ok(())
+        },
+    ),
+    (
+        "Secret volume mountPath /var/run/secrets/hello-k8s -> /etc/hello-k8s",
+        |r| {
+            let mount = r
+                .container_mut()?
+                .volume_mounts
+                .iter_mut()
+                .flatten()
+                .find(|m| m.mount_path == contract::SECRET_MOUNT_DIR)
+                .ok_or_else(|| anyhow!("no mount at {}", contract::SECRET_MOUNT_DIR))?;
+            mount.mount_path = "/etc/hello-k8s".into();
+            Ok(())
+        },
+    ),
+    ("API_KEY_FILE names another file of the mount", |r| {
+        set_config(r, "API_KEY_FILE", "/var/run/secrets/hello-k8s/api-key")
     }),
     (
         "terminationGracePeriodSeconds -> 1 (shorter than drain + shutdown)",
