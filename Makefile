@@ -12,7 +12,6 @@ CARGO       ?= cargo
 PYTHON      ?= python3
 VENV        ?= .venv
 PORT        ?= 5600
-BIN         := target/release/hello-k8s
 
 # ---------------------------------------------------------------- everyday
 .PHONY: help
@@ -39,6 +38,7 @@ lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamll
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	find scripts -type f -print0 | xargs -0 $(VENV)/bin/shellcheck --external-sources
 	$(VENV)/bin/hadolint Dockerfile
+	$(VENV)/bin/yamllint --strict k8s
 
 # The git-ignored Python environment with the third-party validators (never assumed installed).
 .PHONY: venv
@@ -50,7 +50,7 @@ $(VENV)/.installed: requirements-dev.txt
 	touch $@
 
 # ---------------------------------------------------------------- manifests (manifest-gen)
-MANIFEST_GEN  ?= $(CARGO) run --quiet -p manifest-gen --
+MANIFEST_GEN  ?= $(CARGO) run --quiet --locked -p manifest-gen --
 # The oldest and newest Kubernetes versions README claims; both are validated strictly.
 K8S_VERSIONS  ?= 1.25.0 1.37.0
 # Skipped on purpose, justified in README ("Checkov skips"): images built into minikube have
@@ -94,7 +94,6 @@ PROD_SECRET      := k8s/overlays/prod/secret.env
 ns                = $(or $(NAMESPACE),$(APP)-$(1))
 KC                = $(KUBECTL) --context $(MINIKUBE_PROFILE)
 MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
-MANIFEST_GEN_RUN ?= $(CARGO) run --quiet --locked -p manifest-gen --
 export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
 
 .PHONY: release
@@ -154,7 +153,7 @@ deploy-prod: ## kubectl apply the prod overlay (needs k8s/overlays/prod/secret.e
 
 define deploy
 	$(KC) create namespace $(call ns,$(1)) --dry-run=client -o yaml | $(KC) apply -f -
-	$(if $(NAMESPACE),$(MANIFEST_GEN_RUN) render --env $(1) --namespace $(NAMESPACE) | $(KC) apply -f -,$(KC) apply -k k8s/overlays/$(1))
+	$(if $(NAMESPACE),$(MANIFEST_GEN) render --env $(1) --namespace $(NAMESPACE) | $(KC) apply -f -,$(KC) apply -k k8s/overlays/$(1))
 	$(KC) rollout status deployment/$(APP) -n $(call ns,$(1)) --timeout=180s
 endef
 
