@@ -16,27 +16,8 @@ DRY_RUN=0
 ASSUME_YES=0
 SUDO=()
 
-if [[ -t 2 ]]; then
-  C_BLUE=$'\033[1;34m' C_GREEN=$'\033[32m' C_RED=$'\033[31m' C_OFF=$'\033[0m'
-else
-  C_BLUE="" C_GREEN="" C_RED="" C_OFF=""
-fi
-
-# A heading, to stderr.
-say() {
-  printf '%s==> %s%s\n' "$C_BLUE" "$*" "$C_OFF" >&2
-}
-
-# A success line, to stderr.
-ok() {
-  printf '%s✓ %s%s\n' "$C_GREEN" "$*" "$C_OFF" >&2
-}
-
-# Prints an error to stderr and exits non-zero.
-die() {
-  printf '%serror: %s%s\n' "$C_RED" "$*" "$C_OFF" >&2
-  exit 1
-}
+# shellcheck source=scripts/log.sh
+source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 
 # Prints the usage text.
 usage() {

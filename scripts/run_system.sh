@@ -42,37 +42,12 @@ NAMESPACE (override), ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built mani
 EOF
 }
 
-# Colours only when the stream they go to is a terminal.
-if [[ -t 2 ]]; then
-  C_BLUE=$'\033[1;34m' C_GREEN=$'\033[32m' C_YELLOW=$'\033[33m' C_RED=$'\033[31m' C_OFF=$'\033[0m'
-else
-  C_BLUE="" C_GREEN="" C_YELLOW="" C_RED="" C_OFF=""
-fi
+# shellcheck source=scripts/log.sh
+source "$ROOT/scripts/log.sh"
 
 # Progress line for step N of STEPS, to stderr.
 step() {
   printf '\n%s[%s/%s] %s%s\n' "$C_BLUE" "$1" "$STEPS" "$2" "$C_OFF" >&2
-}
-
-# A success line, to stderr.
-ok() {
-  printf '%s✓ %s%s\n' "$C_GREEN" "$*" "$C_OFF" >&2
-}
-
-# An informational line, to stderr.
-info() {
-  printf '  %s\n' "$*" >&2
-}
-
-# A warning line, to stderr.
-warn() {
-  printf '%s! %s%s\n' "$C_YELLOW" "$*" "$C_OFF" >&2
-}
-
-# Prints an error to stderr and exits non-zero.
-die() {
-  printf '%serror: %s%s\n' "$C_RED" "$*" "$C_OFF" >&2
-  exit 1
 }
 
 # kubectl pinned to the minikube profile's context, so a deploy never lands on another cluster.

@@ -76,7 +76,8 @@ new_sandbox() {
   REPO="$SANDBOX/repo"
   LOG="$SANDBOX/calls.log"
   mkdir -p "$REPO/scripts" "$REPO/service/src" "$SANDBOX/bin" "$SANDBOX/home"
-  cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" "$REPO/scripts/"
+  cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" \
+    "$PROJECT_ROOT/scripts/log.sh" "$REPO/scripts/"
   cp "$PROJECT_ROOT/image.env" "$PROJECT_ROOT/Dockerfile" "$PROJECT_ROOT/.gitignore" "$REPO/"
   printf 'fn main() {}\n' >"$REPO/service/src/main.rs"
   cp "$PROJECT_ROOT/scripts/tests/stand-ins/"* "$SANDBOX/bin/"
