@@ -560,6 +560,15 @@ mod tests {
         render(&plan, &placeholder_secret_data(&plan))
     }
 
+    /// Sets one key of the rendered ConfigMap, as an edited manifest would.
+    fn set_config(r: &mut Rendered, key: &str, value: &str) {
+        r.config_map
+            .data
+            .as_mut()
+            .unwrap()
+            .insert(key.into(), value.into());
+    }
+
     fn pod(r: &mut Rendered) -> &mut PodSpec {
         r.deployment
             .spec
@@ -716,11 +725,7 @@ mod tests {
     #[test]
     fn api_key_file_pointing_elsewhere_is_refused() {
         let mut r = rendered(Env::Dev);
-        r.config_map
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("API_KEY_FILE".into(), "/tmp/key".into());
+        set_config(&mut r, "API_KEY_FILE", "/tmp/key");
         let e = error(&r);
         assert!(e.contains("data.API_KEY_FILE is Some(\"/tmp/key\")"), "{e}");
     }
@@ -746,18 +751,10 @@ mod tests {
     #[test]
     fn port_and_host_of_the_config_must_match_the_container() {
         let mut r = rendered(Env::Dev);
-        r.config_map
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("PORT".into(), "8080".into());
+        set_config(&mut r, "PORT", "8080");
         assert!(error(&r).contains("data.PORT is \"8080\""));
         let mut r = rendered(Env::Dev);
-        r.config_map
-            .data
-            .as_mut()
-            .unwrap()
-            .insert("HOST".into(), "127.0.0.1".into());
+        set_config(&mut r, "HOST", "127.0.0.1");
         assert!(error(&r).contains("data.HOST is \"127.0.0.1\", expected 0.0.0.0 or ::"));
     }
 

@@ -115,16 +115,12 @@ fn a_refused_override_writes_nothing() {
     let (_tmp, root) = tree_copy();
     let before = read_tree(&root);
     let dir = root.join("overlays/dev");
-    manifest_gen(&[
-        "--env",
+    write_overlay(
+        &root,
         "dev",
-        "--root",
-        root.to_str().unwrap(),
-        "--out-dir",
-        dir.to_str().unwrap(),
-        "--set",
-        "SHUTDOWN_TIMEOUT_SECONDS=100",
-    ])
+        &dir,
+        &["--set", "SHUTDOWN_TIMEOUT_SECONDS=100"],
+    )
     .failure();
     assert_eq!(read_tree(&root), before);
 }

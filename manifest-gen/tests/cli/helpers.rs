@@ -64,6 +64,20 @@ pub fn manifest_gen_in(dir: &Path, args: &[&str]) -> Run {
 }
 
 /// Runs `manifest-gen` with `args` at the repository root.
+/// `manifest-gen --env ENV --root ROOT --out-dir DIR EXTRA...`: writes one overlay directory.
+pub fn write_overlay(root: &Path, env: &str, dir: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "--env",
+        env,
+        "--root",
+        root.to_str().unwrap(),
+        "--out-dir",
+        dir.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    manifest_gen(&args)
+}
+
 pub fn manifest_gen(args: &[&str]) -> Run {
     manifest_gen_in(&repo(), args)
 }

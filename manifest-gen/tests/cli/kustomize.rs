@@ -80,16 +80,7 @@ fn overrides_reach_kubectl_kustomize_and_render_alike() {
         "LOG_LEVEL=warn",
     ];
     let dir = root.join("overlays/prod");
-    let mut args = vec![
-        "--env",
-        "prod",
-        "--root",
-        root.to_str().unwrap(),
-        "--out-dir",
-        dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&overrides);
-    manifest_gen(&args).success();
+    write_overlay(&root, "prod", &dir, &overrides).success();
     let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
     let rendered = objects(&render(&root, "prod", &overrides));
     assert_eq!(rendered, kustomized);
@@ -194,16 +185,7 @@ fn tricky_values_reach_the_configmap_unchanged_through_kubectl_kustomize_and_ren
         return;
     };
     let dir = root.join("overlays/dev");
-    let mut args = vec![
-        "--env",
-        "dev",
-        "--root",
-        root.to_str().unwrap(),
-        "--out-dir",
-        dir.to_str().unwrap(),
-    ];
-    args.extend_from_slice(&overrides);
-    manifest_gen(&args).success();
+    write_overlay(&root, "dev", &dir, &overrides).success();
     let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
     let data = config_map_data(&kustomized);
     for (i, value) in TRICKY.iter().enumerate() {

@@ -34,17 +34,7 @@ fn every_committed_file_starts_with_the_do_not_edit_header() {
 fn out_dir_writes_the_overlay_with_its_files_and_a_working_base_reference() {
     let (_tmp, root) = tree_copy();
     let dir = root.join("overlays/staging");
-    manifest_gen(&[
-        "--env",
-        "dev",
-        "--root",
-        root.to_str().unwrap(),
-        "--out-dir",
-        dir.to_str().unwrap(),
-        "--namespace",
-        "hello-k8s-staging",
-    ])
-    .success();
+    write_overlay(&root, "dev", &dir, &["--namespace", "hello-k8s-staging"]).success();
     let files = read_tree(&dir);
     let names: Vec<String> = files.keys().map(|p| p.display().to_string()).collect();
     assert_eq!(
