@@ -254,10 +254,10 @@ pub fn launch(
 impl ContainerLaunch {
     /// Points every env value and argument under a `mountPath` at the volume's host directory.
     fn rewrite_mount_paths(&mut self) {
-        let volumes = self.volumes.clone();
-        let mut rewrites = Vec::new();
-        let mut rewrite = |what: String, value: &mut String| {
-            for volume in &volumes {
+        let volumes = &self.volumes;
+        let rewrites = &mut self.rewrites;
+        let mut rewrite = |what: &str, value: &mut String| {
+            for volume in volumes {
                 let rest = match value.strip_prefix(volume.mount_path.trim_end_matches('/')) {
                     Some(rest) if rest.is_empty() || rest.starts_with('/') => rest.to_string(),
                     _ => continue,
@@ -272,12 +272,11 @@ impl ContainerLaunch {
             }
         };
         for (k, v) in &mut self.env {
-            rewrite(k.clone(), v);
+            rewrite(k, v);
         }
         for (i, arg) in self.argv.iter_mut().enumerate().skip(1) {
-            rewrite(format!("argv[{i}]"), arg);
+            rewrite(&format!("argv[{i}]"), arg);
         }
-        self.rewrites = rewrites;
     }
 }
 
