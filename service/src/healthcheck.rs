@@ -13,7 +13,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 pub fn run() -> ExitCode {
     let result = Settings::from_env()
         .map_err(|err| err.to_string())
-        .and_then(|settings| probe(target(settings.host, settings.port), TIMEOUT));
+        .and_then(|settings| probe(target(settings.config.host, settings.config.port), TIMEOUT));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

@@ -58,11 +58,11 @@ impl Application {
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
         let shared = Arc::new(Shared::new(&settings).map_err(io::Error::other)?);
-        let requested = SocketAddr::new(settings.host, settings.port);
+        let requested = SocketAddr::new(settings.config.host, settings.config.port);
         let listener = TcpListener::bind(requested)
             .map_err(|err| io::Error::new(err.kind(), format!("cannot bind {requested}: {err}")))?;
         let address = listener.local_addr()?;
-        let workers = settings.workers.resolve();
+        let workers = crate::configuration::workers(&settings);
         let (shutdown, signals) = ShutdownHandle::new();
 
         let data = web::Data::from(Arc::clone(&shared));
@@ -88,7 +88,7 @@ impl Application {
         // Signals are ours (see lifecycle): actix's own handling would stop at once on
         // SIGTERM, without the drain the kubelet's endpoint removal needs.
         .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .shutdown_timeout(settings.config.shutdown_timeout_seconds.as_secs())
         .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
         .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
         .listen(listener)?
@@ -100,7 +100,7 @@ impl Application {
             shared,
             shutdown,
             signals,
-            drain_delay: settings.drain_delay,
+            drain_delay: settings.config.drain_delay_seconds,
         })
     }
 

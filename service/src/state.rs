@@ -45,13 +45,14 @@ pub struct IndexPage<'a> {
 
 impl Shared {
     pub fn new(settings: &Settings) -> Result<Self, askama::Error> {
-        let metrics = settings.metrics_enabled.then(Metrics::new);
+        let config = &settings.config;
+        let metrics = config.metrics_enabled.then(Metrics::new);
         let readiness = Readiness::new(metrics.as_ref().map(Metrics::ready_gauge));
         let instance = InstanceInfo {
-            environment: settings.environment.as_str(),
-            pod: settings.pod_name.clone(),
-            namespace: settings.pod_namespace.clone(),
-            node: settings.node_name.clone(),
+            environment: config.env.as_str(),
+            pod: config.pod_name.clone(),
+            namespace: config.pod_namespace.clone(),
+            node: config.node_name.clone(),
         };
         let html_page = IndexPage {
             greeting: contract::GREETING,

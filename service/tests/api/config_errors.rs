@@ -56,7 +56,7 @@ fn production_without_an_api_key_is_refused_and_nothing_listens() {
 #[test]
 fn other_malformed_values_are_refused_with_their_key_named() {
     for (key, value, expected) in [
-        ("ENV", "staging", "one of: development, production"),
+        ("ENV", "staging", "development or production"),
         ("LOG_FORMAT", "yaml", "json or text"),
         (
             "LOG_LEVEL",

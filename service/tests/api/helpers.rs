@@ -51,9 +51,9 @@ pub fn settings(pairs: &[(&str, &str)]) -> Settings {
         all.push((key, value));
     }
     all.retain(|(_, v)| *v != "<unset>");
-    let mut settings = Settings::from_raw(RawConfig::from_pairs(all)).unwrap();
+    let mut settings = Settings::from_raw(RawConfig::from_pairs(all).unwrap()).unwrap();
     // The contract refuses port 0 (a deployment must name its port); tests want any port.
-    settings.port = 0;
+    settings.config.port = 0;
     settings
 }
 

@@ -13,6 +13,5 @@ mod logging;
 mod metrics;
 mod probes;
 mod readiness_switch;
-mod readme;
 mod secrets;
 mod shutdown;
