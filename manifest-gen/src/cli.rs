@@ -218,7 +218,8 @@ fn check_secret(data: &objects::SecretData, path: &Path) -> Result<()> {
         .iter()
         .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()));
     let with_env = pairs.chain([("ENV".to_string(), "production".to_string())]);
-    contract::Settings::from_raw(contract::RawConfig::from_pairs(with_env))
+    contract::RawConfig::from_pairs(with_env)
+        .and_then(contract::Settings::from_raw)
         .map(drop)
         .with_context(|| format!("in the Secret file {}", path.display()))
 }

@@ -33,8 +33,8 @@ pub struct Autoscaling {
 pub struct EnvSettings {
     pub node_port: i32,
     pub replicas: i32,
-    /// The ConfigMap literals, in the order they are written.
-    pub literals: &'static [(&'static str, &'static str)],
+    /// The service environment the overlay runs (its ConfigMap literals follow from it).
+    pub environment: contract::Environment,
     pub secret: SecretSource,
     /// PodDisruptionBudget and topology spread: what production adds (with autoscaling).
     pub hardened: bool,
@@ -66,19 +66,7 @@ impl Env {
             Env::Dev => EnvSettings {
                 node_port: 31180,
                 replicas: 1,
-                literals: &[
-                    ("ENV", "development"),
-                    ("DEBUG", "true"),
-                    ("HOST", "0.0.0.0"),
-                    ("PORT", "5600"),
-                    ("LOG_FORMAT", "text"),
-                    ("LOG_LEVEL", "debug"),
-                    ("DRAIN_DELAY_SECONDS", "5"),
-                    ("SHUTDOWN_TIMEOUT_SECONDS", "10"),
-                    ("WORKERS", "auto"),
-                    ("METRICS_ENABLED", "true"),
-                    ("API_KEY_FILE", contract::API_KEY_FILE_PATH),
-                ],
+                environment: contract::Environment::Development,
                 secret: SecretSource::Literals(&[("API_KEY", DEV_API_KEY)]),
                 hardened: false,
                 autoscaling: None,
@@ -86,19 +74,7 @@ impl Env {
             Env::Prod => EnvSettings {
                 node_port: contract::PROD_NODE_PORT as i32,
                 replicas: 3,
-                literals: &[
-                    ("ENV", "production"),
-                    ("DEBUG", "false"),
-                    ("HOST", "0.0.0.0"),
-                    ("PORT", "5600"),
-                    ("LOG_FORMAT", "json"),
-                    ("LOG_LEVEL", "info"),
-                    ("DRAIN_DELAY_SECONDS", "5"),
-                    ("SHUTDOWN_TIMEOUT_SECONDS", "10"),
-                    ("WORKERS", "auto"),
-                    ("METRICS_ENABLED", "true"),
-                    ("API_KEY_FILE", contract::API_KEY_FILE_PATH),
-                ],
+                environment: contract::Environment::Production,
                 secret: SecretSource::EnvFile(PROD_SECRET_FILE),
                 hardened: true,
                 autoscaling: Some(Autoscaling {
@@ -108,6 +84,17 @@ impl Env {
                 }),
             },
         }
+    }
+}
+
+impl EnvSettings {
+    /// The ConfigMap literals: every ConfigMap key of the contract with its cluster value for
+    /// this environment, in declaration order.
+    pub fn literals(&self) -> Vec<(String, String)> {
+        contract::KEYS
+            .iter()
+            .filter_map(|key| Some((key.name.to_owned(), key.cluster_value(self.environment)?)))
+            .collect()
     }
 }
 
@@ -125,8 +112,12 @@ mod tests {
     #[test]
     fn every_environment_sets_every_configmap_key_of_the_contract() {
         for env in Env::ALL {
-            let literals = env.settings().literals;
-            for key in contract::keys_from(contract::Source::ConfigMap) {
+            let literals = env.settings().literals();
+            for key in contract::KEYS
+                .iter()
+                .filter(|k| matches!(k.source, contract::Source::ConfigMap(_)))
+                .map(|k| k.name)
+            {
                 assert!(
                     literals.iter().any(|(k, _)| *k == key),
                     "{env} does not set {key}"

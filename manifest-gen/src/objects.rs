@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
-use contract::{APP_NAME, ENV_KEYS, HTTP_PORT_NAME, PART_OF, RUN_AS_UID, Source, paths};
+use contract::{APP_NAME, HTTP_PORT_NAME, KEYS, PART_OF, RUN_AS_UID, Source, paths, resources};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
@@ -19,8 +19,9 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource, SecurityContext,
-    Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume, VolumeMount,
+    Probe, ResourceFieldSelector, ResourceRequirements, SeccompProfile, Secret, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -86,13 +87,9 @@ impl Plan {
     pub fn new(env: Env, overrides: &Overrides) -> Result<Self> {
         let settings = env.settings();
         let base_image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
-        let mut literals: Vec<(String, String)> = settings
-            .literals
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let mut literals = settings.literals();
         for literal in &overrides.set {
-            match contract::env_key(&literal.key).map(|k| k.source) {
+            match contract::key(&literal.key).map(|k| k.source) {
                 Some(Source::Secret) => bail!(
                     "--set {}=...: {} comes from the Secret {SECRET_NAME}, not the ConfigMap; {}",
                     literal.key,
@@ -104,7 +101,7 @@ impl Plan {
                             "the development overlay uses a fixed fake key".to_string(),
                     }
                 ),
-                Some(Source::FieldRef(path)) => bail!(
+                Some(Source::FieldRef(path) | Source::ResourceFieldRef(path)) => bail!(
                     "--set {}: {} is set by the downward API ({path}), not the ConfigMap",
                     literal.key,
                     literal.key
@@ -137,18 +134,21 @@ impl Plan {
     }
 
     fn check_config(&self, overrides: &Overrides) -> Result<()> {
-        let raw = contract::RawConfig::from_pairs(self.literals.iter().cloned());
+        let raw = contract::RawConfig::from_pairs(self.literals.iter().cloned())
+            .map_err(|err| anyhow::anyhow!("ConfigMap {CONFIG_MAP_NAME} of {}: {err}", self.env))?;
         // The Secret is mounted only in the cluster: stand in for its file, and only for the
         // path the Deployment mounts, so an API_KEY_FILE pointing elsewhere is refused.
-        let read_mounted_secret = |path: &str| {
-            if path == contract::API_KEY_FILE_PATH {
+        let read_mounted_secret = |path: &std::path::Path| {
+            if path == std::path::Path::new(contract::API_KEY_FILE_PATH) {
                 Ok("placeholder-for-validation".to_string())
             } else {
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "not the mounted Secret file {}",
-                        contract::API_KEY_FILE_PATH
+                Err(contract::files::FileProblem::Unreadable(
+                    std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!(
+                            "not the mounted Secret file {}",
+                            contract::API_KEY_FILE_PATH
+                        ),
                     ),
                 ))
             }
@@ -246,11 +246,10 @@ fn http_probe(path: &str, period: i32, timeout: i32, failures: i32) -> Probe {
 /// The Secret's keys are not environment variables: they arrive as files in the Secret volume
 /// (see [`secret_volume`]), and the ConfigMap's `API_KEY_FILE` names the file.
 pub fn container_env() -> Vec<EnvVar> {
-    ENV_KEYS
-        .iter()
+    KEYS.iter()
         .filter_map(|key| {
             let source = match key.source {
-                Source::ConfigMap => EnvVarSource {
+                Source::ConfigMap(_) => EnvVarSource {
                     config_map_key_ref: Some(ConfigMapKeySelector {
                         name: CONFIG_MAP_NAME.into(),
                         key: key.name.into(),
@@ -263,6 +262,14 @@ pub fn container_env() -> Vec<EnvVar> {
                     field_ref: Some(ObjectFieldSelector {
                         api_version: Some("v1".into()),
                         field_path: path.into(),
+                    }),
+                    ..EnvVarSource::default()
+                },
+                Source::ResourceFieldRef(resource) => EnvVarSource {
+                    resource_field_ref: Some(ResourceFieldSelector {
+                        container_name: Some(APP_NAME.into()),
+                        resource: resource.into(),
+                        divisor: None,
                     }),
                     ..EnvVarSource::default()
                 },
@@ -298,10 +305,17 @@ pub fn secret_volume() -> (Volume, VolumeMount) {
     (volume, mount)
 }
 
-fn quantities(cpu: &str, memory: &str) -> BTreeMap<String, Quantity> {
+/// A Kubernetes quantity for millicores (`500m`) and bytes (`128Mi` when whole mebibytes).
+fn quantities(cpu_millis: u32, memory_bytes: u64) -> BTreeMap<String, Quantity> {
+    const MI: u64 = 1024 * 1024;
+    let memory = if memory_bytes.is_multiple_of(MI) {
+        format!("{}Mi", memory_bytes / MI)
+    } else {
+        memory_bytes.to_string()
+    };
     [
-        ("cpu".to_string(), Quantity(cpu.into())),
-        ("memory".to_string(), Quantity(memory.into())),
+        ("cpu".to_string(), Quantity(format!("{cpu_millis}m"))),
+        ("memory".to_string(), Quantity(memory)),
     ]
     .into()
 }
@@ -336,8 +350,14 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
         readiness_probe: Some(http_probe(paths::READINESS, 2, 1, 1)),
         liveness_probe: Some(http_probe(paths::LIVENESS, 10, 2, 3)),
         resources: Some(ResourceRequirements {
-            requests: Some(quantities("50m", "32Mi")),
-            limits: Some(quantities("500m", "128Mi")),
+            requests: Some(quantities(
+                resources::CPU_REQUEST_MILLIS,
+                resources::MEMORY_REQUEST_BYTES,
+            )),
+            limits: Some(quantities(
+                resources::CPU_LIMIT_MILLIS,
+                resources::MEMORY_LIMIT_BYTES,
+            )),
             ..ResourceRequirements::default()
         }),
         security_context: Some(SecurityContext {
@@ -566,11 +586,18 @@ pub fn literal_secret_data(pairs: &[(&str, &str)]) -> SecretData {
         .collect()
 }
 
+/// The contract's keys that come from the Secret.
+pub fn secret_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(|k| matches!(k.source, Source::Secret))
+        .map(|k| k.name)
+}
+
 /// Stand-in Secret data for checks that do not need the real secret (never output).
 pub fn placeholder_secret_data(plan: &Plan) -> SecretData {
     match plan.settings.secret {
         SecretSource::Literals(pairs) => literal_secret_data(pairs),
-        SecretSource::EnvFile(_) => contract::keys_from(Source::Secret)
+        SecretSource::EnvFile(_) => secret_keys()
             .map(|k| (k.to_string(), b"placeholder-for-validation".to_vec()))
             .collect(),
     }

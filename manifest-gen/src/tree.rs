@@ -198,10 +198,10 @@ pub fn overlay_files(plan: &Plan, base: &str) -> Result<Files> {
                 "{}# Copy to {file} (git-ignored) with a real random key, e.g.\n#   {}\n# Keys: {}.\n{}\n",
                 header(regenerate),
                 crate::secret_env::CREATE_HINT,
-                contract::keys_from(contract::Source::Secret)
+                objects::secret_keys()
                     .collect::<Vec<_>>()
                     .join(", "),
-                contract::keys_from(contract::Source::Secret)
+                objects::secret_keys()
                     .map(|k| format!("{k}=replace-with-a-random-token"))
                     .collect::<Vec<_>>()
                     .join("\n"),

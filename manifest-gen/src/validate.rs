@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
-use contract::{ENV_KEYS, Source};
+use contract::{KEYS, Source};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
@@ -335,9 +335,9 @@ fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Contai
     }
     // The contract: exactly the keys the service reads as variables, each from where the
     // contract says; the Secret's keys arrive as files, never as variables.
-    let declared: BTreeSet<&str> = ENV_KEYS
+    let declared: BTreeSet<&str> = KEYS
         .iter()
-        .filter(|k| k.source != Source::Secret)
+        .filter(|k| !matches!(k.source, Source::Secret))
         .map(|k| k.name)
         .collect();
     let present: BTreeSet<&str> = env.iter().map(|v| v.name.as_str()).collect();
@@ -350,14 +350,17 @@ fn env_matches_generated_keys(r: &Rendered, deployment: &str, container: &Contai
             ),
         );
     }
-    for key in ENV_KEYS {
+    for key in KEYS {
         let source = env
             .iter()
             .find(|v| v.name == key.name)
             .and_then(|v| v.value_from.as_ref());
         let ok = match key.source {
-            Source::ConfigMap => source.is_some_and(|s| s.config_map_key_ref.is_some()),
+            Source::ConfigMap(_) => source.is_some_and(|s| s.config_map_key_ref.is_some()),
             Source::Secret => true,
+            Source::ResourceFieldRef(resource) => source
+                .and_then(|s| s.resource_field_ref.as_ref())
+                .is_some_and(|f| f.resource == resource),
             Source::FieldRef(path) => source
                 .and_then(|s| s.field_ref.as_ref())
                 .is_some_and(|f| f.field_path == path),
@@ -458,26 +461,19 @@ fn secret_is_mounted(
     Ok(())
 }
 
-fn seconds(r: &Rendered, key: &str, default: u64) -> u64 {
-    r.config_map
-        .data
-        .as_ref()
-        .and_then(|d| d.get(key))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn grace_period_covers_shutdown(r: &Rendered, deployment: &str, pod: &PodSpec) -> Check {
-    let drain = seconds(
-        r,
-        "DRAIN_DELAY_SECONDS",
-        contract::defaults::DRAIN_DELAY_SECONDS,
-    );
-    let shutdown = seconds(
-        r,
-        "SHUTDOWN_TIMEOUT_SECONDS",
-        contract::defaults::SHUTDOWN_TIMEOUT_SECONDS,
-    );
+    // The ConfigMap's values, typed by the contract (absent keys at the service's defaults);
+    // a value the service would refuse is an error here too, never a default.
+    let data = r.config_map.data.clone().unwrap_or_default();
+    let config = contract::RawConfig::from_pairs(data)
+        .and_then(|raw| contract::Config::from_raw(&raw))
+        .map_err(|err| ValidationError {
+            object: format!("ConfigMap {}", name_of(&r.config_map.metadata)),
+            field: format!("data.{}", err.key),
+            problem: format!("{} {}; expected {}", err.key, err.problem, err.expected),
+        })?;
+    let drain = config.drain_delay_seconds.as_secs();
+    let shutdown = config.shutdown_timeout_seconds.as_secs();
     // The kubelet's default when the field is absent.
     let grace = pod.termination_grace_period_seconds.unwrap_or(30);
     let needed = i64::try_from(drain + shutdown).unwrap_or(i64::MAX) + GRACE_MARGIN_SECONDS;
@@ -496,7 +492,11 @@ fn grace_period_covers_shutdown(r: &Rendered, deployment: &str, pod: &PodSpec) -
 fn config_matches_container(r: &Rendered, deployment: &str, container: &Container) -> Check {
     let object = format!("ConfigMap {}", name_of(&r.config_map.metadata));
     let data = r.config_map.data.clone().unwrap_or_default();
-    for key in contract::keys_from(Source::ConfigMap) {
+    for key in KEYS
+        .iter()
+        .filter(|k| matches!(k.source, Source::ConfigMap(_)))
+        .map(|k| k.name)
+    {
         if !data.contains_key(key) {
             return fail(
                 &object,

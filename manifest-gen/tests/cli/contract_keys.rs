@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use contract::{ENV_KEYS, Source};
+use contract::{KEYS, Source};
 
 use crate::helpers::*;
 
@@ -20,20 +20,20 @@ fn deployment_env_names_are_the_contract_keys_with_their_sources() {
         let vars = container["env"].as_array().unwrap();
         let names: BTreeSet<&str> = vars.iter().map(|v| v["name"].as_str().unwrap()).collect();
         // Every key the service reads is a variable, except the Secret's: those are files.
-        let declared: BTreeSet<&str> = ENV_KEYS
+        let declared: BTreeSet<&str> = KEYS
             .iter()
-            .filter(|k| k.source != Source::Secret)
+            .filter(|k| !matches!(k.source, Source::Secret))
             .map(|k| k.name)
             .collect();
         assert_eq!(names, declared, "{env}");
         let data = config_map_data(&objects);
-        for key in ENV_KEYS {
+        for key in KEYS {
             let from = vars
                 .iter()
                 .find(|v| v["name"] == key.name)
                 .map_or(&serde_json::Value::Null, |var| &var["valueFrom"]);
             match key.source {
-                Source::ConfigMap => {
+                Source::ConfigMap(_) => {
                     assert!(from["configMapKeyRef"]["key"] == key.name, "{}", key.name);
                     assert!(
                         data.contains_key(key.name),
@@ -57,6 +57,13 @@ fn deployment_env_names_are_the_contract_keys_with_their_sources() {
                     );
                 }
                 Source::FieldRef(path) => assert_eq!(from["fieldRef"]["fieldPath"], path),
+                Source::ResourceFieldRef(resource) => {
+                    assert_eq!(from["resourceFieldRef"]["resource"], resource);
+                    assert_eq!(
+                        from["resourceFieldRef"]["containerName"],
+                        contract::APP_NAME
+                    );
+                }
             }
         }
         // The port the probes and the Service use is the contract's.
