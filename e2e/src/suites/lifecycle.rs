@@ -54,19 +54,20 @@ pub fn static_agreements(ctx: &Ctx, rendered: &Rendered, suite: &str) -> Result<
         .collect();
     let unknown: Vec<&String> = declared
         .iter()
-        .filter(|n| contract::env_key(n).is_none())
+        .filter(|n| contract::key(n).is_none())
         .collect();
     r.check(
         suite,
         "every env name the Deployment sets is one the service reads",
         unknown.is_empty(),
         if unknown.is_empty() {
-            format!("{} names, all in contract::ENV_KEYS", declared.len())
+            format!("{} names, all in contract::KEYS", declared.len())
         } else {
             format!("not read by the service (renamed?): {unknown:?}")
         },
     );
-    let host = launch.get("HOST").unwrap_or(contract::defaults::HOST);
+    let default_host = contract::spec::host().default().unwrap_or_default();
+    let host = launch.get("HOST").unwrap_or(&default_host);
     let wildcard = matches!(host, "0.0.0.0" | "::" | "[::]");
     r.check(
         suite,
@@ -219,7 +220,7 @@ async fn drive(ctx: &Ctx, suite: &str, pod: &Arc<Pod>) -> Result<()> {
         tokio::spawn(async move { pod.terminate().await })
     };
     let sigterm_at = pod.sigterm_sent().await;
-    let drain = drain_delay(&pod.launch);
+    let drain = drain_delay(&pod.launch)?;
     let window_end = sigterm_at + drain.saturating_sub(DRAIN_GUARD);
     tokio::time::sleep_until(window_end.into()).await;
     let _ = stop_tx.send(true);

@@ -66,14 +66,11 @@ impl Ctx {
     }
 }
 
-/// The drain delay the container was given (the service's default when absent).
-pub fn drain_delay(launch: &ContainerLaunch) -> Duration {
-    Duration::from_secs(
-        launch
-            .get("DRAIN_DELAY_SECONDS")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(contract::defaults::DRAIN_DELAY_SECONDS),
-    )
+/// The drain delay the container was given, read by the contract as the service reads it
+/// (its default when absent); a value the service would refuse is an error.
+pub fn drain_delay(launch: &ContainerLaunch) -> Result<Duration> {
+    let raw = contract::RawConfig::from_pairs(launch.env.iter().cloned())?;
+    Ok(contract::Config::from_raw(&raw)?.drain_delay_seconds)
 }
 
 /// Requests sent this close to the end of the drain delay may race the listener's closing:
