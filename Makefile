@@ -96,30 +96,9 @@ KC                = $(KUBECTL) --context $(MINIKUBE_PROFILE)
 MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
 export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
 
-.PHONY: release
-release: ## Build the static release binary (scripts/build-release.sh, as the Dockerfile does)
-	scripts/build-release.sh
-
 .PHONY: install-k8s_env
 install-k8s_env: ## Install docker, kubectl and minikube when missing (never reinstalls)
 	scripts/install_kubernetes_env.sh
-
-.PHONY: build
-build: ## Build the image IMAGE_NAME:IMAGE_TAG (image.env) into the current docker daemon
-	DOCKER_BUILDKIT=1 $(DOCKER) build --tag $(IMAGE) .
-
-.PHONY: launch
-launch: ## Run the image on http://127.0.0.1:5600 (PORT=...), read-only, no capabilities
-	$(DOCKER) run --rm --read-only --cap-drop ALL --security-opt no-new-privileges \
-	  -p 127.0.0.1:$(PORT):5600 $(IMAGE)
-
-.PHONY: images
-images: ## List the local hello-k8s images
-	$(DOCKER) images $(IMAGE_NAME)
-
-.PHONY: delete
-delete: ## Remove the image IMAGE_NAME:IMAGE_TAG from the current docker daemon
-	$(DOCKER) image rm $(IMAGE)
 
 .PHONY: clean
 clean: ## Remove this workspace's build outputs and .venv (keeps the compiled dependencies)
@@ -217,14 +196,11 @@ auto-deploy-prod: ## Build into minikube and roll out prod (scripts/run_system.s
 tree: ## Show the project's files (without target/, .git, .venv)
 	@if command -v tree >/dev/null 2>&1; then tree -a -I '.git|target|.venv|.work'; else git ls-files --cached --others --exclude-standard | sort; fi
 
-.PHONY: audit
-audit: ## Audit Cargo.lock against the RustSec advisory DB (opt-in: needs cargo-audit + internet)
-	@$(CARGO) audit --version >/dev/null 2>&1 || { echo "cargo-audit is not installed: cargo install cargo-audit --locked (it fetches the advisory database from GitHub, so it is not part of make test/CI)" >&2; exit 1; }
-	$(CARGO) audit
-
 .PHONY: test-scripts
 test-scripts: ## Test the deploy scripts with stand-in tools, and the release binary in an empty read-only root
 	scripts/tests/run.sh
+
+include mk/image.mk
 
 # ---------------------------------------------------------------- end-to-end
 E2E_ARGS ?=
