@@ -100,9 +100,13 @@ export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
 install-k8s_env: ## Install docker, kubectl and minikube when missing (never reinstalls)
 	scripts/install_kubernetes_env.sh
 
+# scripts/build-release.sh builds for the explicit host triple (target/<triple>/release/), which a
+# plain `cargo clean -p` does not reach: the second line removes that binary, so the next build
+# really rebuilds.
 .PHONY: clean
-clean: ## Remove this workspace's build outputs and .venv (keeps the compiled dependencies)
+clean: ## Remove this workspace's build outputs, the static release binary and .venv (keeps the compiled dependencies)
 	$(CARGO) clean --package hello-k8s --package manifest-gen --package contract --package e2e
+	$(CARGO) clean --release --target "$$(rustc -vV | sed -n 's/^host: //p')" --package hello-k8s --package contract
 	rm -rf $(VENV) bench/.work
 
 .PHONY: minikube-env
