@@ -97,7 +97,7 @@ MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
 export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
 
 .PHONY: install-k8s_env
-install-k8s_env: ## Install docker, kubectl and minikube when missing (never reinstalls)
+install-k8s_env: ## Install docker (with buildx), kubectl and minikube when missing (never reinstalls)
 	scripts/install_kubernetes_env.sh
 
 # scripts/build-release.sh builds for the explicit host triple (target/<triple>/release/), which a

@@ -86,7 +86,7 @@ preflight() {
   fi
   # The Dockerfile's cache mounts need BuildKit, which the docker CLI reaches through buildx.
   docker buildx version >/dev/null 2>&1 ||
-    die "docker buildx is missing (the Dockerfile needs BuildKit): install the docker-buildx-plugin package (make install-k8s_env does)"
+    die "docker buildx is missing (the Dockerfile needs BuildKit): run make install-k8s_env, which installs the buildx plugin (docker-buildx-plugin from Docker's apt repository, or your distribution's docker-buildx)"
   ok "minikube, kubectl, docker and buildx found"
 }
 

@@ -61,7 +61,7 @@ make_sysbin() {
     for tool in "$entry"/*; do
       [[ -f "$tool" && -x "$tool" ]] || continue
       case "${tool##*/}" in
-        minikube | kubectl | docker | manifest-gen | cargo | sudo | apt-get | curl | usermod) continue ;;
+        minikube | kubectl | docker | manifest-gen | cargo | sudo | apt-get | apt-cache | curl | usermod) continue ;;
       esac
       [[ -e "$dir/${tool##*/}" ]] || ln -s "$tool" "$dir/${tool##*/}"
     done

@@ -2,8 +2,10 @@
 # Tests of scripts/install_kubernetes_env.sh with stand-ins: it must never reinstall, must say
 # what it will do before doing it, and must verify what it downloads.
 
-# Adds recording stand-ins for sudo, apt-get, usermod and curl to the sandbox. curl "serves" a
-# fake binary, its SHA-256 (or a wrong one with STANDIN_CURL_BAD_SUM=1) and stable.txt.
+# Adds recording stand-ins for sudo, apt-get, apt-cache, usermod and curl to the sandbox. curl
+# "serves" a fake binary, its SHA-256 (or a wrong one with STANDIN_CURL_BAD_SUM=1) and
+# stable.txt. apt-cache has a candidate for the packages named in STANDIN_APT_PACKAGES; apt-get
+# installing a buildx package makes the stand-in docker's buildx appear.
 add_installer_standins() {
   cat >"$SANDBOX/bin/sudo" <<'STANDIN'
 #!/usr/bin/env bash
@@ -13,6 +15,17 @@ STANDIN
   cat >"$SANDBOX/bin/apt-get" <<'STANDIN'
 #!/usr/bin/env bash
 printf 'apt-get %s\n' "$*" >>"$STANDIN_LOG"
+if [[ " $* " == *" install "* && " $* " == *" docker-buildx"* ]]; then
+  mkdir -p "$STANDIN_STATE" && touch "$STANDIN_STATE/docker.buildx"
+fi
+STANDIN
+  cat >"$SANDBOX/bin/apt-cache" <<'STANDIN'
+#!/usr/bin/env bash
+printf 'apt-cache %s\n' "$*" >>"$STANDIN_LOG"
+[[ "$1" == policy ]] || exit 0
+candidate="(none)"
+[[ " ${STANDIN_APT_PACKAGES:-} " == *" $2 "* ]] && candidate="1.0-stand-in"
+printf '%s:\n  Installed: (none)\n  Candidate: %s\n' "$2" "$candidate"
 STANDIN
   cat >"$SANDBOX/bin/usermod" <<'STANDIN'
 #!/usr/bin/env bash
@@ -41,7 +54,7 @@ case "$url" in
 esac
 if [[ -n "$out" ]]; then printf '%s' "$body" >"$out"; else printf '%s\n' "$body"; fi
 STANDIN
-  chmod +x "$SANDBOX/bin/sudo" "$SANDBOX/bin/apt-get" "$SANDBOX/bin/usermod" "$SANDBOX/bin/curl"
+  chmod +x "$SANDBOX/bin/sudo" "$SANDBOX/bin/apt-get" "$SANDBOX/bin/apt-cache" "$SANDBOX/bin/usermod" "$SANDBOX/bin/curl"
 }
 
 # Runs the sandbox's installer; output in $OUT, exit code in RC.
@@ -49,7 +62,8 @@ STANDIN
 install_env() {
   OUT="$SANDBOX/install.out"
   RC=0
-  INSTALL_PREFIX="$SANDBOX/prefix" "$REPO/scripts/install_kubernetes_env.sh" "$@" >"$OUT" 2>&1 </dev/null || RC=$?
+  INSTALL_PREFIX="$SANDBOX/prefix" ETC_APT="$SANDBOX/etc/apt" OS_RELEASE="$SANDBOX/os-release" \
+    "$REPO/scripts/install_kubernetes_env.sh" "$@" >"$OUT" 2>&1 </dev/null || RC=$?
 }
 
 # Everything present: nothing installed, nothing downloaded, no sudo; versions printed.
@@ -117,4 +131,69 @@ test_installer_dry_run_only_prints_the_plan() {
   assert_file_contains "$OUT" "dry run: nothing installed"
   assert_file_lacks "$LOG" "curl "
   assert_file_lacks "$LOG" "apt-get "
+}
+
+# docker without buildx, Docker's repository configured (docker-ce-cli comes from it): the plan
+# names buildx and Docker's docker-buildx-plugin, which is then installed; no repository added.
+test_installer_adds_docker_buildx_plugin_to_a_docker_without_buildx() {
+  new_sandbox
+  add_installer_standins
+  export STANDIN_DOCKER_NO_BUILDX=1 STANDIN_APT_PACKAGES="docker-buildx-plugin docker-buildx"
+  install_env --yes
+  assert_eq "$RC" 0 "exit code"
+  assert_file_contains "$OUT" "docker is present without buildx"
+  assert_file_contains "$OUT" "plan: install buildx"
+  assert_file_contains "$OUT" "buildx:   the docker-buildx-plugin package (Docker's apt repository, already configured)"
+  assert_file_lacks "$OUT" "nothing to install"
+  assert_before "$OUT" 'plan: install buildx' 'buildx: the docker-buildx-plugin package'
+  assert_file_contains "$LOG" "apt-get install -y -qq docker-buildx-plugin"
+  assert_file_lacks "$LOG" "download.docker.com"
+  assert_file_lacks "$LOG" "apt-get install -y -qq docker-ce"
+  assert_file_contains "$OUT" "buildx installed: github.com/docker/buildx"
+}
+
+# docker from the distribution (docker.io), whose repositories have docker-buildx: that package.
+test_installer_uses_the_distributions_docker_buildx_when_dockers_repository_is_absent() {
+  new_sandbox
+  add_installer_standins
+  export STANDIN_DOCKER_NO_BUILDX=1 STANDIN_APT_PACKAGES="docker-buildx"
+  install_env --yes
+  assert_eq "$RC" 0 "exit code"
+  assert_file_contains "$OUT" "buildx:   the docker-buildx package (your distribution's)"
+  assert_file_contains "$LOG" "apt-get install -y -qq docker-buildx"
+  assert_file_lacks "$LOG" "install -y -qq docker-buildx-plugin"
+  assert_file_lacks "$LOG" "download.docker.com"
+}
+
+# No repository has buildx (Debian 12's docker.io): Docker's repository is added, then its plugin.
+test_installer_adds_dockers_repository_when_no_buildx_package_is_available() {
+  new_sandbox
+  add_installer_standins
+  printf 'ID=ubuntu\nVERSION_CODENAME=noble\nUBUNTU_CODENAME=noble\n' >"$SANDBOX/os-release"
+  export STANDIN_DOCKER_NO_BUILDX=1 STANDIN_APT_PACKAGES=""
+  install_env --yes
+  assert_eq "$RC" 0 "exit code"
+  assert_file_contains "$OUT" "buildx:   Docker's apt repository (download.docker.com), then its docker-buildx-plugin package"
+  assert_file_contains "$LOG" "https://download.docker.com/linux/ubuntu/gpg"
+  assert_file_contains "$SANDBOX/etc/apt/sources.list.d/docker.list" "https://download.docker.com/linux/ubuntu noble stable"
+  assert_before "$LOG" 'download.docker.com' 'apt-get install -y -qq docker-buildx-plugin'
+  assert_file_lacks "$LOG" "apt-get install -y -qq docker-ce"
+}
+
+# The dead end of issue 12: the deploy script's remedy for a missing buildx is the installer,
+# and after it the deploy gets past its preflight.
+test_deploy_remedy_for_missing_buildx_is_the_installer_and_it_works() {
+  new_sandbox
+  add_installer_standins
+  export STANDIN_DOCKER_NO_BUILDX=1 STANDIN_APT_PACKAGES="docker-buildx-plugin"
+  deploy --dev
+  assert_eq "$RC" 1 "exit code of the deploy without buildx"
+  assert_file_contains "$OUT" "docker buildx is missing"
+  assert_file_contains "$OUT" "run make install-k8s_env, which installs the buildx plugin"
+  install_env --yes
+  assert_eq "$RC" 0 "installer exit code"
+  assert_file_contains "$LOG" "apt-get install -y -qq docker-buildx-plugin"
+  deploy --dev
+  assert_eq "$RC" 0 "exit code of the deploy after make install-k8s_env"
+  assert_file_contains "$OUT" "minikube, kubectl, docker and buildx found"
 }
