@@ -5,6 +5,7 @@
 
 mod binary;
 mod config_errors;
+mod fail_closed;
 mod greeting;
 mod healthcheck;
 mod helpers;
