@@ -202,23 +202,35 @@ def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
     ]
 
 
-def write_nginx_conf(system: System, port: int, workers: int) -> None:
+# nginx's own defaults, which the main section keeps; the scale section raises them.
+NGINX_DEFAULTS = {"WORKER_CONNECTIONS": 1024, "NOFILE": 2048, "BACKLOG": 511}
+
+
+def write_nginx_conf(system: System, port: int, workers: int, tuning: dict[str, int] | None = None) -> None:
     prefix = system.nginx_prefix
     assert prefix is not None
     prefix.mkdir(parents=True, exist_ok=True)
-    template = (BENCH_DIR / "nginx.conf.in").read_text()
-    conf = template.replace("@WORKERS@", str(workers)).replace("@PORT@", str(port)).replace("@PREFIX@", str(prefix))
+    conf = (BENCH_DIR / "nginx.conf.in").read_text()
+    values = NGINX_DEFAULTS | (tuning or {}) | {"WORKERS": workers, "PORT": port, "PREFIX": prefix}
+    for name, value in values.items():
+        conf = conf.replace(f"@{name}@", str(value))
+    leftover = re.findall(r"@[A-Z_]+@", conf)
+    if leftover:
+        raise RuntimeError(f"bench/nginx.conf.in: placeholders left unfilled: {leftover}")
     (prefix / f"nginx-{port}.conf").write_text(conf)
 
 
-def spawn(system: System, port: int, workers: int, log_path: Path) -> subprocess.Popen:
+def spawn(
+    system: System, port: int, workers: int, log_path: Path, nginx_tuning: dict[str, int] | None = None, cpus: str = ""
+) -> subprocess.Popen:
+    """Starts a system in its own process group; `cpus` pins it with taskset (e.g. "0")."""
     if system.nginx_prefix is not None:
-        write_nginx_conf(system, port, workers)
+        write_nginx_conf(system, port, workers, nginx_tuning)
     # Append mode, so the bench can truncate the log between runs while the server writes.
     out = open(log_path, "ab")  # noqa: SIM115 - owned by the child from here on
     try:
         proc = subprocess.Popen(
-            system.command(port),
+            (["taskset", "-c", cpus] if cpus else []) + system.command(port),
             env=system.environment(port),
             cwd=system.cwd,
             stdin=subprocess.DEVNULL,

@@ -6,9 +6,17 @@
 # binary, runs bench/bench.py (every system on 127.0.0.1, interleaved, bounded in time) and
 # renders the table, BENCHMARKS.md and the chart with bench/report.py.
 #
-# Knobs (environment): BENCH_ROUNDS (5), BENCH_DURATION (8s), BENCH_CONNECTIONS (64),
-# BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10), BENCH_MARKDOWN (BENCHMARKS.md),
-# BENCH_CHART (docs/bench.png).
+# Two sections, both by default: `main` (bench/bench.py, about 5 minutes) and `scale` (bench/scale.py:
+# hello-k8s and nginx, each pinned to one CPU, under 1k, 5k and 10k keep-alive connections; about
+# 2 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; the report keeps
+# the other section's last results.
+#
+# Knobs (environment): BENCH_SECTIONS (main,scale), BENCH_ROUNDS (5), BENCH_DURATION (8s),
+# BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10),
+# BENCH_MARKDOWN (BENCHMARKS.md), BENCH_CHART (docs/bench.png); for the scale section
+# BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
+# (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
+# beside this tree's, e.g. an allocator experiment).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +33,56 @@ BENCH_WORKERS="${BENCH_WORKERS:-2}"
 BENCH_STARTUP_RUNS="${BENCH_STARTUP_RUNS:-10}"
 BENCH_MARKDOWN="${BENCH_MARKDOWN:-BENCHMARKS.md}"
 BENCH_CHART="${BENCH_CHART:-docs/bench.png}"
+BENCH_SECTIONS="${BENCH_SECTIONS:-main,scale}"
+BENCH_SCALE_LEVELS="${BENCH_SCALE_LEVELS:-1000,5000,10000}"
+BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
+BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
+BENCH_SCALE_VARIANTS="${BENCH_SCALE_VARIANTS:-}"
+
+usage() {
+  cat <<'USAGE'
+usage: bench/run.sh [--only main|scale|main,scale]
+  main   hello-k8s beside the Flask origin and nginx (throughput, probes, start-up, memory)
+  scale  hello-k8s and nginx under 1k, 5k and 10k keep-alive connections (req/s, RSS, 503s)
+Without --only, BENCH_SECTIONS (default main,scale) decides.
+USAGE
+}
+
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --only)
+      [ "$#" -ge 2 ] || { usage >&2; exit 2; }
+      BENCH_SECTIONS="$2"
+      shift 2
+      ;;
+    --only=*)
+      BENCH_SECTIONS="${1#--only=}"
+      shift
+      ;;
+    -h | --help)
+      usage
+      exit 0
+      ;;
+    *)
+      printf 'bench: error: unexpected argument %s (expected --only main|scale)\n' "$1" >&2
+      usage >&2
+      exit 2
+      ;;
+  esac
+done
+RUN_MAIN=false
+RUN_SCALE=false
+IFS=',' read -r -a sections <<<"$BENCH_SECTIONS"
+for section in "${sections[@]}"; do
+  case "$section" in
+    main) RUN_MAIN=true ;;
+    scale) RUN_SCALE=true ;;
+    *)
+      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, scale or main,scale)\n' "$section" >&2
+      exit 2
+      ;;
+  esac
+done
 
 # Progress to stderr, so stdout carries only the results.
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -107,18 +165,65 @@ build_binary
 PATH="$PATH:/usr/sbin"
 export PATH
 
-say "measuring (about 5 minutes): rounds=$BENCH_ROUNDS duration=$BENCH_DURATION connections=$BENCH_CONNECTIONS workers=$BENCH_WORKERS"
-"$VENV/bin/python" bench/bench.py \
-  --bin "$BIN" \
-  --work "$WORK" \
-  --rounds "$BENCH_ROUNDS" \
-  --duration "$BENCH_DURATION" \
-  --threads "$BENCH_THREADS" \
-  --connections "$BENCH_CONNECTIONS" \
-  --workers "$BENCH_WORKERS" \
-  --startup-runs "$BENCH_STARTUP_RUNS" &
-BENCH_PID=$!
-wait "$BENCH_PID"
-BENCH_PID=""
+# Runs one measurement in the background so that cleanup can stop it on any exit.
+measure() {
+  "$@" &
+  BENCH_PID=$!
+  wait "$BENCH_PID"
+  BENCH_PID=""
+}
 
-"$VENV/bin/python" bench/report.py "$WORK/results.json" --markdown "$BENCH_MARKDOWN" --chart "$BENCH_CHART"
+# The floods hold up to 10k sockets in the server and as many in wrk: raise the soft limit of
+# open files (the hard limit bounds it; no root needed).
+raise_nofile() {
+  local need hard largest
+  largest="$(tr ',' '\n' <<<"$BENCH_SCALE_LEVELS" | sort -n | tail -1)"
+  need=$((largest + 1024))
+  hard="$(ulimit -Hn)"
+  if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
+    die "the scale section needs $need open files, the hard limit is $hard: lower BENCH_SCALE_LEVELS or raise the limit (ulimit -Hn, as root)"
+  fi
+  if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
+    ulimit -Sn "$need"
+  fi
+}
+
+if "$RUN_MAIN"; then
+  say "measuring the main section (about 5 minutes): rounds=$BENCH_ROUNDS duration=$BENCH_DURATION connections=$BENCH_CONNECTIONS workers=$BENCH_WORKERS"
+  measure "$VENV/bin/python" bench/bench.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --rounds "$BENCH_ROUNDS" \
+    --duration "$BENCH_DURATION" \
+    --threads "$BENCH_THREADS" \
+    --connections "$BENCH_CONNECTIONS" \
+    --workers "$BENCH_WORKERS" \
+    --startup-runs "$BENCH_STARTUP_RUNS"
+fi
+
+if "$RUN_SCALE"; then
+  raise_nofile
+  variants=()
+  if [ -n "$BENCH_SCALE_VARIANTS" ]; then
+    IFS=',' read -r -a listed <<<"$BENCH_SCALE_VARIANTS"
+    for variant in "${listed[@]}"; do
+      variants+=(--variant "$variant")
+    done
+  fi
+  say "measuring the scale section (about 2 minutes): levels=$BENCH_SCALE_LEVELS duration=$BENCH_SCALE_DURATION, each server pinned to one CPU"
+  measure "$VENV/bin/python" bench/scale.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --levels "$BENCH_SCALE_LEVELS" \
+    --duration "$BENCH_SCALE_DURATION" \
+    "${variants[@]}"
+fi
+
+report=("$VENV/bin/python" bench/report.py --markdown "$BENCH_MARKDOWN")
+if [ -f "$WORK/results.json" ]; then
+  report+=(--results "$WORK/results.json" --chart "$BENCH_CHART")
+fi
+if [ -f "$WORK/scale.json" ]; then
+  report+=(--scale "$WORK/scale.json" --scale-chart "$BENCH_SCALE_CHART")
+fi
+"${report[@]}"
