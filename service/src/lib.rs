@@ -4,11 +4,12 @@
 pub mod cli;
 pub mod configuration;
 pub mod healthcheck;
-pub mod lifecycle;
 pub mod metrics;
 pub mod middleware;
 pub mod negotiation;
+pub mod readiness;
 pub mod routes;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

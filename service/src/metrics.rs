@@ -106,7 +106,7 @@ impl Metrics {
         }
     }
 
-    /// The readiness gauge, for [`crate::lifecycle::Readiness`] to keep up to date.
+    /// The readiness gauge, for [`crate::readiness::Readiness`] to keep up to date.
     pub fn ready_gauge(&self) -> Gauge {
         self.ready.clone()
     }

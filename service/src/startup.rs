@@ -12,8 +12,8 @@ use actix_web::{App, HttpServer, web};
 use contract::Settings;
 use tokio::sync::mpsc;
 
-use crate::lifecycle::{self, ShutdownHandle, Signal};
 use crate::routes;
+use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
 
 /// Idle keep-alive connections are closed after this long.
@@ -85,7 +85,7 @@ impl Application {
                 .configure(|cfg| routes::configure_unmatched(cfg, &shared))
         })
         .workers(workers)
-        // Signals are ours (see lifecycle): actix's own handling would stop at once on
+        // Signals are ours (see shutdown): actix's own handling would stop at once on
         // SIGTERM, without the drain the kubelet's endpoint removal needs.
         .disable_signals()
         .shutdown_timeout(settings.config.shutdown_timeout_seconds.as_secs())
@@ -121,7 +121,7 @@ impl Application {
 
     /// Serves until shut down by SIGTERM, SIGINT or the [`ShutdownHandle`].
     pub async fn run_until_stopped(self) -> io::Result<()> {
-        lifecycle::forward_os_signals(self.shutdown.clone())?;
+        shutdown::forward_os_signals(self.shutdown.clone())?;
         self.run_without_os_signals().await
     }
 
@@ -138,7 +138,7 @@ impl Application {
             drain_delay,
         } = self;
         tracing::info!(%address, "listening");
-        let supervisor = tokio::spawn(lifecycle::supervise(
+        let supervisor = tokio::spawn(shutdown::supervise(
             signals,
             shared,
             server.handle(),

@@ -7,8 +7,8 @@ use actix_web::web::Bytes;
 use askama::Template;
 use contract::{ApiKey, Settings};
 
-use crate::lifecycle::Readiness;
 use crate::metrics::Metrics;
+use crate::readiness::Readiness;
 
 /// Non-secret facts about this instance, for `/info` and the HTML page.
 #[derive(Debug, Clone)]

@@ -45,7 +45,14 @@ fn spawn_raw(env: &[(OsString, OsString)]) -> Outcome {
         })
         .collect();
     let started = Instant::now();
-    let pid = posix_spawn(path.as_c_str(), &actions, &attr, &[path.clone()], &envp).unwrap();
+    let pid = posix_spawn(
+        path.as_c_str(),
+        &actions,
+        &attr,
+        std::slice::from_ref(&path),
+        &envp,
+    )
+    .unwrap();
     let code = loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
             WaitStatus::Exited(_, code) => break Some(code),
@@ -168,7 +175,14 @@ fn the_raw_spawner_passes_duplicates_through_and_a_good_environment_starts() {
         .collect::<Result<_, _>>()
         .unwrap();
     let attr = PosixSpawnAttr::init().unwrap();
-    let pid = posix_spawn(path.as_c_str(), &actions, &attr, &[path.clone()], &envp).unwrap();
+    let pid = posix_spawn(
+        path.as_c_str(),
+        &actions,
+        &attr,
+        std::slice::from_ref(&path),
+        &envp,
+    )
+    .unwrap();
     let started = Instant::now();
     while !listening(port) {
         assert!(started.elapsed() < DEADLINE, "never listened on {port}");

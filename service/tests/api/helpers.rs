@@ -4,7 +4,7 @@
 use std::sync::LazyLock;
 
 use contract::{RawConfig, Settings};
-use hello_k8s::lifecycle::ShutdownHandle;
+use hello_k8s::shutdown::ShutdownHandle;
 use hello_k8s::startup::Application;
 use hello_k8s::telemetry::{get_subscriber, init_subscriber};
 use tokio::task::JoinHandle;

@@ -1,4 +1,4 @@
-use hello_k8s::lifecycle::Signal;
+use hello_k8s::shutdown::Signal;
 
 use crate::helpers::{TEST_API_KEY, spawn_app, spawn_app_with};
 

@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use hello_k8s::lifecycle::Signal;
+use hello_k8s::shutdown::Signal;
 use nix::sys::signal::Signal as OsSignal;
 use tokio::sync::Notify;
 
