@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::env::{Env, SecretSource};
 use crate::objects::{self, Plan};
-use crate::overrides::{ImageRef, Literal, Overrides, dns_label};
+use crate::overrides::{ImageRef, Literal, Overrides, namespace};
 use crate::{secret_env, tree, validate};
 
 /// Generate the hello-k8s kustomize tree from typed Kubernetes objects
@@ -90,7 +90,7 @@ pub enum Command {
 #[derive(Debug, Clone, Default, Args)]
 pub struct OverrideArgs {
     /// Run this image instead of image.env's
-    #[arg(long, value_name = "NAME:TAG", value_parser = parse_image)]
+    #[arg(long, value_name = "NAME:TAG|NAME[:TAG]@sha256:HEX", value_parser = parse_image)]
     pub image: Option<ImageRef>,
 
     /// Run this many replicas
@@ -102,7 +102,7 @@ pub struct OverrideArgs {
     pub set: Vec<Literal>,
 
     /// Deploy into this namespace
-    #[arg(long, value_name = "NS", value_parser = dns_label)]
+    #[arg(long, value_name = "NS", value_parser = namespace)]
     pub namespace: Option<String>,
 }
 
@@ -156,7 +156,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             root,
             overrides,
         }) => {
-            let plan = Plan::new(env, &overrides.into())?;
+            let plan = planned(env, &overrides.into())?;
             let secret = match plan.settings.secret {
                 SecretSource::Literals(pairs) => objects::literal_secret_data(pairs),
                 SecretSource::EnvFile(file) => {
@@ -176,7 +176,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let overrides: Overrides = overrides.into();
             let envs = env.map_or(Env::ALL.to_vec(), |e| vec![e]);
             for env in envs {
-                let plan = Plan::new(env, &overrides)?;
+                let plan = planned(env, &overrides)?;
                 validate::validate(&objects::render(
                     &plan,
                     &objects::placeholder_secret_data(&plan),
@@ -189,7 +189,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let Some(env) = cli.env else {
                 bail!("--env is required without a command");
             };
-            let plan = Plan::new(env, &cli.overrides.into())?;
+            let plan = planned(env, &cli.overrides.into())?;
             validate::validate(&objects::render(
                 &plan,
                 &objects::placeholder_secret_data(&plan),
@@ -211,9 +211,26 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The plan of `env` with `overrides`; its warnings go to stderr, one line each.
+fn planned(env: Env, overrides: &Overrides) -> Result<Plan> {
+    let plan = Plan::new(env, overrides)?;
+    for warning in &plan.warnings {
+        eprintln!("{warning}");
+    }
+    Ok(plan)
+}
+
 /// The Secret must hold what the service needs, checked by the service's own rules (whose
 /// messages never show the value).
 fn check_secret(data: &objects::SecretData, path: &Path) -> Result<()> {
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > crate::overrides::MAX_DATA_BYTES {
+        bail!(
+            "the Secret file {} holds {size} bytes of keys and values, above the API server's limit of {} bytes (1 MiB)",
+            path.display(),
+            crate::overrides::MAX_DATA_BYTES
+        );
+    }
     let pairs = data
         .iter()
         .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()));

@@ -81,6 +81,9 @@ pub struct Image {
     pub new_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub new_tag: Option<String>,
+    /// `sha256:...`: with `newTag` the image becomes `NAME:TAG@DIGEST`, alone `NAME@DIGEST`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// One entry of `replicas:`.

@@ -74,6 +74,8 @@ pub struct Plan {
     pub literals: Vec<(String, String)>,
     /// True when any override is in effect (the file header then says so).
     pub overridden: bool,
+    /// One line each, for stderr: accepted overrides the user should know about.
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -88,7 +90,19 @@ impl Plan {
         let settings = env.settings();
         let base_image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
         let mut literals = settings.literals();
+        let mut warnings = Vec::new();
         for literal in &overrides.set {
+            if let Some(secret) = crate::overrides::secret_key_named(&literal.key)
+                && secret.name != literal.key
+            {
+                bail!(
+                    "--set {}=...: {} is the secret {} in another spelling; secrets never go into the ConfigMap (value not shown)",
+                    literal.key,
+                    literal.key,
+                    secret.name
+                );
+            }
+            warnings.extend(crate::overrides::literal_warning(&literal.key));
             match contract::key(&literal.key).map(|k| k.source) {
                 Some(Source::Secret) => bail!(
                     "--set {}=...: {} comes from the Secret {SECRET_NAME}, not the ConfigMap; {}",
@@ -128,7 +142,15 @@ impl Plan {
             replicas: overrides.replicas.unwrap_or(settings.replicas),
             literals,
             overridden: *overrides != Overrides::default(),
+            warnings,
         };
+        let size: usize = plan.literals.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if size > crate::overrides::MAX_DATA_BYTES {
+            bail!(
+                "ConfigMap {CONFIG_MAP_NAME} of {env}: its data is {size} bytes (keys and values), above the API server's limit of {} bytes (1 MiB)",
+                crate::overrides::MAX_DATA_BYTES
+            );
+        }
         plan.check_config(overrides)?;
         Ok(plan)
     }
@@ -175,12 +197,15 @@ impl Plan {
 
     /// The descriptive labels the overlay adds everywhere except selectors.
     pub fn descriptive_labels(&self) -> BTreeMap<String, String> {
-        labels(&[
+        let mut all = labels(&[
             (LABEL_COMPONENT, COMPONENT),
             (LABEL_PART_OF, PART_OF),
             (LABEL_MANAGED_BY, MANAGED_BY),
-            (LABEL_VERSION, &self.image.tag),
-        ])
+        ]);
+        if let Some(version) = self.image.version_label() {
+            all.insert(LABEL_VERSION.into(), version);
+        }
+        all
     }
 
     /// Every label an object of this environment carries.

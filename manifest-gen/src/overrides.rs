@@ -1,7 +1,13 @@
 //! Command-line overrides and their validation: image, replicas, ConfigMap literals, namespace.
 //!
-//! Each parser returns an error that states the expected form; clap prefixes it with the flag
-//! and the offending value.
+//! Each parser returns an error that states the whole rule; clap prefixes it with the flag
+//! and the offending value. The rules are the ones the tools downstream enforce, so that
+//! what manifest-gen accepts, `kubectl kustomize` and the API server accept unchanged:
+//!
+//! - image references: the OCI distribution grammar (`NAME[:TAG][@DIGEST]`);
+//! - ConfigMap keys: the API server's `IsConfigMapKey`, and no key kustomize's YAML round
+//!   trip reads as a number, boolean, null or date ([`yaml_typed_key`]);
+//! - ConfigMap values: no character kustomize refuses or rewrites ([`config_map_value`]).
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,12 +15,17 @@ use std::str::FromStr;
 /// The image reference compiled in from the repository's `image.env`.
 const IMAGE_ENV: &str = include_str!("../../image.env");
 
-/// A container image reference `NAME:TAG`.
+/// A container image reference `NAME[:TAG][@DIGEST]`, with a tag or a digest or both.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
     pub name: String,
-    pub tag: String,
+    pub tag: Option<String>,
+    /// `sha256:<64 hex>` or `sha512:<128 hex>`: pins the image content.
+    pub digest: Option<String>,
 }
+
+/// The whole rule, stated in every image error.
+pub const IMAGE_RULE: &str = "expected NAME:TAG, NAME@sha256:<64 hex> or NAME:TAG@sha256:<64 hex>, e.g. hello-k8s:0.2.0 or registry.example:5000/team/hello-k8s:0.2.0 (NAME: lower-case components of letters and digits joined by '.', '_', '__' or '-'s, separated by '/', optionally after a registry host[:port]; TAG: 1 to 128 characters, the first a letter, digit or '_', the rest letters, digits, '_', '.' or '-'; DIGEST: sha256 with 64 or sha512 with 128 lower-case hex digits)";
 
 impl ImageRef {
     /// The default image: `IMAGE_NAME:IMAGE_TAG` from `image.env`.
@@ -34,11 +45,29 @@ impl ImageRef {
             .parse()
             .map_err(|e| format!("image.env: {e}"))
     }
+
+    /// The `app.kubernetes.io/version` label: the tag, made a valid label value (at most 63
+    /// characters, a letter or digit at both ends) by dropping what is not; `None` without a
+    /// tag, or when nothing of the tag is left (a digest is not a version).
+    pub fn version_label(&self) -> Option<String> {
+        let tag = self.tag.as_deref()?;
+        let trimmed = tag.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+        let cut = &trimmed[..trimmed.len().min(63)];
+        let label = cut.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        (!label.is_empty()).then(|| label.to_string())
+    }
 }
 
 impl fmt::Display for ImageRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.name, self.tag)
+        f.write_str(&self.name)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
     }
 }
 
@@ -46,31 +75,62 @@ impl FromStr for ImageRef {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        const EXPECTED: &str = "expected NAME:TAG, e.g. hello-k8s:0.2.0 or registry.example:5000/team/hello-k8s:0.2.0 (lower-case name; tag of letters, digits, '_', '.', '-', up to 63 characters)";
-        // The tag follows the last ':' after the last '/', since a registry may carry a port.
-        let slash = s.rfind('/').map_or(0, |i| i + 1);
-        let Some(colon) = s[slash..].rfind(':').map(|i| slash + i) else {
-            return Err(format!("the tag is missing; {EXPECTED}"));
+        let (rest, digest) = match s.split_once('@') {
+            Some((rest, digest)) => {
+                if !valid_digest(digest) {
+                    return Err(format!("{digest:?} is not a valid digest; {IMAGE_RULE}"));
+                }
+                (rest, Some(digest.to_string()))
+            }
+            None => (s, None),
         };
-        let (name, tag) = (&s[..colon], &s[colon + 1..]);
-        if !valid_image_name(name) {
-            return Err(format!("{name:?} is not a valid image name; {EXPECTED}"));
+        // The tag follows the last ':' after the last '/', since a registry may carry a port.
+        let slash = rest.rfind('/').map_or(0, |i| i + 1);
+        let (name, tag) = match rest[slash..].rfind(':').map(|i| slash + i) {
+            Some(colon) => (&rest[..colon], Some(&rest[colon + 1..])),
+            None => (rest, None),
+        };
+        if tag.is_none() && digest.is_none() {
+            return Err(format!("the tag is missing; {IMAGE_RULE}"));
         }
-        // The tag doubles as the app.kubernetes.io/version label, so it must also be a valid
-        // label value (at most 63 characters, alphanumeric at both ends).
-        let tag_ok = (1..=63).contains(&tag.len())
-            && tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-            && tag.as_bytes()[0].is_ascii_alphanumeric()
-            && tag.as_bytes()[tag.len() - 1].is_ascii_alphanumeric();
-        if !tag_ok {
-            return Err(format!("{tag:?} is not a valid tag; {EXPECTED}"));
+        if !valid_image_name(name) {
+            return Err(format!("{name:?} is not a valid image name; {IMAGE_RULE}"));
+        }
+        if let Some(tag) = tag
+            && !valid_tag(tag)
+        {
+            return Err(format!("{tag:?} is not a valid tag; {IMAGE_RULE}"));
         }
         Ok(ImageRef {
             name: name.to_string(),
-            tag: tag.to_string(),
+            tag: tag.map(str::to_string),
+            digest,
         })
+    }
+}
+
+/// The OCI distribution tag rule (Docker's too): `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
+fn valid_tag(tag: &str) -> bool {
+    let bytes = tag.as_bytes();
+    (1..=128).contains(&bytes.len())
+        && (bytes[0].is_ascii_alphanumeric() || bytes[0] == b'_')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// `sha256:<64 lower-case hex>` or `sha512:<128 lower-case hex>` (the registered OCI
+/// algorithms).
+fn valid_digest(digest: &str) -> bool {
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    match digest.split_once(':') {
+        Some(("sha256", encoded)) => hex(encoded, 64),
+        Some(("sha512", encoded)) => hex(encoded, 128),
+        _ => false,
     }
 }
 
@@ -104,7 +164,7 @@ fn valid_image_name(name: &str) -> bool {
     })
 }
 
-/// One `--set KEY=VALUE`: an extra or overriding ConfigMap literal. The value is any text.
+/// One `--set KEY=VALUE`: an extra or overriding ConfigMap literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Literal {
     pub key: String,
@@ -118,9 +178,8 @@ impl FromStr for Literal {
         let Some((key, value)) = s.split_once('=') else {
             return Err("expected KEY=VALUE".into());
         };
-        if let Err(e) = config_map_key(key) {
-            return Err(format!("{e}; expected KEY=VALUE"));
-        }
+        config_map_key(key).map_err(|e| format!("{e}; expected KEY=VALUE"))?;
+        config_map_value(value).map_err(|e| format!("the value of {key}: {e}"))?;
         Ok(Literal {
             key: key.to_string(),
             value: value.to_string(),
@@ -128,22 +187,239 @@ impl FromStr for Literal {
     }
 }
 
-/// A valid ConfigMap key: `[-._a-zA-Z0-9]+`, at most 253 characters, not `.` or `..`.
+/// The API server's rule for ConfigMap (and Secret) keys, `IsConfigMapKey`, in full.
+pub const CONFIG_MAP_KEY_RULE: &str =
+    "1 to 253 characters of letters, digits, '-', '_' and '.', not '.' and not starting with '..'";
+
+/// A ConfigMap key the API server accepts (`IsConfigMapKey`) and kustomize keeps a string.
 pub fn config_map_key(key: &str) -> Result<(), String> {
-    let ok = !key.is_empty()
-        && key.len() <= 253
-        && key != "."
-        && key != ".."
+    let charset = !key.is_empty()
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if ok {
-        Ok(())
+    let problem = if !charset {
+        Some("has a character other than letters, digits, '-', '_' and '.'".to_string())
+    } else if key.len() > 253 {
+        Some(format!("is {} characters long", key.len()))
+    } else if key == "." {
+        Some("is '.'".to_string())
+    } else if key.starts_with("..") {
+        Some("starts with '..'".to_string())
     } else {
-        Err(format!(
-            "the key {key:?} is not a valid ConfigMap key (1 to 253 of letters, digits, '-', '_', '.')"
-        ))
+        None
+    };
+    if let Some(problem) = problem {
+        return Err(format!(
+            "the key {key:?} is not a valid ConfigMap key: it {problem} (the API server's rule: {CONFIG_MAP_KEY_RULE})"
+        ));
     }
+    if let Some(kind) = yaml_typed_key(key) {
+        return Err(format!(
+            "the key {key:?} is read as {kind} by the YAML 1.1 parser kustomize runs on its own output, so `kubectl kustomize` fails with \"json: unsupported type\"; use a key that is not a number, boolean, null or date (e.g. add a letter)"
+        ));
+    }
+    Ok(())
+}
+
+/// What go-yaml v2 (the resolver kustomize's ConfigMap generator round-trips its output
+/// through) reads a plain scalar `key` as, when not a string: `Some("a number")` and so on.
+/// Limited to the ConfigMap key alphabet; the YAML 1.1 words `y`, `n`, `yes`, `no`, `on`, `off`
+/// are missing on purpose, since kustomize quotes them (tests check every case against
+/// `kubectl kustomize`).
+pub fn yaml_typed_key(key: &str) -> Option<&'static str> {
+    const BOOLS: &[&str] = &["true", "True", "TRUE", "false", "False", "FALSE"];
+    const NULLS: &[&str] = &["null", "Null", "NULL"];
+    const FLOATS: &[&str] = &[
+        ".nan", ".NaN", ".NAN", ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF",
+    ];
+    if BOOLS.contains(&key) {
+        return Some("a boolean");
+    }
+    if NULLS.contains(&key) {
+        return Some("null");
+    }
+    if FLOATS.contains(&key) {
+        return Some("a number");
+    }
+    if !key.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '.')) {
+        return None;
+    }
+    if yaml_date(key) {
+        return Some("a date");
+    }
+    let plain = key.replace('_', "");
+    if go_parse_int(&plain) || yaml_style_float(&plain) {
+        return Some("a number");
+    }
+    None
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)` or `ParseUint(s, 0, 64)` succeeds: optional '-', then
+/// `0x`/`0o`/`0b` or a leading `0` (octal) or decimal digits, within 64 bits.
+fn go_parse_int(s: &str) -> bool {
+    let (negative, digits) = match s.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if let Some(hex) = lower.strip_prefix("0x") {
+        (16, hex)
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        (8, oct)
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        (2, bin)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if body.is_empty() || !body.chars().all(|c| c.is_digit(radix)) {
+        return false;
+    }
+    match u128::from_str_radix(body, radix) {
+        Ok(value) if negative => value <= 1 << 63,
+        Ok(value) => value <= u128::from(u64::MAX),
+        Err(_) => false,
+    }
+}
+
+/// go-yaml v2's float pattern `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn yaml_style_float(s: &str) -> bool {
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", fraction)) => digits(fraction),
+        Some((whole, fraction)) => digits(whole) && fraction.bytes().all(|b| b.is_ascii_digit()),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
+/// Go's `time.Parse("2006-1-2", s)`: a four-digit year, a month and a day of one or two digits,
+/// and a real calendar date.
+fn yaml_date(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    let [year, month, day] = parts.as_slice() else {
+        return false;
+    };
+    let number = |t: &str, lengths: std::ops::RangeInclusive<usize>| {
+        (lengths.contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| t.parse::<u32>().ok())
+            .flatten()
+    };
+    let (Some(year), Some(month), Some(day)) = (
+        number(year, 4..=4),
+        number(month, 1..=2),
+        number(day, 1..=2),
+    ) else {
+        return false;
+    };
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&day)
+}
+
+/// A ConfigMap value kustomize keeps as it is: no DEL (U+007F), no C1 control (U+0080 to
+/// U+009F: kustomize refuses them, except NEL U+0085, which it silently turns into a space),
+/// no U+FFFE or U+FFFF (refused as control characters).
+pub fn config_map_value(value: &str) -> Result<(), String> {
+    for (index, c) in value.chars().enumerate() {
+        let why = match c {
+            '\u{85}' => {
+                "NEL, which kustomize writes as a space, so the deployed value and the ConfigMap's hash would differ from what was asked"
+            }
+            '\u{7f}'..='\u{9f}' => {
+                "a control character `kubectl kustomize` refuses (\"control characters are not allowed\")"
+            }
+            '\u{fffe}' | '\u{ffff}' => {
+                "a non-character `kubectl kustomize` refuses (\"control characters are not allowed\")"
+            }
+            _ => continue,
+        };
+        return Err(format!(
+            "character {} is U+{:04X}, {why}; values may hold any other character (tab, newline and other C0 controls included)",
+            index + 1,
+            u32::from(c)
+        ));
+    }
+    Ok(())
+}
+
+/// The API server's limit on a ConfigMap's (and a Secret's) data: keys and values together.
+pub const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// The contract key a `--set` key names in another case or spelling (`api_key`, `Api-Key`),
+/// when that key is secret or comes from the Secret: refused, it must never reach a ConfigMap.
+pub fn secret_key_named(key: &str) -> Option<&'static contract::Key> {
+    let normal = |s: &str| s.to_ascii_uppercase().replace(['-', '.'], "_");
+    contract::KEYS.iter().find(|k| {
+        (k.is_secret() || matches!(k.source, contract::Source::Secret))
+            && normal(k.name) == normal(key)
+    })
+}
+
+/// Words that make a key look like it holds a secret (checked case-insensitively).
+const SECRET_WORDS: &[&str] = &[
+    "PASSWORD",
+    "PASSWD",
+    "SECRET",
+    "TOKEN",
+    "APIKEY",
+    "API_KEY",
+    "PRIVATE_KEY",
+    "CREDENTIAL",
+];
+
+/// The one-line warning a `--set` key deserves, if any: the container does not read it, or
+/// its name looks like a secret (accepted either way: sidecars and humans read ConfigMaps).
+pub fn literal_warning(key: &str) -> Option<String> {
+    let upper = key.to_ascii_uppercase().replace(['-', '.'], "_");
+    let secret_like = SECRET_WORDS.iter().any(|w| upper.contains(w));
+    let unread = contract::key(key).is_none();
+    match (secret_like, unread) {
+        (true, _) => Some(format!(
+            "warning: --set {key}: the name looks like a secret, but ConfigMap values are readable by anyone who can read the namespace's ConfigMaps and land in git with the overlay; put secrets in the Secret{}",
+            if unread {
+                " (the container does not read this key either)"
+            } else {
+                ""
+            }
+        )),
+        (false, true) => Some(format!(
+            "warning: --set {key}: the container does not read {key} (not a key of the contract); it only reaches the ConfigMap"
+        )),
+        (false, false) => None,
+    }
+}
+
+/// Namespaces an overlay must not own: the cluster's own (`kube-system`, `kube-public`,
+/// `kube-node-lease`), and `default`, which every cluster shares and which cannot be deleted.
+/// An overlay owns its Namespace object (it creates and labels it, and `kubectl delete -k`
+/// deletes it), so it takes a namespace of its own.
+pub const RESERVED_NAMESPACES: &[&str] =
+    &["default", "kube-system", "kube-public", "kube-node-lease"];
+
+/// A namespace an overlay may own: a DNS-1123 label, not reserved.
+pub fn namespace(s: &str) -> Result<String, String> {
+    let name = dns_label(s)?;
+    if RESERVED_NAMESPACES.contains(&s) {
+        return Err(format!(
+            "{s} is reserved ({}): the overlay owns, labels and deletes its Namespace, so it needs one of its own, e.g. hello-k8s-demo",
+            RESERVED_NAMESPACES.join(", ")
+        ));
+    }
+    Ok(name)
 }
 
 /// A DNS-1123 label: a namespace name.
@@ -180,22 +456,38 @@ mod tests {
     fn image_env_of_the_repository_parses() {
         let image = ImageRef::from_image_env().unwrap();
         assert_eq!(image.name, contract::APP_NAME);
-        assert!(!image.tag.is_empty());
+        assert!(image.tag.is_some() && image.digest.is_none());
     }
 
     #[test]
-    fn image_references_are_checked() {
+    fn image_references_follow_the_oci_grammar() {
+        let digest = format!("sha256:{}", "a1".repeat(32));
+        let long_tag = format!("hello:{}", "x".repeat(128));
+        let with_digest = format!("registry.example/hello-k8s@{digest}");
+        let tag_and_digest = format!("hello-k8s:1.0@{digest}");
         for good in [
             "hello-k8s:0.1.0",
             "registry.example:5000/team/hello-k8s:v1_2-rc.3",
             "localhost/hello:1",
             "a__b/c:X",
+            "hello-k8s:1.0-",
+            "hello-k8s:_x",
+            "hello-k8s:a.",
+            long_tag.as_str(),
+            with_digest.as_str(),
+            tag_and_digest.as_str(),
         ] {
-            assert!(good.parse::<ImageRef>().is_ok(), "{good}");
+            let parsed: ImageRef = good.parse().unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert_eq!(parsed.to_string(), good);
         }
-        let p: ImageRef = "registry.example:5000/team/hello-k8s:v1".parse().unwrap();
-        assert_eq!(p.name, "registry.example:5000/team/hello-k8s");
-        assert_eq!(p.tag, "v1");
+        let p: ImageRef = tag_and_digest.parse().unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.tag.as_deref(), p.digest.as_deref()),
+            ("hello-k8s", Some("1.0"), Some(digest.as_str()))
+        );
+        let too_long = format!("hello:{}", "x".repeat(129));
+        let short_digest = format!("hello@sha256:{}", "a".repeat(63));
+        let upper_digest = format!("hello@sha256:{}", "A".repeat(64));
         for bad in [
             "hello-k8s",
             "hello-k8s:",
@@ -203,13 +495,33 @@ mod tests {
             ":1",
             "hello k8s:1",
             "hello:-1",
+            "hello:.x",
             "hello:1/2",
             "registry.example:5000/hello",
             "a..b:1",
+            too_long.as_str(),
+            short_digest.as_str(),
+            upper_digest.as_str(),
+            "hello@md5:00",
         ] {
             let err = bad.parse::<ImageRef>().unwrap_err();
-            assert!(err.contains("expected NAME:TAG"), "{bad}: {err}");
+            assert!(
+                err.contains("the first a letter, digit or '_'"),
+                "{bad}: {err}"
+            );
+            assert!(err.contains("1 to 128 characters"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_version_label_is_the_tag_made_a_label_value() {
+        let label = |s: &str| s.parse::<ImageRef>().unwrap().version_label();
+        assert_eq!(label("h:0.1.0").as_deref(), Some("0.1.0"));
+        assert_eq!(label("h:1.0-").as_deref(), Some("1.0"));
+        assert_eq!(label("h:_x").as_deref(), Some("x"));
+        assert_eq!(label(&format!("h:{}", "7".repeat(100))).unwrap().len(), 63);
+        assert_eq!(label("h:___"), None);
+        assert_eq!(label(&format!("h@sha256:{}", "0".repeat(64))), None);
     }
 
     #[test]
@@ -218,16 +530,148 @@ mod tests {
         assert_eq!((l.key.as_str(), l.value.as_str()), ("A", "b=c: d"));
         let l: Literal = "A=".parse().unwrap();
         assert_eq!(l.value, "");
-        for bad in ["A", "=x", "A B=x", "A/B=x", "..=x"] {
+        for bad in ["A", "=x", "A B=x", "A/B=x", "..=x", ".=x", "..foo=x"] {
             assert!(bad.parse::<Literal>().is_err(), "{bad}");
         }
     }
 
     #[test]
-    fn namespaces_must_be_dns_labels() {
-        assert!(dns_label("hello-k8s-dev").is_ok());
+    fn config_map_keys_follow_the_api_server_rule_in_full() {
+        for good in ["a", "A-b_c.d", ".a", "a..b", "-", "_1", &"k".repeat(253)] {
+            assert!(config_map_key(good).is_ok(), "{good}");
+        }
+        for (bad, says) in [
+            ("..foo", "starts with '..'"),
+            ("..", "starts with '..'"),
+            (".", "is '.'"),
+            ("a b", "character other than"),
+            ("", "character other than"),
+            (&"k".repeat(254), "254 characters"),
+        ] {
+            let err = config_map_key(bad).unwrap_err();
+            assert!(
+                err.contains(says) && err.contains(CONFIG_MAP_KEY_RULE),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn keys_yaml_reads_as_other_types_are_refused_naming_kustomize() {
+        for typed in [
+            "0",
+            "1",
+            "-1",
+            "0123",
+            "089",
+            "0o17",
+            "0b101",
+            "0x1F",
+            "1_000",
+            "1__0",
+            "1e3",
+            "1E3",
+            "12e03",
+            "1e-3",
+            "1.5",
+            ".5",
+            "1.",
+            "-1.5",
+            ".inf",
+            "-.Inf",
+            ".NaN",
+            "true",
+            "False",
+            "NULL",
+            "2001-12-14",
+            "2001-1-1",
+            "2000-02-29",
+        ] {
+            let err = config_map_key(typed).unwrap_err();
+            assert!(err.contains("json: unsupported type"), "{typed}: {err}");
+        }
+        for plain in [
+            "y",
+            "n",
+            "yes",
+            "On",
+            "off",
+            "1:20",
+            "1-1",
+            "1.2.3",
+            "0xg",
+            "1e",
+            "2001-02-30",
+            "2001-13-01",
+            "20011-1-1",
+            "0x",
+            "0xFFFFFFFFFFFFFFFFFFFF",
+            "_1",
+        ] {
+            assert_eq!(yaml_typed_key(plain), None, "{plain}");
+        }
+    }
+
+    #[test]
+    fn values_kustomize_refuses_or_changes_are_refused() {
+        for good in [
+            "",
+            "tab\there",
+            "a\u{1}b",
+            "a\rb",
+            "a\u{a0}b",
+            "ü ✓ 😀",
+            "a\u{feff}",
+        ] {
+            assert!(config_map_value(good).is_ok(), "{good:?}");
+        }
+        for (bad, says) in [
+            ("a\u{85}b", "U+0085, NEL"),
+            ("\u{7f}", "U+007F"),
+            ("x\u{80}", "U+0080"),
+            ("\u{9f}", "U+009F"),
+            ("\u{fffe}", "U+FFFE"),
+            ("\u{ffff}", "U+FFFF"),
+        ] {
+            let err = config_map_value(bad).unwrap_err();
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn secret_keys_are_found_in_any_case_and_spelling() {
+        for name in ["API_KEY", "api_key", "Api-Key", "api.key"] {
+            assert_eq!(
+                secret_key_named(name).map(|k| k.name),
+                Some("API_KEY"),
+                "{name}"
+            );
+        }
+        assert!(secret_key_named("API_KEY_FILE").is_none());
+        assert!(
+            literal_warning("db_password")
+                .unwrap()
+                .contains("looks like a secret")
+        );
+        assert!(
+            literal_warning("SIDECAR_MODE")
+                .unwrap()
+                .contains("does not read")
+        );
+        assert_eq!(literal_warning("LOG_LEVEL"), None);
+    }
+
+    #[test]
+    fn namespaces_must_be_dns_labels_and_not_reserved() {
+        assert!(namespace("hello-k8s-dev").is_ok());
         for bad in ["", "Dev", "-a", "a-", "a_b", &"a".repeat(64)] {
-            assert!(dns_label(bad).is_err(), "{bad}");
+            assert!(namespace(bad).is_err(), "{bad}");
+        }
+        for reserved in RESERVED_NAMESPACES {
+            assert!(
+                namespace(reserved).unwrap_err().contains("reserved"),
+                "{reserved}"
+            );
         }
     }
 }

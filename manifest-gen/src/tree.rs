@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -92,7 +93,8 @@ pub fn overlay_kustomization(plan: &Plan, base: &str) -> Kustomization {
     k.images = vec![Image {
         name: plan.base_image.name.clone(),
         new_name: (plan.image.name != plan.base_image.name).then(|| plan.image.name.clone()),
-        new_tag: Some(plan.image.tag.clone()),
+        new_tag: plan.image.tag.clone(),
+        digest: plan.image.digest.clone(),
     }];
     k.replicas = vec![Replica {
         name: APP_NAME.into(),
@@ -256,9 +258,12 @@ pub fn write(root: &Path, files: &Files, remove_stale: bool) -> Result<()> {
         let dir = path.parent().unwrap_or(root);
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        // 0666 before the umask, as a plain write creates files (tempfile's own 0600 would
+        // make the tree unreadable to others).
         let mut temp = tempfile::Builder::new()
             .prefix(".manifest-gen-")
             .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         temp.write_all(text.as_bytes())

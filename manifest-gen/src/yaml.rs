@@ -49,6 +49,13 @@ pub fn ambiguous_in_yaml_1_1(s: &str) -> bool {
     if WORDS.contains(&s.to_ascii_lowercase().as_str()) {
         return true;
     }
+    // Timestamps (`2001-12-14T21:59:43Z`, `2001-12-14 21:59:43.10 -5`): every YAML 1.1
+    // timestamp starts with a four-digit year and '-'.
+    let b = s.as_bytes();
+    if b.len() > 5 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[5].is_ascii_digit()
+    {
+        return true;
+    }
     let numeric_start = s.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '+' | '-' | '.'));
     // Numbers in any YAML 1.1 notation (`0x1F`, `0o17`, `1_000`, `1:20`, `1e3`) and dates.
     numeric_start
@@ -126,6 +133,9 @@ mod tests {
             ("k3", "plain text"),
             ("k4", "it's"),
             ("1:20", "Off"),
+            ("k5", "2001-12-14T21:59:43Z"),
+            ("k6", "2001-12-14 21:59:43.10 -5"),
+            ("k7", "2001-12-14t21:59:43.10-05:00"),
         ]
         .into_iter()
         .collect();
@@ -135,6 +145,8 @@ mod tests {
         assert!(text.contains("k2: '0.1.0'\n"), "{text}");
         assert!(text.contains("k3: plain text\n"), "{text}");
         assert!(text.contains("'1:20': 'Off'\n"), "{text}");
+        assert!(text.contains("k5: '2001-12-14T21:59:43Z'\n"), "{text}");
+        assert!(text.contains("k6: '2001-12-14 21:59:43.10 -5'\n"), "{text}");
         let back: BTreeMap<String, String> = yaml_serde::from_str(&text).unwrap();
         for (k, v) in &map {
             assert_eq!(back.get(*k).map(String::as_str), Some(*v));

@@ -240,3 +240,96 @@ pub fn config_map_data(
         .unwrap();
     cm["data"].as_object().unwrap().clone()
 }
+
+/// A unified diff of two texts (empty when equal).
+pub fn diff(left: &str, right: &str, left_name: &str, right_name: &str) -> String {
+    similar::TextDiff::from_lines(left, right)
+        .unified_diff()
+        .context_radius(3)
+        .header(left_name, right_name)
+        .to_string()
+}
+
+/// Asserts two object sets are equal; on failure the message lists the objects only one side
+/// has and a diff of each object that differs.
+#[track_caller]
+pub fn assert_objects_eq(
+    left: &BTreeMap<String, serde_json::Value>,
+    right: &BTreeMap<String, serde_json::Value>,
+    left_name: &str,
+    right_name: &str,
+) {
+    if left == right {
+        return;
+    }
+    let mut report = String::new();
+    for key in left.keys().filter(|k| !right.contains_key(*k)) {
+        report.push_str(&format!("only in {left_name}: {key}\n"));
+    }
+    for key in right.keys().filter(|k| !left.contains_key(*k)) {
+        report.push_str(&format!("only in {right_name}: {key}\n"));
+    }
+    for (key, value) in left {
+        if let Some(other) = right.get(key)
+            && other != value
+        {
+            report.push_str(&diff(
+                &serde_json::to_string_pretty(value).unwrap(),
+                &serde_json::to_string_pretty(other).unwrap(),
+                &format!("{key} ({left_name})"),
+                &format!("{key} ({right_name})"),
+            ));
+        }
+    }
+    panic!("{left_name} and {right_name} differ:\n{report}");
+}
+
+/// Asserts two trees (relative path -> text) are equal; on failure the message lists missing
+/// and extra files and a diff of each file that differs.
+#[track_caller]
+pub fn assert_trees_eq(
+    left: &BTreeMap<PathBuf, String>,
+    right: &BTreeMap<PathBuf, String>,
+    left_name: &str,
+    right_name: &str,
+) {
+    if left == right {
+        return;
+    }
+    let mut report = String::new();
+    for path in left.keys().filter(|k| !right.contains_key(*k)) {
+        report.push_str(&format!("only in {left_name}: {}\n", path.display()));
+    }
+    for path in right.keys().filter(|k| !left.contains_key(*k)) {
+        report.push_str(&format!("only in {right_name}: {}\n", path.display()));
+    }
+    for (path, text) in left {
+        if let Some(other) = right.get(path)
+            && other != text
+        {
+            let name = path.display();
+            report.push_str(&diff(
+                text,
+                other,
+                &format!("{name} ({left_name})"),
+                &format!("{name} ({right_name})"),
+            ));
+        }
+    }
+    panic!("{left_name} and {right_name} differ:\n{report}");
+}
+
+/// The files of `tree` in the directories manifest-gen writes (those of `written`), without
+/// the operator's secret.env: what `write` owns, whatever overlays a user added beside it.
+pub fn generated_part(
+    tree: &BTreeMap<PathBuf, String>,
+    written: &BTreeMap<PathBuf, String>,
+) -> BTreeMap<PathBuf, String> {
+    let dirs: std::collections::BTreeSet<&Path> =
+        written.keys().filter_map(|p| p.parent()).collect();
+    tree.iter()
+        .filter(|(p, _)| p.parent().is_some_and(|d| dirs.contains(d)))
+        .filter(|(p, _)| !p.ends_with("secret.env"))
+        .map(|(p, t)| (p.clone(), t.clone()))
+        .collect()
+}

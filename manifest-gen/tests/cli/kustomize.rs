@@ -20,7 +20,12 @@ fn kubectl_kustomize_equals_render_for_every_environment() {
     for env in ["dev", "prod"] {
         let kustomized = kubectl_kustomize(&kubectl, &root.join("overlays").join(env));
         let rendered = render(&root, env, &[]);
-        assert_eq!(objects(&rendered), objects(&kustomized), "{env}");
+        assert_objects_eq(
+            &objects(&rendered),
+            &objects(&kustomized),
+            &format!("render --env {env}"),
+            &format!("kubectl kustomize overlays/{env}"),
+        );
         // Same order too: kustomize's legacy kind order.
         assert_eq!(kinds(&rendered), kinds(&kustomized), "{env}");
     }
@@ -83,7 +88,7 @@ fn overrides_reach_kubectl_kustomize_and_render_alike() {
     write_overlay(&root, "prod", &dir, &overrides).success();
     let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
     let rendered = objects(&render(&root, "prod", &overrides));
-    assert_eq!(rendered, kustomized);
+    assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
     let deployment = &rendered["Deployment/hello-k8s"];
     assert_eq!(deployment["spec"]["replicas"], 5);
     assert_eq!(deployment["metadata"]["namespace"], "hello-prod-blue");
@@ -114,6 +119,10 @@ const TRICKY: &[&str] = &[
     "0x1F",
     "1:20",
     "2001-12-14",
+    "2001-12-14T21:59:43Z",
+    "2001-12-14t21:59:43.10-05:00",
+    "2001-12-14 21:59:43.10 -5",
+    "2001-12-14 21:59:43",
     ".inf",
     "~",
     "null",
@@ -196,7 +205,7 @@ fn tricky_values_reach_the_configmap_unchanged_through_kubectl_kustomize_and_ren
         );
     }
     // Including the hash suffix computed from these values.
-    assert_eq!(kustomized, rendered);
+    assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
 }
 
 #[test]
@@ -214,5 +223,5 @@ fn a_long_production_secret_keeps_kustomizes_base64_layout_and_hash() {
     .unwrap();
     let kustomized = objects(&kubectl_kustomize(&kubectl, &root.join("overlays/prod")));
     let rendered = objects(&render(&root, "prod", &[]));
-    assert_eq!(rendered, kustomized);
+    assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
 }

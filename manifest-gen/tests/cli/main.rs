@@ -6,6 +6,7 @@
 mod contract_keys;
 mod errors;
 mod helpers;
+mod hostile;
 mod kustomize;
 mod print;
 mod tree;

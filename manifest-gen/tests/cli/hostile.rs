@@ -1,0 +1,396 @@
+//! Hostile and careless input: manifest-gen exits 0 only for keys and values that
+//! `kubectl kustomize` and `render` turn into the same objects (same data, same generator
+//! hashes) and the API server accepts; everything else is refused with the rule. Each class is
+//! proved against the real kubectl: what manifest-gen refuses, kubectl refuses or changes.
+
+use std::path::Path;
+
+use crate::helpers::*;
+
+fn render(root: &Path, env: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    manifest_gen(&args)
+}
+
+/// A YAML double-quoted scalar holding `text` exactly, every non-ASCII or control character
+/// escaped (so the kustomization file itself is plain ASCII).
+fn yaml_double_quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// What kubectl kustomize makes of one ConfigMap literal `key=value` written by hand (not by
+/// manifest-gen): `Ok((key, value))` as it comes out, or `Err(stderr)`.
+fn kustomize_literal(kubectl: &Path, key: &str, value: &str) -> Result<(String, String), String> {
+    let tmp = temp_dir();
+    std::fs::write(
+        tmp.path().join("kustomization.yaml"),
+        format!(
+            "configMapGenerator:\n- name: probe\n  literals:\n  - {}\n",
+            yaml_double_quoted(&format!("{key}={value}"))
+        ),
+    )
+    .unwrap();
+    let run = run_tool(kubectl, &["kustomize", tmp.path().to_str().unwrap()], None);
+    if run.code != 0 {
+        return Err(run.stderr);
+    }
+    let data = config_map_data(&objects(&run.stdout));
+    let (k, v) = data.iter().next().unwrap();
+    Ok((k.clone(), v.as_str().unwrap().to_string()))
+}
+
+/// Every `--set` in `sets` is accepted, and through a written overlay `kubectl kustomize`
+/// yields exactly what `render` yields (names with hashes included), with the data unchanged.
+#[track_caller]
+fn kustomize_equals_render(kubectl: &Path, sets: &[(String, String)]) {
+    let (_tmp, root) = tree_copy();
+    let args: Vec<String> = sets.iter().map(|(k, v)| format!("--set={k}={v}")).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = root.join("overlays/dev");
+    write_overlay(&root, "dev", &dir, &args).success();
+    let kustomized = objects(&kubectl_kustomize(kubectl, &dir));
+    let rendered = objects(&render(&root, "dev", &args).success().stdout);
+    let data = config_map_data(&kustomized);
+    for (k, v) in sets {
+        assert_eq!(
+            data.get(k).and_then(|v| v.as_str()),
+            Some(v.as_str()),
+            "kubectl kustomize changed --set {k:?}={v:?}"
+        );
+    }
+    assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
+}
+
+#[test]
+fn set_keys_follow_the_api_servers_rule_as_kubectl_create_configmap_applies_it() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let long = "k".repeat(253);
+    let too_long = "k".repeat(254);
+    for key in [
+        "..foo", "..", ".", "a..b", ".a", "-", "_x", "a-b.c_d", &long, &too_long, "a b", "a/b",
+        "a:b", "ü",
+    ] {
+        let ours = manifest_gen(&["validate", "--env", "dev", &format!("--set={key}=v")]);
+        let theirs = run_tool(
+            &kubectl,
+            &[
+                "create",
+                "configmap",
+                "x",
+                &format!("--from-literal={key}=v"),
+                "--dry-run=client",
+                "-o",
+                "name",
+            ],
+            None,
+        );
+        assert_eq!(
+            ours.code == 0,
+            theirs.code == 0,
+            "key {key:?}: manifest-gen exit {} ({}), kubectl create configmap exit {} ({})",
+            ours.code,
+            ours.stderr.trim(),
+            theirs.code,
+            theirs.stderr.trim()
+        );
+        if ours.code != 0 {
+            assert!(
+                ours.stderr.contains("the API server's rule"),
+                "{key:?}: {}",
+                ours.stderr
+            );
+        }
+    }
+}
+
+#[test]
+fn a_key_the_container_never_reads_is_accepted_with_a_one_line_warning() {
+    let run = manifest_gen(&["--env", "dev", "--set", "SIDECAR_MODE=fast"]).success();
+    let lines: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", run.stderr);
+    assert!(
+        lines[0].starts_with("warning: --set SIDECAR_MODE:") && lines[0].contains("does not read"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.contains("SIDECAR_MODE=fast"), "{}", run.stdout);
+    // A key the service reads gets no warning.
+    let run = manifest_gen(&["--env", "dev", "--set", "LOG_LEVEL=warn"]).success();
+    assert_eq!(run.stderr, "");
+}
+
+#[test]
+fn keys_yaml_reads_as_other_types_are_refused_because_kubectl_kustomize_fails_on_them() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let battery = [
+        "0",
+        "1",
+        "-1",
+        "0123",
+        "089",
+        "0o17",
+        "0b101",
+        "0x1F",
+        "1_000",
+        "1e3",
+        "1E3",
+        "1e-3",
+        "1.5",
+        ".5",
+        "1.",
+        "-1.5",
+        ".inf",
+        "-.Inf",
+        ".NaN",
+        "true",
+        "True",
+        "FALSE",
+        "null",
+        "NULL",
+        "2001-12-14",
+        "2001-1-1",
+        "y",
+        "Y",
+        "n",
+        "yes",
+        "YES",
+        "No",
+        "on",
+        "ON",
+        "off",
+        "1-1",
+        "1.2.3",
+        "0.1.0",
+        "0xg",
+        "1e",
+        "_1",
+        "2001-02-30",
+        "0x",
+        "a1",
+    ];
+    let mut accepted = Vec::new();
+    for key in battery {
+        let ours = manifest_gen(&["validate", "--env", "dev", &format!("--set={key}=v")]);
+        if ours.code == 0 {
+            accepted.push((key.to_string(), "v".to_string()));
+            continue;
+        }
+        assert!(
+            ours.stderr.contains("json: unsupported type"),
+            "{key:?} refused for another reason: {}",
+            ours.stderr
+        );
+        match kustomize_literal(&kubectl, key, "v") {
+            Err(stderr) => assert!(
+                stderr.contains("json: unsupported type"),
+                "{key:?}: kubectl kustomize fails differently: {stderr}"
+            ),
+            Ok(out) => panic!(
+                "manifest-gen refuses the key {key:?}, but kubectl kustomize keeps it as {out:?}"
+            ),
+        }
+    }
+    assert!(accepted.len() >= 15, "{accepted:?}");
+    kustomize_equals_render(&kubectl, &accepted);
+}
+
+#[test]
+fn values_kustomize_refuses_or_rewrites_are_refused_and_the_rest_match_it() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let battery: Vec<String> = [
+        0x01, 0x08, 0x09, 0x0b, 0x0c, 0x0d, 0x1b, 0x1f, 0x7f, 0x80, 0x84, 0x85, 0x86, 0x9f, 0xa0,
+        0x2028, 0x2029, 0xd7ff, 0xe000, 0xfeff, 0xfffd, 0xfffe, 0xffff, 0x1f600, 0x1fffe, 0x10ffff,
+    ]
+    .into_iter()
+    .map(|c| format!("a{}b", char::from_u32(c).unwrap()))
+    .collect();
+    let mut accepted = Vec::new();
+    for (i, value) in battery.iter().enumerate() {
+        let ours = manifest_gen(&["validate", "--env", "dev", &format!("--set=V{i}={value}")]);
+        if ours.code == 0 {
+            accepted.push((format!("V{i}"), value.clone()));
+            continue;
+        }
+        assert!(ours.stderr.contains("U+"), "{value:?}: {}", ours.stderr);
+        match kustomize_literal(&kubectl, "K", value) {
+            Err(stderr) => assert!(
+                stderr.contains("control characters are not allowed"),
+                "{value:?}: {stderr}"
+            ),
+            Ok((_, out)) => assert_ne!(
+                &out, value,
+                "manifest-gen refuses {value:?}, but kubectl kustomize keeps it"
+            ),
+        }
+    }
+    let refused = battery.len() - accepted.len();
+    assert_eq!(
+        refused, 8,
+        "DEL, 0x80, 0x84, NEL, 0x86, 0x9f, U+FFFE, U+FFFF: {accepted:?}"
+    );
+    kustomize_equals_render(&kubectl, &accepted);
+}
+
+#[test]
+fn config_map_data_over_the_api_servers_1_mib_is_refused() {
+    // One argument may hold at most 128 KiB (Linux), so nine values make more than 1 MiB.
+    let value = "x".repeat(120 * 1024);
+    let sets: Vec<String> = (0..9).map(|i| format!("BIG_{i}={value}")).collect();
+    let mut args = vec!["validate", "--env", "dev"];
+    for set in &sets {
+        args.extend(["--set", set.as_str()]);
+    }
+    let run = manifest_gen(&args).failure();
+    assert!(
+        run.stderr
+            .contains("above the API server's limit of 1048576 bytes"),
+        "{}",
+        run.stderr
+    );
+    // Eight of them fit.
+    manifest_gen(&args[..args.len() - 2]).success();
+}
+
+#[test]
+fn secret_like_keys_are_refused_in_any_spelling_or_warned_about() {
+    for key in ["api_key", "Api_Key", "api-key", "API.KEY"] {
+        let canary = format!("canary-{}", random_token());
+        let run = manifest_gen(&["--env", "dev", "--set", &format!("{key}={canary}")]).failure();
+        assert!(run.stderr.contains("API_KEY"), "{key}: {}", run.stderr);
+        assert!(!run.stderr.contains(&canary), "{key}: the value leaked");
+        assert!(run.stdout.is_empty());
+    }
+    let run = manifest_gen(&["--env", "dev", "--set", "DB_PASSWORD=x"]).success();
+    assert!(
+        run.stderr
+            .contains("warning: --set DB_PASSWORD: the name looks like a secret"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+}
+
+#[test]
+fn reserved_namespaces_are_refused() {
+    for ns in ["kube-system", "kube-public", "kube-node-lease", "default"] {
+        let run = manifest_gen(&["--env", "dev", "--namespace", ns]).failure();
+        assert!(run.stderr.contains("reserved"), "{ns}: {}", run.stderr);
+    }
+}
+
+#[test]
+fn image_tags_follow_the_oci_rule_and_the_error_states_it_whole() {
+    for tag in ["1.0-", "_x", "a.", &"t".repeat(128)] {
+        manifest_gen(&[
+            "validate",
+            "--env",
+            "dev",
+            "--image",
+            &format!("hello-k8s:{tag}"),
+        ])
+        .success();
+    }
+    for tag in [".x", "-x", &"t".repeat(129)] {
+        let run = manifest_gen(&["--env", "dev", "--image", &format!("hello-k8s:{tag}")]).failure();
+        for part in ["the first a letter, digit or '_'", "1 to 128 characters"] {
+            assert!(run.stderr.contains(part), "{tag}: {}", run.stderr);
+        }
+    }
+    // The version label takes what of the tag a label value may hold.
+    let (_tmp, root) = tree_copy();
+    let out = render(&root, "dev", &["--image", "hello-k8s:1.0-"])
+        .success()
+        .stdout;
+    let objects = objects(&out);
+    let labels = &objects["Deployment/hello-k8s"]["metadata"]["labels"];
+    assert_eq!(labels["app.kubernetes.io/version"], "1.0");
+}
+
+const DIGEST: &str = "sha256:3b0c3a1dca1bd0a4e4f4c6c4d6d2e0f44ad4e4a4cb3a3e2a6c5f1b7c9f2e8d61";
+
+#[test]
+fn digests_are_accepted_and_kubectl_kustomize_pins_them_as_render_does() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    for image in [
+        format!("registry.example/hello-k8s@{DIGEST}"),
+        format!("registry.example:5000/team/hello-k8s:0.2.0@{DIGEST}"),
+        format!("hello-k8s@{DIGEST}"),
+    ] {
+        let (_tmp, root) = tree_copy();
+        let dir = root.join("overlays/prod");
+        write_overlay(&root, "prod", &dir, &["--image", &image]).success();
+        let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
+        let rendered = objects(&render(&root, "prod", &["--image", &image]).success().stdout);
+        assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
+        let container =
+            &rendered["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], image.as_str());
+    }
+}
+
+#[test]
+fn checkov_passes_ckv_k8s_43_when_the_image_is_pinned_by_digest() {
+    let Some(checkov) = tool("checkov") else {
+        return;
+    };
+    let (tmp, root) = tree_copy();
+    let dir = tmp.path().join("rendered");
+    std::fs::create_dir(&dir).unwrap();
+    let image = format!("registry.example/hello-k8s:0.2.0@{DIGEST}");
+    for env in ["dev", "prod"] {
+        let out = render(&root, env, &["--image", &image]).success().stdout;
+        std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
+    }
+    let run = run_tool(
+        &checkov,
+        &[
+            "--framework",
+            "kubernetes",
+            "--skip-download",
+            "--compact",
+            "--quiet",
+            "--output",
+            "json",
+            "--check",
+            "CKV_K8S_43",
+            "-d",
+            dir.to_str().unwrap(),
+        ],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output is not JSON ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    let summary = &report["summary"];
+    assert_eq!(
+        summary["failed"],
+        0,
+        "{}",
+        serde_json::to_string_pretty(&report["results"]["failed_checks"]).unwrap()
+    );
+    // One Deployment per environment passes the check (it ran, it was not vacuous).
+    assert_eq!(summary["passed"], 2, "{summary}");
+}
