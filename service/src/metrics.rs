@@ -40,6 +40,11 @@ struct RouteLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -55,6 +60,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
     ready: Gauge,
+    refused: Family<RefusalLabels, Counter>,
 }
 
 impl Metrics {
@@ -98,17 +104,38 @@ impl Metrics {
             "Start time of the process since the Unix epoch, in seconds",
             start_time,
         );
+        let refused = Family::<RefusalLabels, Counter>::default();
+        registry.register(
+            "hello_k8s_connections_refused",
+            "Connections refused over the connection caps: shed (503 after waiting for a slot) or closed (over the total cap, closed at once)",
+            refused.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             ready,
+            refused,
         }
     }
 
     /// The readiness gauge, for [`crate::readiness::Readiness`] to keep up to date.
     pub fn ready_gauge(&self) -> Gauge {
         self.ready.clone()
+    }
+
+    /// A request over the served cap answered 503 after waiting for a slot.
+    pub fn record_shed(&self) {
+        self.refused
+            .get_or_create(&RefusalLabels { reason: "shed" })
+            .inc();
+    }
+
+    /// A connection over the total cap, closed at once.
+    pub fn record_closed_at_cap(&self) {
+        self.refused
+            .get_or_create(&RefusalLabels { reason: "closed" })
+            .inc();
     }
 
     /// Handles for one route, resolved once per worker.

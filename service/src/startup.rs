@@ -1,17 +1,30 @@
 //! Building the server (bound, not yet running) and running it until it has shut down.
+//!
+//! actix-server accepts; each accepted connection goes through admission (see `admission`
+//! and `overflow`) and, once it holds a served slot, through [`GuardedIo`] into actix-http's
+//! HTTP/1 service with the application's one route table. This is what `HttpServer` does,
+//! plus a hand on each connection before actix-http allocates its buffers.
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::http::KeepAlive;
-use actix_web::{App, HttpServer, web};
+use actix_http::{HttpService, KeepAlive};
+use actix_server::Server;
+use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
+use actix_web::dev::AppConfig;
+use actix_web::{App, web};
+use bytes::Bytes;
 use contract::Settings;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::admission::{Admission, Limits};
+use crate::guarded_io::{GuardedIo, IoLimits};
+use crate::overflow::{self, Outcome};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
@@ -20,14 +33,24 @@ use crate::state::Shared;
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 /// A client must send its whole request head within this time.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the response, a client that does not close gets this long (as `HttpServer`).
+const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// The service reads no request bodies; a small limit documents (and enforces) that.
 const MAX_PAYLOAD_BYTES: usize = 1024;
+/// The bounds of every served connection (see `guarded_io`): request bytes get their first
+/// response byte within 5 s, and a connection silent both ways for 5 s is closed (as
+/// keep-alive); at most 16 KiB is read ahead of unwritten output (request heads included).
+pub const IO_LIMITS: IoLimits = IoLimits {
+    progress: Duration::from_secs(5),
+    read_ahead: 16 * 1024,
+};
 
 /// A bound, not yet running, server.
 pub struct Application {
     address: SocketAddr,
     server: Server,
     shared: Arc<Shared>,
+    admission: Arc<Admission>,
     shutdown: ShutdownHandle,
     signals: mpsc::UnboundedReceiver<Signal>,
     drain_delay: Duration,
@@ -38,6 +61,7 @@ impl std::fmt::Debug for Application {
         f.debug_struct("Application")
             .field("address", &self.address)
             .field("drain_delay", &self.drain_delay)
+            .field("limits", &self.admission.limits)
             .finish_non_exhaustive()
     }
 }
@@ -63,45 +87,55 @@ impl Application {
             .map_err(|err| io::Error::new(err.kind(), format!("cannot bind {requested}: {err}")))?;
         let address = listener.local_addr()?;
         let workers = crate::configuration::workers(&settings);
+        let limits = Limits::from_settings(&settings);
+        tracing::info!(
+            memory_limit_bytes = limits.memory_limit_bytes,
+            memory_limit_source = %limits.memory_limit_source,
+            served_connections = limits.served,
+            total_connections = limits.total,
+            "connection limits"
+        );
+        let admission = Arc::new(Admission::new(limits));
         let (shutdown, signals) = ShutdownHandle::new();
 
-        let data = web::Data::from(Arc::clone(&shared));
-        let app_shared = Arc::clone(&shared);
+        let builder = Server::build()
+            .workers(workers)
+            // Signals are ours (see shutdown): actix's own handling would stop at once on
+            // SIGTERM, without the drain the kubelet's endpoint removal needs.
+            .disable_signals()
+            .shutdown_timeout(settings.config.shutdown_timeout_seconds.as_secs());
+        let graceful = builder.graceful_shutdown_signal();
         let built = Arc::new(AtomicUsize::new(0));
-        let server = HttpServer::new(move || {
-            // Each worker builds its app once, before it serves; the last one makes the
-            // instance ready.
-            if built.fetch_add(1, Ordering::AcqRel) + 1 == workers
-                && app_shared.readiness.mark_serving()
-            {
-                tracing::info!(workers, "ready: every worker is serving");
-            }
-            let shared = Arc::clone(&app_shared);
-            App::new()
-                .app_data(data.clone())
-                .app_data(web::PayloadConfig::new(MAX_PAYLOAD_BYTES))
-                .configure(|cfg| routes::configure(cfg, &shared))
-                .configure(extra_routes.clone())
-                .configure(|cfg| routes::configure_unmatched(cfg, &shared))
-        })
-        .workers(workers)
-        // Signals are ours (see shutdown): actix's own handling would stop at once on
-        // SIGTERM, without the drain the kubelet's endpoint removal needs.
-        .disable_signals()
-        .shutdown_timeout(settings.config.shutdown_timeout_seconds.as_secs())
-        .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
-        .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
-        .listen(listener)?
-        .run();
+        let worker_shared = Arc::clone(&shared);
+        let worker_admission = Arc::clone(&admission);
+        let server = builder
+            .listen(contract::APP_NAME, listener, move || {
+                worker(
+                    Arc::clone(&worker_shared),
+                    Arc::clone(&worker_admission),
+                    extra_routes.clone(),
+                    graceful.clone(),
+                    Arc::clone(&built),
+                    workers,
+                    address,
+                )
+            })?
+            .run();
 
         Ok(Application {
             address,
             server,
             shared,
+            admission,
             shutdown,
             signals,
             drain_delay: settings.config.drain_delay_seconds,
         })
+    }
+
+    /// The connection limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.admission.limits
     }
 
     /// The port actually bound.
@@ -133,6 +167,7 @@ impl Application {
             address,
             server,
             shared,
+            admission: _,
             shutdown,
             signals,
             drain_delay,
@@ -150,4 +185,98 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// One worker's service: the application's route table in actix-http's HTTP/1 service,
+/// behind admission. Built once per worker thread; the last worker built makes the instance
+/// ready.
+fn worker<F>(
+    shared: Arc<Shared>,
+    admission: Arc<Admission>,
+    extra_routes: F,
+    graceful: actix_server::GracefulShutdownSignal,
+    built: Arc<AtomicUsize>,
+    workers: usize,
+    address: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = (), InitError = ()>
+where
+    F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+{
+    fn_factory(move || {
+        let data = web::Data::from(Arc::clone(&shared));
+        let app_shared = Arc::clone(&shared);
+        let app = App::new()
+            .app_data(data)
+            .app_data(web::PayloadConfig::new(MAX_PAYLOAD_BYTES))
+            .configure(|cfg| routes::configure(cfg, &app_shared))
+            .configure(extra_routes.clone())
+            .configure(|cfg| routes::configure_unmatched(cfg, &app_shared));
+        let graceful = graceful.clone();
+        let http = HttpService::build()
+            .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+            .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+            .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
+            .local_addr(address)
+            .graceful_shutdown_signal(move || {
+                let graceful = graceful.clone();
+                async move { graceful.notified().await }
+            })
+            // The routes never ask for the configured host or address (connection info
+            // falls back to them only without a Host header).
+            .h1(map_config(app, |_| AppConfig::default()));
+        let shared = Arc::clone(&shared);
+        let admission = Arc::clone(&admission);
+        let built = Arc::clone(&built);
+        async move {
+            let handler = Rc::new(http.new_service(()).await.map_err(|err| {
+                tracing::error!(error = ?err, "a worker could not build the application");
+            })?);
+            if built.fetch_add(1, Ordering::AcqRel) + 1 == workers
+                && shared.readiness.mark_serving()
+            {
+                tracing::info!(workers, "ready: every worker is serving");
+            }
+            Ok(fn_service(move |stream: TcpStream| {
+                connection(
+                    stream,
+                    Rc::clone(&handler),
+                    Arc::clone(&admission),
+                    Arc::clone(&shared),
+                )
+            }))
+        }
+    })
+}
+
+/// One accepted connection, from admission to close.
+async fn connection<H>(
+    mut stream: TcpStream,
+    http: Rc<H>,
+    admission: Arc<Admission>,
+    shared: Arc<Shared>,
+) -> Result<(), ()>
+where
+    H: Service<(GuardedIo<TcpStream>, Option<SocketAddr>)>,
+{
+    let Some(held) = admission.hold() else {
+        if let Some(metrics) = &shared.metrics {
+            metrics.record_closed_at_cap();
+        }
+        return Ok(());
+    };
+    let peer = stream.peer_addr().ok();
+    let (slot, prefix) = match admission.try_serve() {
+        Some(slot) => (slot, Bytes::new()),
+        None => match overflow::handle(&mut stream, &admission, &shared).await {
+            Outcome::Serve(slot, prefix) => (slot, prefix),
+            Outcome::Done => return Ok(()),
+        },
+    };
+    // Errors end the connection; actix-http has already answered what it could.
+    let _ = http
+        .call((GuardedIo::new(stream, prefix, IO_LIMITS), peer))
+        .await;
+    drop(slot);
+    drop(held);
+    Ok(())
 }

@@ -1,0 +1,240 @@
+//! Connection admission: how many connections the service serves at once, and how many it
+//! holds at all, sized from its memory limit so that no number of clients can push it past
+//! that limit.
+//!
+//! A served connection holds actix-http's buffers and the application's state
+//! ([`SERVED_CONNECTION_BYTES`], the worst case under [`crate::guarded_io`]'s bounds); a
+//! waiting connection (over the served cap, see `overflow`) holds a 1 KiB head buffer and a
+//! task ([`WAITING_CONNECTION_BYTES`]). `MAX_CONNECTIONS=auto` gives served connections 60% of
+//! what the limit leaves above [`RESERVED_BYTES`] and waiting connections 20%; the rest is
+//! headroom for the allocator. Beyond the total, connections are closed at once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use contract::{Count, Settings};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// What the process needs whatever its connections: code, runtime, workers, metrics.
+pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
+/// The budget of one served connection: actix-http's read and write buffers, its dispatcher
+/// and timers, the socket, plus the output a pipelining client can queue before reads stop
+/// (see `guarded_io`).
+pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
+/// The budget of one connection waiting for a slot or answered directly (probes, 503).
+pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
+/// Fewer served connections than this is not a service.
+const MIN_SERVED: u64 = 16;
+
+/// Where the memory limit came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LimitSource {
+    /// `MEMORY_LIMIT_BYTES` (the downward API's `limits.memory` in the cluster).
+    Environment,
+    /// The cgroup's memory limit file.
+    Cgroup(PathBuf),
+    /// None found: the Deployment's declared limit.
+    Contract,
+}
+
+impl std::fmt::Display for LimitSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LimitSource::Environment => f.write_str("MEMORY_LIMIT_BYTES"),
+            LimitSource::Cgroup(path) => write!(f, "{}", path.display()),
+            LimitSource::Contract => f.write_str("the Deployment's declared limit"),
+        }
+    }
+}
+
+/// The connection limits of the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_limit_bytes: u64,
+    pub memory_limit_source: LimitSource,
+    /// Connections served by the HTTP workers at once.
+    pub served: usize,
+    /// Connections held at all (served + waiting); beyond it they are closed at once.
+    pub total: usize,
+}
+
+impl Limits {
+    /// The limits for `settings`, reading the cgroup when `MEMORY_LIMIT_BYTES` is unset.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let (memory, source) = match settings.config.memory_limit_bytes {
+            Some(bytes) => (bytes, LimitSource::Environment),
+            None => match cgroup_memory_limit() {
+                Some((bytes, path)) => (bytes, LimitSource::Cgroup(path)),
+                None => (
+                    contract::resources::MEMORY_LIMIT_BYTES,
+                    LimitSource::Contract,
+                ),
+            },
+        };
+        Self::sized(memory, source, settings.config.max_connections)
+    }
+
+    /// The arithmetic of the module documentation.
+    pub fn sized(memory: u64, source: LimitSource, max_connections: Count) -> Self {
+        let spare = memory.saturating_sub(RESERVED_BYTES);
+        let served_auto = (spare / 100 * 60 / SERVED_CONNECTION_BYTES).max(MIN_SERVED);
+        let waiting = (spare / 100 * 20 / WAITING_CONNECTION_BYTES).max(MIN_SERVED);
+        let served = match max_connections {
+            Count::Fixed(n) => n,
+            Count::Auto => served_auto,
+        };
+        let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Limits {
+            memory_limit_bytes: memory,
+            memory_limit_source: source,
+            served: as_usize(served),
+            total: as_usize(served.saturating_add(waiting)),
+        }
+    }
+}
+
+/// Values at or above this mean "no limit" in cgroup v1 (the page-rounded `i64::MAX`).
+const V1_UNLIMITED: u64 = 1 << 60;
+
+/// The memory limit of this process's cgroup (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), if it has one. Every file is read as a small regular file.
+pub fn cgroup_memory_limit() -> Option<(u64, PathBuf)> {
+    let own = read("/proc/self/cgroup").unwrap_or_default();
+    let mut candidates = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let path = path.trim_start_matches('/');
+        if controllers.is_empty() {
+            candidates.push(Path::new("/sys/fs/cgroup").join(path).join("memory.max"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            candidates.push(
+                Path::new("/sys/fs/cgroup/memory")
+                    .join(path)
+                    .join("memory.limit_in_bytes"),
+            );
+        }
+    }
+    // Inside a container with its own cgroup namespace the root files are the container's.
+    candidates.push(PathBuf::from("/sys/fs/cgroup/memory.max"));
+    candidates.push(PathBuf::from("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
+    candidates.into_iter().find_map(|path| {
+        let text = read(&path)?;
+        let bytes: u64 = text.trim().parse().ok()?; // "max" is no limit
+        (bytes < V1_UNLIMITED).then_some((bytes, path))
+    })
+}
+
+fn read(path: impl AsRef<Path>) -> Option<String> {
+    contract::files::read_small_file(path.as_ref(), contract::files::MAX_SMALL_FILE_BYTES).ok()
+}
+
+/// The live admission state, shared by every worker.
+#[derive(Debug)]
+pub struct Admission {
+    pub limits: Limits,
+    served: Arc<Semaphore>,
+    open: AtomicUsize,
+}
+
+/// One held connection; dropping it frees its place in the total.
+#[derive(Debug)]
+pub struct Held {
+    admission: Arc<Admission>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.admission.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Admission {
+    pub fn new(limits: Limits) -> Self {
+        Admission {
+            served: Arc::new(Semaphore::new(limits.served)),
+            open: AtomicUsize::new(0),
+            limits,
+        }
+    }
+
+    /// A place among the connections held at all, or `None` over the total cap.
+    pub fn hold(self: &Arc<Self>) -> Option<Held> {
+        let before = self.open.fetch_add(1, Ordering::AcqRel);
+        let held = Held {
+            admission: Arc::clone(self),
+        };
+        (before < self.limits.total).then_some(held)
+    }
+
+    /// A served slot, now, if one is free.
+    pub fn try_serve(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.served).try_acquire_owned().ok()
+    }
+
+    /// A served slot, waiting for one at most `wait`.
+    pub async fn serve_within(&self, wait: std::time::Duration) -> Option<OwnedSemaphorePermit> {
+        let acquire = Arc::clone(&self.served).acquire_owned();
+        tokio::time::timeout(wait, acquire).await.ok()?.ok()
+    }
+
+    /// Connections held now (served and waiting).
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections served now.
+    pub fn serving(&self) -> usize {
+        self.limits.served - self.served.available_permits()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pod_limit_gives_caps_whose_worst_case_fits_in_it() {
+        let memory = contract::resources::MEMORY_LIMIT_BYTES;
+        let limits = Limits::sized(memory, LimitSource::Contract, Count::Auto);
+        let worst = RESERVED_BYTES
+            + limits.served as u64 * SERVED_CONNECTION_BYTES
+            + (limits.total - limits.served) as u64 * WAITING_CONNECTION_BYTES;
+        assert!(worst <= memory, "{limits:?}: {worst} > {memory}");
+        assert!(limits.served >= 1000, "{limits:?}");
+    }
+
+    #[test]
+    fn a_fixed_max_connections_is_the_served_cap() {
+        let limits = Limits::sized(1 << 30, LimitSource::Environment, Count::Fixed(7));
+        assert_eq!(limits.served, 7);
+        assert!(limits.total > 7);
+        let tiny = Limits::sized(1, LimitSource::Environment, Count::Auto);
+        assert_eq!(tiny.served, MIN_SERVED as usize);
+    }
+
+    #[test]
+    fn the_total_cap_closes_connections_beyond_it() {
+        let admission = Arc::new(Admission::new(Limits {
+            memory_limit_bytes: 0,
+            memory_limit_source: LimitSource::Contract,
+            served: 1,
+            total: 2,
+        }));
+        let a = admission.hold().unwrap();
+        let _b = admission.hold().unwrap();
+        assert!(admission.hold().is_none());
+        drop(a);
+        assert!(admission.hold().is_some());
+        let slot = admission.try_serve().unwrap();
+        assert!(admission.try_serve().is_none());
+        assert_eq!(admission.serving(), 1);
+        drop(slot);
+        assert_eq!(admission.serving(), 0);
+    }
+}
