@@ -577,41 +577,19 @@ fn resource_value(
         _ => bail!("expected limits.<name> or requests.<name>"),
     };
     let value = match map.and_then(|m| m.get(name)) {
-        Some(q) => parse_quantity(&q.0)?,
+        Some(q) => crate::quantity::parse(&q.0)?,
         // Without a limit the kubelet reports the node's allocatable: make one up.
         None if name == "cpu" => 2.0,
         None => 8.0 * 1024.0 * 1024.0 * 1024.0,
     };
     let divisor = match divisor {
-        Some(q) => parse_quantity(&q.0)?,
+        Some(q) => crate::quantity::parse(&q.0)?,
         None => 1.0,
     };
     if divisor <= 0.0 {
         bail!("divisor must be positive");
     }
     Ok(format!("{}", (value / divisor).ceil().max(1.0) as u64))
-}
-
-fn parse_quantity(q: &str) -> Result<f64> {
-    let split = q
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(q.len());
-    let (number, suffix) = q.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| anyhow!("quantity {q:?} is not a number"))?;
-    let factor = match suffix {
-        "" => 1.0,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        _ => bail!("quantity {q:?}: unsupported suffix {suffix:?}"),
-    };
-    Ok(number * factor)
 }
 
 /// Service links: `<NAME>_SERVICE_HOST`, `<NAME>_PORT_<port>_TCP...` for every Service of the
@@ -870,15 +848,5 @@ spec:
         );
         let no_secret = OBJECTS.replace("name: sec-def456, key", "name: sec-other, key");
         assert!(launch_of(&no_secret).is_err());
-    }
-
-    #[test]
-    fn quantities_parse_with_binary_and_decimal_suffixes() {
-        assert_eq!(
-            parse_quantity("64Mi").expect("parses"),
-            64.0 * 1024.0 * 1024.0
-        );
-        assert_eq!(parse_quantity("250m").expect("parses"), 0.25);
-        assert!(parse_quantity("lots").is_err());
     }
 }

@@ -7,6 +7,7 @@
 //! replicas like the Deployment controller, and proves with mutations that a broken agreement
 //! between manifests and binary makes it fail.
 
+pub mod cgroup;
 pub mod http;
 pub mod kubelet;
 pub mod lb;
@@ -14,6 +15,7 @@ pub mod load;
 pub mod manifests;
 pub mod pod;
 pub mod probe;
+pub mod quantity;
 pub mod report;
 pub mod sandbox;
 pub mod suites;

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::{Parser, ValueEnum};
+use e2e::cgroup::Cgroups;
 use e2e::manifests::{self, Renderer, Tools};
 use e2e::report::Report;
 use e2e::sandbox::NetMode;
@@ -58,12 +59,21 @@ struct Args {
     /// Repository root (holds k8s/)
     #[arg(long, default_value = ".")]
     repo: PathBuf,
+    /// Run only the mutations whose name contains this text
+    #[arg(long)]
+    mutation: Option<String>,
     /// Endpoint propagation delay in milliseconds (readiness change -> load balancer)
     #[arg(long, default_value_t = 1000)]
     propagation_ms: u64,
 }
 
 fn main() -> ExitCode {
+    let raw: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if raw.get(1).is_some_and(|a| a == e2e::cgroup::ENTER) {
+        // The wrapper a pod's processes start through (see cgroup.rs); returns only on error.
+        eprintln!("error: {:#}", e2e::cgroup::enter_and_exec(&raw[2..]));
+        return ExitCode::from(127);
+    }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -117,19 +127,36 @@ async fn run(args: Args) -> Result<bool> {
         renderer,
     };
     let mode = NetMode::detect().await;
+    let cgroups = Arc::new(Cgroups::detect());
+    let problems = cgroups.problems();
+    if !problems.is_empty() {
+        let reason = format!(
+            "resources.limits not enforced ({}); pods run without their memory and CPU limits",
+            problems.join("; ")
+        );
+        anyhow::ensure!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{reason}; CI=true requires them (run as root with the memory and cpu cgroup \
+             controllers)"
+        );
+        skip("e2e limits", &reason);
+    }
     let report = Arc::new(Report::new(false));
     let ctx = Ctx {
         tools,
+        cgroups: Arc::clone(&cgroups),
         mode,
         report: Arc::clone(&report),
         propagation: Duration::from_millis(args.propagation_ms),
         pace: Duration::from_millis(5),
+        mutation_filter: args.mutation.clone(),
     };
     println!(
         "e2e: objects from `{}` of a temporary copy of k8s/",
         renderer.describe()
     );
     println!("e2e: pods: {}", mode.describe());
+    println!("e2e: limits: {}", cgroups.describe());
     println!(
         "e2e: endpoint propagation {} ms; load: 4 clients, {} ms between requests each",
         args.propagation_ms,
@@ -183,7 +210,23 @@ async fn run(args: Args) -> Result<bool> {
         }
         println!("  ({title}: {:.1}s)", started.elapsed().as_secs_f64());
     }
+    drop(ctx);
+    e2e::cgroup::remove_parents(&cgroups);
     print!("{}", report.summary());
     println!("e2e: {:.1}s in all", begin.elapsed().as_secs_f64());
     Ok(report.failed() == 0)
+}
+
+/// A loud skip: stderr, and one line in the file SKIP_LOG names (make test sets it).
+fn skip(test: &str, reason: &str) {
+    eprintln!("SKIP {test}: {reason}");
+    if let Some(path) = std::env::var_os("SKIP_LOG") {
+        use std::io::Write;
+        let line = format!("{test}: {reason}\n");
+        let _ = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
 }

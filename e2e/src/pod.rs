@@ -8,6 +8,7 @@
 //! SIGTERM, readiness probes continue (liveness and startup stop, as in the kubelet), SIGKILL
 //! when `terminationGracePeriodSeconds` runs out.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +22,11 @@ use nix::unistd::Pid;
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
+use crate::cgroup::Limits;
 use crate::kubelet::{self, ContainerLaunch, PodIdentity};
 use crate::manifests::Rendered;
 use crate::probe::{ProbeKind, ProbeSpec, ProbeTarget, resolve_port, run_once};
+use crate::quantity;
 use crate::sandbox::Sandbox;
 
 /// The declared behaviour of the Deployment's pods, read once from the rendered objects.
@@ -40,8 +43,8 @@ pub struct PodTemplate {
     /// The image's ENTRYPOINT and CMD (exec form), from the Dockerfile.
     pub image_entrypoint: Vec<String>,
     pub binary: PathBuf,
-    /// `memory` limit in bytes, if declared.
-    pub memory_limit: Option<u64>,
+    /// `resources.limits`, enforced through the pod's cgroup.
+    pub limits: Limits,
 }
 
 /// A preStop handler.
@@ -89,12 +92,24 @@ impl PodTemplate {
             ),
             &container,
         )?;
-        let memory_limit = container
-            .resources
-            .as_ref()
-            .and_then(|r| r.limits.as_ref())
-            .and_then(|l| l.get("memory"))
-            .and_then(|q| parse_bytes(&q.0));
+        let limit = |name: &str| {
+            container
+                .resources
+                .as_ref()
+                .and_then(|r| r.limits.as_ref())
+                .and_then(|l| l.get(name))
+                .map(|q| q.0.clone())
+        };
+        let limits = Limits {
+            memory_bytes: limit("memory")
+                .map(|q| quantity::bytes(&q))
+                .transpose()
+                .context("resources.limits.memory")?,
+            cpu_millis: limit("cpu")
+                .map(|q| quantity::millicores(&q))
+                .transpose()
+                .context("resources.limits.cpu")?,
+        };
         Ok(PodTemplate {
             startup: probe(ProbeKind::Startup, &container.startup_probe)?,
             readiness: probe(ProbeKind::Readiness, &container.readiness_probe)?,
@@ -104,7 +119,7 @@ impl PodTemplate {
             http_port,
             image_entrypoint: image_entrypoint(repo),
             binary: binary.to_path_buf(),
-            memory_limit,
+            limits,
             container,
         })
     }
@@ -127,23 +142,6 @@ impl PodTemplate {
             .map_or(Duration::ZERO, |r| budget(r, r.success_threshold));
         start + ready
     }
-}
-
-fn parse_bytes(q: &str) -> Option<u64> {
-    let split = q.find(|c: char| !c.is_ascii_digit()).unwrap_or(q.len());
-    let (n, suffix) = q.split_at(split);
-    let n: u64 = n.parse().ok()?;
-    let factor: u64 = match suffix {
-        "" => 1,
-        "Ki" => 1 << 10,
-        "Mi" => 1 << 20,
-        "Gi" => 1 << 30,
-        "k" => 1_000,
-        "M" => 1_000_000,
-        "G" => 1_000_000_000,
-        _ => return None,
-    };
-    Some(n * factor)
 }
 
 /// The Dockerfile's last exec-form ENTRYPOINT followed by its CMD; the binary's name when
@@ -361,6 +359,27 @@ impl Pod {
         lock(&self.fatal).clone()
     }
 
+    /// The container's restartCount as the kubelet would report it: 1 once it would have
+    /// been restarted (the harness does not restart it; every suite treats that as a failure).
+    pub fn restart_count(&self) -> u32 {
+        u32::from(self.fatal().is_some())
+    }
+
+    /// OOM kills in the pod's cgroup so far (0 when memory is not enforced).
+    pub fn oom_kills(&self) -> u64 {
+        self.sandbox.cgroup().map_or(0, |c| c.oom_kills())
+    }
+
+    /// Whether the container ended as OOMKilled.
+    pub fn oom_killed(&self) -> bool {
+        self.fatal().is_some_and(|f| f.starts_with("OOMKilled"))
+    }
+
+    /// The pod cgroup's memory usage (what the limit is compared with), if enforced.
+    pub fn memory_usage(&self) -> Option<u64> {
+        self.sandbox.cgroup().and_then(|c| c.memory_usage())
+    }
+
     pub fn exited(&self) -> Option<(ExitStatus, Instant)> {
         *self.exit.borrow()
     }
@@ -379,6 +398,9 @@ impl Pod {
                 bail!("{reason}\n{}", self.log_tail());
             }
             if let Some((status, _)) = *exit.borrow() {
+                if let Some(oom) = oom_reason(&status, self.oom_kills(), self.template.limits) {
+                    bail!("{oom}, before it was Ready\n{}", self.log_tail());
+                }
                 bail!(
                     "the container exited ({status}) before it was Ready\n{}",
                     self.log_tail()
@@ -567,6 +589,19 @@ impl Drop for Pod {
     }
 }
 
+/// The kubelet's account of an OOM kill: SIGKILL while the cgroup's OOM counter moved.
+fn oom_reason(status: &ExitStatus, ooms: u64, limits: Limits) -> Option<String> {
+    (ooms > 0 && status.signal() == Some(Signal::SIGKILL as i32)).then(|| {
+        // lastState.terminated.reason OOMKilled, exit code 137, restartCount + 1.
+        format!(
+            "OOMKilled: the kernel's OOM killer ended the container at its limits ({}; exit \
+             code 137, cgroup oom_kill counter {ooms}); the kubelet reports reason OOMKilled \
+             and restarts it (restartCount 1)",
+            limits.describe()
+        )
+    })
+}
+
 pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -607,20 +642,32 @@ async fn kubelet_probes(
         let mut exit = exit.clone();
         let fatal = Arc::clone(&fatal);
         let terminating = Arc::clone(&terminating);
+        let sandbox = Arc::clone(&target.sandbox);
+        let template_limits = template.limits;
         tokio::spawn(async move {
             while exit.borrow().is_none() {
                 if exit.changed().await.is_err() {
                     return;
                 }
             }
-            if !terminating.load(Ordering::SeqCst) {
-                let status = exit
-                    .borrow()
-                    .map(|(s, _)| s.to_string())
-                    .unwrap_or_default();
+            let status = exit.borrow().map(|(s, _)| s);
+            let ooms = sandbox.cgroup().map_or(0, |c| c.oom_kills());
+            let reason =
+                if let Some(oom) = status.and_then(|s| oom_reason(&s, ooms, template_limits)) {
+                    Some(oom)
+                } else if !terminating.load(Ordering::SeqCst) {
+                    let status = status.map(|s| s.to_string()).unwrap_or_default();
+                    Some(format!(
+                        "the container exited on its own ({status}); the kubelet restarts it \
+                     (restartCount 1)"
+                    ))
+                } else {
+                    None
+                };
+            if let Some(reason) = reason {
                 let mut f = lock(&fatal);
-                if f.is_none() {
-                    *f = Some(format!("the container exited on its own ({status})"));
+                if f.is_none() || ooms > 0 {
+                    *f = Some(reason);
                 }
             }
         });

@@ -13,11 +13,12 @@
 //! so a probe on the wrong port still fails.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream as StdTcpStream};
 use std::path::Path;
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -25,6 +26,7 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
+use crate::cgroup::PodCgroup;
 use crate::kubelet::ContainerLaunch;
 
 /// How pods are isolated from each other.
@@ -86,6 +88,8 @@ pub struct Sandbox {
     dialer: Option<mpsc::Sender<DialRequest>>,
     /// HostPorts mode: the port the container was told (PORT) -> the host port it got.
     port_map: Mutex<HashMap<u16, u16>>,
+    /// The pod's cgroup: every process of the pod runs in it (its resource limits).
+    cgroup: OnceLock<PodCgroup>,
 }
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
@@ -100,6 +104,7 @@ impl Sandbox {
                 holder_pid: None,
                 dialer: None,
                 port_map: Mutex::new(HashMap::new()),
+                cgroup: OnceLock::new(),
             })),
             NetMode::Netns => Self::new_netns().await,
         }
@@ -167,7 +172,20 @@ impl Sandbox {
             holder_pid: Some(pid),
             dialer: Some(tx),
             port_map: Mutex::new(HashMap::new()),
+            cgroup: OnceLock::new(),
         }))
+    }
+
+    /// Puts every process started in this sandbox from now on into `cgroup`.
+    pub fn confine(&self, cgroup: PodCgroup) -> Result<()> {
+        self.cgroup
+            .set(cgroup)
+            .map_err(|_| anyhow!("the pod sandbox already has a cgroup"))
+    }
+
+    /// The pod's cgroup, when its limits are enforced.
+    pub fn cgroup(&self) -> Option<&PodCgroup> {
+        self.cgroup.get()
     }
 
     /// Adjusts the container's environment to the sandbox (HostPorts only) and says how.
@@ -203,19 +221,24 @@ impl Sandbox {
         self.port_map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A command that runs inside the pod's network.
+    /// A command that runs inside the pod's network and cgroup.
     pub fn command(&self, program: &Path) -> Command {
-        match self.holder_pid {
-            Some(pid) => {
-                // nsenter execs the program: the child's PID is the program's.
-                let mut cmd = Command::new("nsenter");
-                cmd.arg(format!("--net=/proc/{pid}/ns/net"))
-                    .arg("--")
-                    .arg(program);
-                cmd
-            }
-            None => Command::new(program),
+        let mut argv: Vec<OsString> = match self.holder_pid {
+            // nsenter execs the program: the child's PID is the program's.
+            Some(pid) => vec![
+                "nsenter".into(),
+                format!("--net=/proc/{pid}/ns/net").into(),
+                "--".into(),
+                program.as_os_str().to_owned(),
+            ],
+            None => vec![program.as_os_str().to_owned()],
+        };
+        if let Some(cgroup) = self.cgroup.get() {
+            argv = cgroup.wrap(argv);
         }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        cmd
     }
 
     /// Connects to `port` of the pod, as another pod or the kubelet would reach the pod IP.

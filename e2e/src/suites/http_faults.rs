@@ -415,7 +415,8 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     let rss_end = pod.rss_bytes().unwrap_or(0);
     rss_max = rss_max.max(rss_end);
     let ceiling = template
-        .memory_limit
+        .limits
+        .memory_bytes
         .map_or(RSS_CEILING, |l| l.min(RSS_CEILING));
     let mib = |b: u64| b as f64 / 1048576.0;
     r.check(

@@ -160,6 +160,8 @@ async fn drive(ctx: &Ctx, suite: &str, pod: &Arc<Pod>) -> Result<()> {
         }
     }
 
+    limits_enforced(ctx, suite, pod);
+
     // The downward API values must reach the service (a renamed key would leave "unknown").
     match get(pod, Req::get(contract::paths::INFO)).await {
         Ok(resp) => {
@@ -369,4 +371,63 @@ async fn drive(ctx: &Ctx, suite: &str, pod: &Arc<Pod>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The declared limits hold inside the pod as a runtime enforces them, and the service sizes
+/// itself from them: `WORKERS=auto` counts the CPUs the CFS quota grants (std reads the
+/// cgroup's quota), not the machine's cores.
+fn limits_enforced(ctx: &Ctx, suite: &str, pod: &Pod) {
+    let r = &ctx.report;
+    let limits = pod.template.limits;
+    let Some(cgroup) = pod.sandbox.cgroup().filter(|c| !c.is_empty()) else {
+        r.note(format!(
+            "{suite}: resources.limits ({}) NOT enforced on this machine (see the skip above)",
+            limits.describe()
+        ));
+        return;
+    };
+    let usage = cgroup.memory_usage();
+    r.check(
+        suite,
+        "resources.limits enforced in the pod's cgroup",
+        true,
+        format!(
+            "{}; cgroup memory in use {}",
+            limits.describe(),
+            usage.map_or("unknown".into(), |u| format!(
+                "{:.1} MiB",
+                u as f64 / 1048576.0
+            ))
+        ),
+    );
+    let Some(millis) = limits.cpu_millis else {
+        return;
+    };
+    if pod.launch.get("WORKERS").is_some_and(|w| w != "auto") {
+        return;
+    }
+    // std::thread::available_parallelism: quota / period, at least 1, at most the cores.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let expected = usize::try_from(millis / 1000).unwrap_or(1).clamp(1, cores);
+    let logged = workers_logged(&format!("{}{}", pod.stdout(), pod.stderr()));
+    r.check(
+        suite,
+        "WORKERS=auto sees the CPU limit, not the machine's cores",
+        logged == Some(expected),
+        format!(
+            "cpu limit {millis}m, {cores} cores here: the service runs {} workers, expected \
+             {expected}",
+            logged.map_or("an unlogged number of".into(), |n| n.to_string())
+        ),
+    );
+}
+
+/// The worker count from the service's start-up summary (`workers=N` or `"workers":N`).
+fn workers_logged(logs: &str) -> Option<usize> {
+    logs.lines().find_map(|line| {
+        let at = line.find("workers")?;
+        let rest = line[at + "workers".len()..].trim_start_matches(['"', '=', ':', ' ']);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    })
 }

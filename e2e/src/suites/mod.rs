@@ -11,8 +11,9 @@ pub mod switch;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use crate::cgroup::Cgroups;
 use crate::kubelet::{ContainerLaunch, PodIdentity};
 use crate::manifests::{Rendered, Tools};
 use crate::pod::{Pod, PodTemplate};
@@ -23,6 +24,8 @@ use crate::sandbox::{NetMode, Sandbox};
 #[derive(Debug, Clone)]
 pub struct Ctx {
     pub tools: Tools,
+    /// Where pods' resource limits are enforced.
+    pub cgroups: Arc<Cgroups>,
     pub mode: NetMode,
     pub report: Arc<Report>,
     /// Delay between a pod's Ready change and the load balancer acting on it (the endpoint
@@ -30,6 +33,8 @@ pub struct Ctx {
     pub propagation: Duration,
     /// Pause between two requests of one load client (bounds the rate).
     pub pace: Duration,
+    /// Only the mutations whose name contains this text (all when None).
+    pub mutation_filter: Option<String>,
 }
 
 impl Ctx {
@@ -60,6 +65,11 @@ impl Ctx {
     ) -> Result<Arc<Pod>> {
         let sandbox = Sandbox::new(self.mode).await?;
         let identity = PodIdentity::new(rendered, template_hash, ordinal)?;
+        let cgroup = self
+            .cgroups
+            .create(&identity.name, template.limits)
+            .with_context(|| format!("enforcing the limits of pod {}", identity.name))?;
+        sandbox.confine(cgroup)?;
         Ok(Arc::new(
             Pod::start(rendered, Arc::clone(template), sandbox, identity, adjust).await?,
         ))

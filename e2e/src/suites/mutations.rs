@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{Result, anyhow, bail};
 use k8s_openapi::api::core::v1::Probe;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{Ctx, lifecycle, rollout};
@@ -149,7 +150,22 @@ pub const MUTATIONS: &[(&str, Mutate)] = &[
     ("HOST in the ConfigMap 0.0.0.0 -> 127.0.0.1", |r| {
         set_config(r, "HOST", "127.0.0.1")
     }),
+    (TOO_SMALL_MEMORY, |r| {
+        let resources = r.container_mut()?.resources.get_or_insert_default();
+        for map in [&mut resources.limits, &mut resources.requests] {
+            map.get_or_insert_default()
+                .insert("memory".into(), Quantity("512Ki".into()));
+        }
+        Ok(())
+    }),
 ];
+
+/// The harness's proof that it enforces limits: a pod given too little memory is OOM-killed.
+const TOO_SMALL_MEMORY: &str =
+    "resources.limits.memory 128Mi -> 512Ki (below the service's idle footprint)";
+
+/// Mutations that must be caught in one particular way, not merely by some failure.
+const CAUGHT_AS: &[(&str, &str)] = &[(TOO_SMALL_MEMORY, "OOMKilled")];
 
 #[derive(Clone, Copy)]
 enum Kind {
@@ -299,7 +315,12 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
 
     // The baseline (None) runs beside the mutations, under the same load.
     let mut variants: Vec<(Option<&str>, Rendered)> = vec![(None, rendered.clone())];
-    for (name, mutate) in MUTATIONS {
+    let selected = MUTATIONS.iter().filter(|(name, _)| {
+        ctx.mutation_filter
+            .as_deref()
+            .is_none_or(|f| name.contains(f))
+    });
+    for (name, mutate) in selected {
         let mut mutated = rendered.clone();
         match mutate(&mut mutated) {
             Ok(()) => variants.push((Some(*name), mutated)),
@@ -326,7 +347,14 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
                 );
                 continue;
             };
-            let caught = !failed.is_empty();
+            let must = CAUGHT_AS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, text)| *text);
+            let caught = match must {
+                Some(text) => failed.iter().any(|f| f.contains(text)),
+                None => !failed.is_empty(),
+            };
             if caught {
                 detected += 1;
             } else {
@@ -342,10 +370,12 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
                 suite,
                 &format!("mutation detected: {name}"),
                 caught,
-                if caught {
-                    format!("{} failed checks, e.g. {detail}", failed.len())
-                } else {
-                    "every check passed: the suite cannot see this break".into()
+                match (caught, must) {
+                    (true, _) => format!("{} failed checks, e.g. {detail}", failed.len()),
+                    (false, Some(text)) if !failed.is_empty() => {
+                        format!("failed, but not as {text}: {detail}")
+                    }
+                    (false, _) => "every check passed: the suite cannot see this break".into(),
                 },
             );
         }
