@@ -10,6 +10,7 @@ mod greeting;
 mod healthcheck;
 mod helpers;
 mod info;
+mod limits;
 mod logging;
 mod metrics;
 mod probes;

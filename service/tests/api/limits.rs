@@ -1,0 +1,235 @@
+//! The real binary under hostile connections: the served cap and what happens over it, the
+//! total cap, bodies that never end, and pipelined requests whose responses are never read.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use crate::binary::Server;
+
+fn connect(server: &Server) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Sends one request and reads its response head and body (Content-Length framing).
+fn exchange(stream: &mut TcpStream, request: &str) -> String {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let head_only = request.starts_with("HEAD");
+            if head_only || got.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    String::from_utf8(got).unwrap()
+}
+
+/// True when the server has closed `stream` (EOF or reset), waiting at most `within`.
+fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut buf = [0u8; 4096];
+    let started = Instant::now();
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(err) if matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                return false;
+            }
+            Err(_) => return true,
+        }
+        if started.elapsed() > within {
+            return false;
+        }
+    }
+}
+
+const GET_ROOT: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+
+#[test]
+fn over_the_served_cap_probes_are_answered_and_other_requests_get_503_with_retry_after() {
+    let server = Server::start(&[("MAX_CONNECTIONS", "2"), ("WORKERS", "1")]);
+    // Two keep-alive connections hold both served slots.
+    let mut holders: Vec<TcpStream> = (0..2).map(|_| connect(&server)).collect();
+    for holder in &mut holders {
+        assert!(exchange(holder, GET_ROOT).starts_with("HTTP/1.1 200"));
+    }
+    for (request, status, body) in [
+        ("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK", "ok"),
+        ("GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK", "ready"),
+        ("HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK", ""),
+    ] {
+        let mut probe = connect(&server);
+        let started = Instant::now();
+        let response = exchange(&mut probe, request);
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "{response}"
+        );
+        assert!(response.ends_with(&format!("\r\n\r\n{body}")), "{response}");
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "probes do not wait"
+        );
+    }
+    let mut shed = connect(&server);
+    let response = exchange(&mut shed, GET_ROOT);
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("retry-after: 1\r\n"), "{response}");
+    assert!(response.contains("connection: close\r\n"), "{response}");
+
+    // A slot freed while a request waits: it is served, replaying the bytes already read.
+    let mut waiting = connect(&server);
+    waiting.write_all(GET_ROOT.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(holders.pop());
+    let response = exchange(&mut waiting, "");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.ends_with("Hello World from Kubernetes!"),
+        "{response}"
+    );
+
+    drop(waiting);
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn connections_beyond_the_total_cap_are_closed_at_once() {
+    // One served slot; the smallest memory limit gives the minimum of 16 waiting places.
+    let server = Server::start(&[
+        ("MAX_CONNECTIONS", "1"),
+        ("MEMORY_LIMIT_BYTES", "1"),
+        ("WORKERS", "1"),
+    ]);
+    let mut holder = connect(&server);
+    assert!(exchange(&mut holder, GET_ROOT).starts_with("HTTP/1.1 200"));
+    // 16 connections that say nothing wait for their head (2 s) in the waiting places.
+    let idle: Vec<TcpStream> = (0..16).map(|_| connect(&server)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut beyond = connect(&server);
+    let started = Instant::now();
+    assert!(closed_within(&mut beyond, Duration::from_millis(1500)));
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    drop(idle);
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn chunked_bodies_that_go_silent_are_closed_within_the_progress_deadline() {
+    let server = Server::start(&[]);
+    let request = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n";
+    let mut silent: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = connect(&server);
+            s.write_all(request.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    let started = Instant::now();
+    // The deadline is 5 s without progress; allow 3 s for scheduling.
+    let deadline = Duration::from_secs(8);
+    for stream in &mut silent {
+        let left = deadline
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_millis(1));
+        assert!(
+            closed_within(stream, left),
+            "still open after {:?}",
+            started.elapsed()
+        );
+    }
+    // Still serving afterwards.
+    let mut fresh = connect(&server);
+    assert!(exchange(&mut fresh, GET_ROOT).starts_with("HTTP/1.1 200"));
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The bound of the pipelining test: 8 connections may hold their read-ahead and the output
+/// it produces, far below this; without backpressure the same load grew past 150 MiB.
+const PIPELINE_RSS_GROWTH_KIB: u64 = 24 * 1024;
+
+#[test]
+fn pipelined_requests_whose_responses_are_never_read_do_not_grow_memory() {
+    let server = Server::start(&[]);
+    let pid = server.pid();
+    let idle = rss_kib(pid);
+    let batch = GET_ROOT.repeat(1000);
+    let mut peak = idle;
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let mut stream = connect(&server);
+            stream
+                .set_write_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            let batch = batch.clone();
+            std::thread::spawn(move || {
+                // Write for 4 s (or until the server stops reading), never read.
+                let started = Instant::now();
+                let mut sent = 0usize;
+                while started.elapsed() < Duration::from_secs(4) {
+                    match stream.write(batch.as_bytes()) {
+                        Ok(n) => sent += n,
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                    }
+                }
+                (stream, sent)
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(4) {
+        peak = peak.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let results: Vec<(TcpStream, usize)> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    peak = peak.max(rss_kib(pid));
+    let sent: usize = results.iter().map(|(_, n)| n).sum();
+    eprintln!("pipelining: RSS idle {idle} KiB, peak {peak} KiB, {sent} request bytes accepted");
+    assert!(
+        peak <= idle + PIPELINE_RSS_GROWTH_KIB,
+        "RSS grew from {idle} KiB to {peak} KiB ({sent} request bytes sent)"
+    );
+    // The server stopped reading: far less was accepted than 4 s of writing would send.
+    assert!(sent < 64 * 1024 * 1024, "{sent} bytes accepted");
+    drop(results);
+    // Still serving.
+    let mut fresh = connect(&server);
+    assert!(exchange(&mut fresh, GET_ROOT).starts_with("HTTP/1.1 200"));
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
