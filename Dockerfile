@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # hello-k8s container image: a static release binary on distroless/static, non-root.
 #
-#   docker build -t hello-k8s:0.1.0 .          (make build; BuildKit, the default since Docker 23)
+#   make build                    (docker, BuildKit: the default since Docker 23)
+#   make build CONTAINER=podman   (podman/buildah, no daemon; docs/image.md)
 #
 # The builder runs scripts/build-release.sh, the project's one release build command (also
 # used by `make release`, `make run` and the image runtime test), so the binary tested outside
@@ -24,9 +25,17 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
 
 # distroless/static: CA certificates, tzdata, /etc/passwd with nonroot (65532); no shell.
 FROM gcr.io/distroless/static-debian12:nonroot
+# From git, by scripts/image-meta.sh (`make build` passes them); "unknown" in a bare build.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.title="hello-k8s" \
       org.opencontainers.image.description="Hello World from Kubernetes! (actix-web): probes, metrics, graceful drain" \
-      org.opencontainers.image.licenses="MIT"
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="gcr.io/distroless/static-debian12:nonroot"
 COPY --from=builder /out/hello-k8s /hello-k8s
 # Numeric, so the kubelet can verify runAsNonRoot without reading /etc/passwd.
 USER 65532:65532
