@@ -1,16 +1,18 @@
 //! The command line: argument definitions (clap derive) and what each command does.
 
 use std::io::Write as _;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::env::{Env, SecretSource};
-use crate::objects::{self, Plan};
+use crate::overlay::{Overlay, Overlays, SecretSource};
 use crate::overrides::{ImageRef, Literal, Overrides, namespace};
-use crate::{secret_env, tree, validate};
+use crate::plan::Plan;
+use crate::render::{self, SecretData};
+use crate::tree::{self, REGENERATE, Refs};
+use crate::{cmdline, docs, secret_env};
 
 /// Generate the hello-k8s kustomize tree from typed Kubernetes objects
 ///
@@ -22,49 +24,67 @@ use crate::{secret_env, tree, validate};
     version,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true,
-    after_help = "Examples:\n  manifest-gen --env dev\n  manifest-gen write\n  manifest-gen check\n  manifest-gen render --env prod --image hello-k8s:0.2.0 | kubectl apply -f -"
+    after_help = "Examples:\n  manifest-gen --env dev > k8s/overlays/dev/kustomization.yaml\n  manifest-gen write\n  manifest-gen check\n  manifest-gen overlays\n  manifest-gen render --env prod --image hello-k8s:0.2.0 | kubectl apply -f -"
 )]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Environment whose overlay to print
-    #[arg(long, value_enum, required = true)]
-    pub env: Option<Env>,
+    /// Overlay whose kustomization.yaml to print (see `manifest-gen overlays`)
+    #[arg(long, value_name = "NAME", required = true)]
+    pub env: Option<String>,
 
-    /// Write the overlay directory (kustomization.yaml and its files) to DIR instead
+    /// Write the overlay directory (kustomization.yaml, and secret.env.example when its
+    /// Secret comes from a file) to DIR instead
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
 
-    /// Root of the generated tree (the overlay refers to its base)
+    /// Root of the generated tree (the overlay refers to its base and components)
     #[arg(long, value_name = "DIR", default_value = "k8s")]
     pub root: PathBuf,
+
+    #[command(flatten)]
+    pub declaration: DeclarationArg,
 
     #[command(flatten)]
     pub overrides: OverrideArgs,
 }
 
+/// Which overlay declaration to use.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeclarationArg {
+    /// Read the overlay declaration from FILE [default: the compiled-in manifest-gen/overlays.yaml]
+    #[arg(long, value_name = "FILE")]
+    pub overlays: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Write the whole tree (base and every overlay), atomically
+    /// Write the whole tree (base, components and every overlay), atomically
     Write {
         /// Root of the generated tree
         #[arg(long, value_name = "DIR", default_value = "k8s")]
         root: PathBuf,
+
+        #[command(flatten)]
+        declaration: DeclarationArg,
     },
     /// Compare the tree with what would be generated; exit 1 with a diff on drift
     Check {
         /// Root of the generated tree
         #[arg(long, value_name = "DIR", default_value = "k8s")]
         root: PathBuf,
-    },
-    /// Print the final objects of an environment (what `kubectl kustomize` yields)
-    Render {
-        /// Environment to render
-        #[arg(long, value_enum)]
-        env: Env,
 
-        /// Env file with the Secret's keys [default: <ROOT>/overlays/<ENV>/secret.env]
+        #[command(flatten)]
+        declaration: DeclarationArg,
+    },
+    /// Print the final objects of an overlay (what `kubectl kustomize` yields)
+    Render {
+        /// Overlay to render
+        #[arg(long, value_name = "NAME")]
+        env: String,
+
+        /// Env file with the Secret's keys [default: <ROOT>/overlays/<NAME>/secret.env]
         #[arg(long, value_name = "FILE")]
         secret_env_file: Option<PathBuf>,
 
@@ -73,35 +93,65 @@ pub enum Command {
         root: PathBuf,
 
         #[command(flatten)]
-        overrides: OverrideArgs,
-    },
-    /// Check an environment's objects (every command does this before any output)
-    Validate {
-        /// Environment to check [default: all]
-        #[arg(long, value_enum)]
-        env: Option<Env>,
+        declaration: DeclarationArg,
 
         #[command(flatten)]
         overrides: OverrideArgs,
+    },
+    /// Check an overlay's objects (every command does this before any output)
+    Validate {
+        /// Overlay to check [default: all]
+        #[arg(long, value_name = "NAME")]
+        env: Option<String>,
+
+        #[command(flatten)]
+        declaration: DeclarationArg,
+
+        #[command(flatten)]
+        overrides: OverrideArgs,
+    },
+    /// Print the declared overlay names, one per line (for scripts and the Makefile)
+    Overlays {
+        #[command(flatten)]
+        declaration: DeclarationArg,
+    },
+    /// Fill or check the generated blocks of README.md and docs/*.md
+    #[command(group(ArgGroup::new("mode").required(true).args(["write", "check"])))]
+    Docs {
+        /// Rewrite the blocks in place (atomically)
+        #[arg(long)]
+        write: bool,
+
+        /// Exit 1 naming each file and block that is not current
+        #[arg(long)]
+        check: bool,
+
+        /// Repository root holding README.md and docs/
+        #[arg(long, value_name = "DIR", default_value = ".")]
+        root: PathBuf,
+
+        #[command(flatten)]
+        declaration: DeclarationArg,
     },
 }
 
 /// What a user can change without editing Rust.
 #[derive(Debug, Clone, Default, Args)]
 pub struct OverrideArgs {
-    /// Run this image instead of image.env's
-    #[arg(long, value_name = "NAME:TAG|NAME[:TAG]@sha256:HEX", value_parser = parse_image)]
+    /// Run this image instead of image.env's (a digest pins it: NAME[:TAG]@sha256:HEX)
+    #[arg(long, value_name = "NAME:TAG", value_parser = parse_image)]
     pub image: Option<ImageRef>,
 
     /// Run this many replicas
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(i32).range(1..))]
     pub replicas: Option<i32>,
 
-    /// Set a ConfigMap literal (repeatable); the value may be any text
+    /// Set a ConfigMap literal (repeatable); the value may be any text but DEL, C1 controls,
+    /// U+FFFE and U+FFFF
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_literal)]
     pub set: Vec<Literal>,
 
-    /// Deploy into this namespace
+    /// Deploy into this namespace (not default or kube-*)
     #[arg(long, value_name = "NS", value_parser = namespace)]
     pub namespace: Option<String>,
 }
@@ -125,17 +175,67 @@ impl From<OverrideArgs> for Overrides {
     }
 }
 
+impl Overrides {
+    /// The flags that give these overrides, in a stable order.
+    fn args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(image) = &self.image {
+            args.extend(["--image".to_string(), image.to_string()]);
+        }
+        if let Some(replicas) = self.replicas {
+            args.extend(["--replicas".to_string(), replicas.to_string()]);
+        }
+        for literal in &self.set {
+            args.push(format!("--set={}={}", literal.key, literal.value));
+        }
+        if let Some(namespace) = &self.namespace {
+            args.extend(["--namespace".to_string(), namespace.clone()]);
+        }
+        args
+    }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+impl DeclarationArg {
+    fn load(&self) -> Result<Overlays> {
+        Overlays::load(self.overlays.as_deref())
+    }
+
+    /// `--overlays FILE` when a declaration file is in use.
+    fn args(&self) -> Vec<String> {
+        self.overlays
+            .as_deref()
+            .map(|f| vec!["--overlays".to_string(), path_arg(f)])
+            .unwrap_or_default()
+    }
+}
+
+/// The command the header of the whole tree names.
+fn tree_command(declaration: &DeclarationArg, root: &Path) -> String {
+    if declaration.overlays.is_none() {
+        return REGENERATE.to_string();
+    }
+    let mut args = vec!["write".to_string(), "--root".to_string(), path_arg(root)];
+    args.extend(declaration.args());
+    cmdline::command(&args)
+}
+
 /// Runs the parsed command line; `Ok` carries the exit code (check reports drift with 1).
 pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Some(Command::Write { root }) => {
-            let files = tree::tree()?;
+        Some(Command::Write { root, declaration }) => {
+            let overlays = declaration.load()?;
+            let files = tree::tree(&overlays, &tree_command(&declaration, &root))?;
             tree::write(&root, &files, true)?;
             eprintln!("wrote {} files under {}", files.len(), root.display());
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Check { root }) => {
-            let files = tree::tree()?;
+        Some(Command::Check { root, declaration }) => {
+            let overlays = declaration.load()?;
+            let files = tree::tree(&overlays, &tree_command(&declaration, &root))?;
             let report = tree::check(&root, &files)?;
             if report.is_empty() {
                 eprintln!("{} is current ({} files)", root.display(), files.len());
@@ -145,7 +245,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!(
                     "error: {} differs from what manifest-gen generates; run `{}`",
                     root.display(),
-                    tree::REGENERATE
+                    tree_command(&declaration, &root)
                 );
                 Ok(ExitCode::FAILURE)
             }
@@ -154,54 +254,107 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             env,
             secret_env_file,
             root,
+            declaration,
             overrides,
         }) => {
-            let plan = planned(env, &overrides.into())?;
-            let secret = match plan.settings.secret {
-                SecretSource::Literals(pairs) => objects::literal_secret_data(pairs),
+            let overlays = declaration.load()?;
+            let overlay = overlays.find(&env)?;
+            let plan = planned(overlay, &overrides.into())?;
+            let secret = match &plan.overlay.secret {
+                SecretSource::Literals(pairs) => render::literal_secret_data(pairs),
                 SecretSource::EnvFile(file) => {
                     let path = secret_env_file
-                        .unwrap_or_else(|| root.join("overlays").join(env.name()).join(file));
+                        .unwrap_or_else(|| root.join("overlays").join(&overlay.name).join(file));
                     let data = secret_env::read(&path)?;
                     check_secret(&data, &path)?;
                     data
                 }
             };
-            let rendered = objects::render(&plan, &secret);
-            validate::validate(&rendered)?;
+            let rendered = render::render(&plan, &secret);
+            // The plan was validated with a placeholder Secret; the real one may differ.
+            crate::validate::validate(&rendered)?;
             print(&rendered.to_yaml()?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Validate { env, overrides }) => {
+        Some(Command::Validate {
+            env,
+            declaration,
+            overrides,
+        }) => {
+            let overlays = declaration.load()?;
             let overrides: Overrides = overrides.into();
-            let envs = env.map_or(Env::ALL.to_vec(), |e| vec![e]);
-            for env in envs {
-                let plan = planned(env, &overrides)?;
-                validate::validate(&objects::render(
-                    &plan,
-                    &objects::placeholder_secret_data(&plan),
-                ))?;
-                eprintln!("{env}: valid");
+            let chosen: Vec<&Overlay> = match &env {
+                Some(name) => vec![overlays.find(name)?],
+                None => overlays.list.iter().collect(),
+            };
+            for overlay in chosen {
+                planned(overlay, &overrides)?;
+                eprintln!("{overlay}: valid");
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Overlays { declaration }) => {
+            let overlays = declaration.load()?;
+            print(
+                &overlays
+                    .names()
+                    .iter()
+                    .map(|n| format!("{n}\n"))
+                    .collect::<String>(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Docs {
+            write,
+            check,
+            root,
+            declaration,
+        }) => {
+            let overlays = declaration.load()?;
+            debug_assert!(write != check);
+            docs::run(
+                &root,
+                &overlays,
+                if write {
+                    docs::Mode::Write
+                } else {
+                    docs::Mode::Check
+                },
+            )
+        }
         None => {
-            let Some(env) = cli.env else {
+            let Some(name) = cli.env else {
                 bail!("--env is required without a command");
             };
-            let plan = planned(env, &cli.overrides.into())?;
-            validate::validate(&objects::render(
-                &plan,
-                &objects::placeholder_secret_data(&plan),
-            ))?;
+            let overlays = cli.declaration.load()?;
+            let overlay = overlays.find(&name)?;
+            let overrides: Overrides = cli.overrides.into();
+            let plan = planned(overlay, &overrides)?;
+            let mut args = cli.declaration.args();
+            args.extend(["--env".to_string(), name.clone()]);
+            args.extend(overrides.args());
             match cli.out_dir {
-                None => print(&tree::overlay_kustomization_text(
-                    &plan,
-                    tree::BASE_FROM_OVERLAY,
-                )?)?,
+                None => {
+                    let regenerate = if args.len() == 2 {
+                        REGENERATE.to_string()
+                    } else {
+                        format!("{} > kustomization.yaml", cmdline::command(&args))
+                    };
+                    print(&tree::overlay_kustomization_text(
+                        &plan,
+                        &Refs::committed(),
+                        &regenerate,
+                    )?)?;
+                }
                 Some(dir) => {
-                    let base = base_reference(&dir, &cli.root)?;
-                    let files = tree::overlay_files(&plan, &base)?;
+                    let refs = references(&dir, &cli.root)?;
+                    args.extend([
+                        "--root".to_string(),
+                        path_arg(&cli.root),
+                        "--out-dir".to_string(),
+                        path_arg(&dir),
+                    ]);
+                    let files = tree::overlay_files(&plan, &refs, &cmdline::command(&args), &dir)?;
                     tree::write(&dir, &files, false)?;
                     eprintln!("wrote {} files under {}", files.len(), dir.display());
                 }
@@ -211,9 +364,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The plan of `env` with `overrides`; its warnings go to stderr, one line each.
-fn planned(env: Env, overrides: &Overrides) -> Result<Plan> {
-    let plan = Plan::new(env, overrides)?;
+/// The plan of `overlay` with `overrides`; its warnings go to stderr, one line each.
+fn planned(overlay: &Overlay, overrides: &Overrides) -> Result<Plan> {
+    let plan = Plan::new(overlay, overrides)?;
     for warning in &plan.warnings {
         eprintln!("{warning}");
     }
@@ -221,8 +374,8 @@ fn planned(env: Env, overrides: &Overrides) -> Result<Plan> {
 }
 
 /// The Secret must hold what the service needs, checked by the service's own rules (whose
-/// messages never show the value).
-fn check_secret(data: &objects::SecretData, path: &Path) -> Result<()> {
+/// messages never show the value), within the API server's size limit.
+fn check_secret(data: &SecretData, path: &Path) -> Result<()> {
     let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
     if size > crate::overrides::MAX_DATA_BYTES {
         bail!(
@@ -241,8 +394,8 @@ fn check_secret(data: &objects::SecretData, path: &Path) -> Result<()> {
         .with_context(|| format!("in the Secret file {}", path.display()))
 }
 
-/// The path of `<root>/base` relative to `dir`, as the overlay's `resources` entry.
-fn base_reference(dir: &Path, root: &Path) -> Result<String> {
+/// Where an overlay written to `dir` finds `<root>/base` and `<root>/components`.
+fn references(dir: &Path, root: &Path) -> Result<Refs> {
     let base = root.join("base");
     let base = base.canonicalize().with_context(|| {
         format!(
@@ -250,22 +403,27 @@ fn base_reference(dir: &Path, root: &Path) -> Result<String> {
             base.display()
         )
     })?;
+    let root = base.parent().unwrap_or(&base).to_path_buf();
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
     let dir = dir
         .canonicalize()
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
-    let from: Vec<Component> = dir.components().collect();
-    let to: Vec<Component> = base.components().collect();
-    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
-    let mut relative = PathBuf::new();
-    for _ in common..from.len() {
-        relative.push("..");
-    }
-    for part in &to[common..] {
-        relative.push(part);
-    }
-    Ok(relative.to_string_lossy().into_owned())
+    let relative = |to: &Path| {
+        pathdiff::diff_paths(to, &dir)
+            .map(|p| p.to_string_lossy().into_owned())
+            .with_context(|| {
+                format!(
+                    "cannot express {} relative to {}",
+                    to.display(),
+                    dir.display()
+                )
+            })
+    };
+    Ok(Refs {
+        base: relative(&base)?,
+        components: relative(&root.join("components"))?,
+    })
 }
 
 fn print(text: &str) -> Result<()> {

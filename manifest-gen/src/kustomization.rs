@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 
 pub const API_VERSION: &str = "kustomize.config.k8s.io/v1beta1";
 pub const KIND: &str = "Kustomization";
+/// A kustomize Component: a reusable set of resources and patches overlays include.
+pub const COMPONENT_API_VERSION: &str = "kustomize.config.k8s.io/v1alpha1";
+pub const COMPONENT_KIND: &str = "Component";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -20,6 +23,8 @@ pub struct Kustomization {
     pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<Label>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -42,12 +47,24 @@ impl Kustomization {
             kind: KIND.into(),
             namespace: None,
             resources: Vec::new(),
+            components: Vec::new(),
             labels: Vec::new(),
             images: Vec::new(),
             replicas: Vec::new(),
             config_map_generator: Vec::new(),
             secret_generator: Vec::new(),
             patches: Vec::new(),
+        }
+    }
+}
+
+impl Kustomization {
+    /// An empty Component.
+    pub fn component() -> Self {
+        Kustomization {
+            api_version: COMPONENT_API_VERSION.into(),
+            kind: COMPONENT_KIND.into(),
+            ..Self::new()
         }
     }
 }
@@ -107,11 +124,13 @@ pub struct Generator {
     pub envs: Vec<String>,
 }
 
-/// One entry of `patches:` (a strategic-merge or JSON 6902 patch from a file).
+/// One entry of `patches:`: a JSON 6902 (or strategic-merge) patch, inline so the
+/// kustomization is the overlay's only file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Patch {
-    pub path: String,
+    /// The patch text (YAML).
+    pub patch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<Target>,
 }
@@ -124,7 +143,7 @@ pub struct Target {
     pub name: String,
 }
 
-/// One JSON 6902 operation (RFC 6902), the content of a patch file.
+/// One JSON 6902 operation (RFC 6902), the content of a patch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonPatchOp {

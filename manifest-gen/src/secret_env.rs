@@ -10,18 +10,24 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::objects::SecretData;
+use crate::render::SecretData;
 
-/// The command that creates a random production secret, as README and errors print it.
-pub const CREATE_HINT: &str =
-    "printf 'API_KEY=%s\\n' \"$(openssl rand -hex 32)\" > k8s/overlays/prod/secret.env";
+/// The command that creates a random Secret file at `path`, as the docs and errors print it
+/// (the umask keeps the file readable by its owner only).
+pub fn create_hint(path: &Path) -> String {
+    format!(
+        "(umask 077; printf 'API_KEY=%s\\n' \"$(openssl rand -hex 32)\" > {})",
+        crate::cmdline::shell_word(&path.display().to_string())
+    )
+}
 
 /// Reads and parses a secret env file.
 pub fn read(path: &Path) -> Result<SecretData> {
     let bytes = std::fs::read(path).with_context(|| {
         format!(
-            "cannot read the Secret file {} (it is operator-provided and git-ignored); create it with: {CREATE_HINT}",
-            path.display()
+            "cannot read the Secret file {} (it is operator-provided and git-ignored); create it with: {}",
+            path.display(),
+            create_hint(path)
         )
     })?;
     parse(&bytes).with_context(|| format!("in the Secret file {}", path.display()))

@@ -1,10 +1,12 @@
 //! The generated `k8s/` tree: its files in memory, writing them atomically, checking for drift.
 //!
 //! ```text
-//! k8s/base/{kustomization,deployment,service}.yaml
-//! k8s/overlays/<env>/kustomization.yaml   + namespace.yaml and patch files
-//! k8s/overlays/prod/{poddisruptionbudget,horizontalpodautoscaler,networkpolicy}.yaml
-//! k8s/overlays/prod/secret.env.example    (the operator copies it to the git-ignored secret.env)
+//! k8s/base/kustomization.yaml                 namespace, deployment, service, networkpolicy
+//! k8s/base/{namespace,deployment,service,networkpolicy}.yaml
+//! k8s/components/hardening/kustomization.yaml a Component: PDB, HPA, topology spread patch
+//! k8s/components/hardening/{poddisruptionbudget,horizontalpodautoscaler}.yaml
+//! k8s/overlays/<name>/kustomization.yaml      one file per overlay, patches inline
+//! k8s/overlays/prod/secret.env.example        (the operator copies it to the git-ignored secret.env)
 //! ```
 
 use std::collections::BTreeMap;
@@ -16,66 +18,134 @@ use anyhow::{Context as _, Result};
 use contract::APP_NAME;
 use serde::Serialize;
 
-use crate::env::{Env, SecretSource};
+use crate::builders::{self, CONFIG_MAP_NAME, SECRET_NAME, SECRET_TYPE};
 use crate::kustomization::{
     Generator, Image, JsonPatchOp, Kustomization, Label, Patch, Replica, Target, literal,
 };
-use crate::objects::{self, CONFIG_MAP_NAME, Plan, SECRET_NAME};
+use crate::overlay::{Component, Overlays, SecretSource};
+use crate::overrides::ImageRef;
+use crate::plan::Plan;
+use crate::render::secret_keys;
 use crate::yaml::{header, to_yaml};
 
 /// The command the header of every committed file names.
 pub const REGENERATE: &str = "make manifests";
-/// The header's command when overrides are in effect (the committed files do not have them).
-const REGENERATE_WITH_OVERRIDES: &str = "manifest-gen with the same options";
-/// How overlays refer to the base from `k8s/overlays/<env>/`.
+/// How overlays refer to the base and the components from `k8s/overlays/<name>/`.
 pub const BASE_FROM_OVERLAY: &str = "../../base";
-
-const SERVICE_PATCH: &str = "service-nodeport.patch.yaml";
-const DEPLOYMENT_PATCH: &str = "deployment-topology.patch.yaml";
+pub const COMPONENTS_FROM_OVERLAY: &str = "../../components";
 
 /// Generated files by path relative to the tree's root, in a stable order.
 pub type Files = BTreeMap<PathBuf, String>;
+
+/// Where an overlay finds the base and the components, relative to its directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refs {
+    pub base: String,
+    pub components: String,
+}
+
+impl Refs {
+    /// The references of `k8s/overlays/<name>/`.
+    pub fn committed() -> Self {
+        Refs {
+            base: BASE_FROM_OVERLAY.into(),
+            components: COMPONENTS_FROM_OVERLAY.into(),
+        }
+    }
+}
 
 fn yaml_file<T: Serialize>(value: &T, regenerate: &str) -> Result<String> {
     Ok(format!("{}{}", header(regenerate), to_yaml(value)?))
 }
 
-/// The base: one object per file and a kustomization listing them.
-pub fn base_files() -> Result<Files> {
-    let image = crate::overrides::ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
+/// The base: one object per file and a kustomization listing them. The Namespace is named
+/// after the app; each overlay's `namespace:` renames it.
+pub fn base_files(regenerate: &str) -> Result<Files> {
+    let image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
     let mut kustomization = Kustomization::new();
-    kustomization.resources = vec!["deployment.yaml".into(), "service.yaml".into()];
+    kustomization.resources = [
+        "namespace.yaml",
+        "deployment.yaml",
+        "service.yaml",
+        "networkpolicy.yaml",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut files = Files::new();
     files.insert(
         "kustomization.yaml".into(),
-        yaml_file(&kustomization, REGENERATE)?,
+        yaml_file(&kustomization, regenerate)?,
+    );
+    files.insert(
+        "namespace.yaml".into(),
+        yaml_file(&builders::base_namespace(), regenerate)?,
     );
     files.insert(
         "deployment.yaml".into(),
-        yaml_file(&objects::base_deployment(&image), REGENERATE)?,
+        yaml_file(&builders::base_deployment(&image), regenerate)?,
     );
     files.insert(
         "service.yaml".into(),
-        yaml_file(&objects::base_service(), REGENERATE)?,
+        yaml_file(&builders::base_service(), regenerate)?,
+    );
+    files.insert(
+        "networkpolicy.yaml".into(),
+        yaml_file(&builders::base_network_policy(), regenerate)?,
     );
     Ok(files)
 }
 
-/// An overlay's kustomization: `base` is the path of the base relative to the overlay.
-pub fn overlay_kustomization(plan: &Plan, base: &str) -> Kustomization {
+/// A Component's directory: its kustomization (patches inline) and one file per object.
+pub fn component_files(component: Component, regenerate: &str) -> Result<Files> {
+    let mut files = Files::new();
+    let mut kustomization = Kustomization::component();
+    match component {
+        Component::Hardening => {
+            kustomization.resources = ["poddisruptionbudget.yaml", "horizontalpodautoscaler.yaml"]
+                .map(String::from)
+                .to_vec();
+            let spread = vec![JsonPatchOp {
+                op: "add".into(),
+                path: "/spec/template/spec/topologySpreadConstraints".into(),
+                value: serde_json::to_value(builders::topology_spread())?,
+            }];
+            kustomization.patches = vec![Patch {
+                patch: to_yaml(&spread)?,
+                target: Some(Target {
+                    kind: "Deployment".into(),
+                    name: APP_NAME.into(),
+                }),
+            }];
+            files.insert(
+                "poddisruptionbudget.yaml".into(),
+                yaml_file(&builders::pod_disruption_budget(), regenerate)?,
+            );
+            if let Some(scaling) = component.autoscaling() {
+                files.insert(
+                    "horizontalpodautoscaler.yaml".into(),
+                    yaml_file(&builders::horizontal_pod_autoscaler(scaling), regenerate)?,
+                );
+            }
+        }
+    }
+    files.insert(
+        "kustomization.yaml".into(),
+        yaml_file(&kustomization, regenerate)?,
+    );
+    Ok(files)
+}
+
+/// An overlay's kustomization, its only file: `refs` locate the base and the components.
+pub fn overlay_kustomization(plan: &Plan, refs: &Refs) -> Result<Kustomization> {
     let mut k = Kustomization::new();
     k.namespace = Some(plan.namespace.clone());
-    k.resources = vec![
-        base.to_string(),
-        "namespace.yaml".into(),
-        "networkpolicy.yaml".into(),
-    ];
-    if plan.settings.hardened {
-        k.resources.push("poddisruptionbudget.yaml".into());
-    }
-    if plan.settings.autoscaling.is_some() {
-        k.resources.push("horizontalpodautoscaler.yaml".into());
-    }
+    k.resources = vec![refs.base.clone()];
+    k.components = plan
+        .overlay
+        .components
+        .iter()
+        .map(|c| format!("{}/{}", refs.components, c.name()))
+        .collect();
     // Selectors are immutable, so only the stable labels go there; the rest (version changes
     // with every release) reach metadata and pod templates only.
     k.labels = vec![
@@ -106,104 +176,58 @@ pub fn overlay_kustomization(plan: &Plan, base: &str) -> Kustomization {
         literals: plan.literals.iter().map(|(k, v)| literal(k, v)).collect(),
         envs: Vec::new(),
     }];
-    k.secret_generator = vec![match plan.settings.secret {
+    k.secret_generator = vec![match &plan.overlay.secret {
         SecretSource::Literals(pairs) => Generator {
             name: SECRET_NAME.into(),
-            type_: Some(objects::SECRET_TYPE.into()),
+            type_: Some(SECRET_TYPE.into()),
             literals: pairs.iter().map(|(k, v)| literal(k, v)).collect(),
             envs: Vec::new(),
         },
         SecretSource::EnvFile(file) => Generator {
             name: SECRET_NAME.into(),
-            type_: Some(objects::SECRET_TYPE.into()),
+            type_: Some(SECRET_TYPE.into()),
             literals: Vec::new(),
-            envs: vec![file.into()],
+            envs: vec![file.clone()],
         },
     }];
+    let node_port = vec![JsonPatchOp {
+        op: "add".into(),
+        path: "/spec/ports/0/nodePort".into(),
+        value: plan.overlay.node_port.into(),
+    }];
     k.patches = vec![Patch {
-        path: SERVICE_PATCH.into(),
+        patch: to_yaml(&node_port)?,
         target: Some(Target {
             kind: "Service".into(),
             name: APP_NAME.into(),
         }),
     }];
-    if plan.settings.hardened {
-        k.patches.push(Patch {
-            path: DEPLOYMENT_PATCH.into(),
-            target: Some(Target {
-                kind: "Deployment".into(),
-                name: APP_NAME.into(),
-            }),
-        });
-    }
-    k
+    Ok(k)
 }
 
-/// The header command for this plan's files.
-fn regenerate(plan: &Plan) -> &'static str {
-    if plan.overridden {
-        REGENERATE_WITH_OVERRIDES
-    } else {
-        REGENERATE
-    }
+/// The text of an overlay's kustomization.yaml (what `manifest-gen --env <name>` prints).
+pub fn overlay_kustomization_text(plan: &Plan, refs: &Refs, regenerate: &str) -> Result<String> {
+    yaml_file(&overlay_kustomization(plan, refs)?, regenerate)
 }
 
-/// The text of an overlay's kustomization.yaml (what `manifest-gen --env <env>` prints).
-pub fn overlay_kustomization_text(plan: &Plan, base: &str) -> Result<String> {
-    yaml_file(&overlay_kustomization(plan, base), regenerate(plan))
-}
-
-/// Every file of an overlay directory, by file name.
-pub fn overlay_files(plan: &Plan, base: &str) -> Result<Files> {
-    let regenerate = regenerate(plan);
+/// Every file of an overlay directory, by file name: the kustomization, and for an overlay
+/// whose Secret comes from an env file, an example of that file. `dir` is the directory as
+/// the user names it (for the example's command).
+pub fn overlay_files(plan: &Plan, refs: &Refs, regenerate: &str, dir: &Path) -> Result<Files> {
     let mut files = Files::new();
     files.insert(
         "kustomization.yaml".into(),
-        overlay_kustomization_text(plan, base)?,
+        overlay_kustomization_text(plan, refs, regenerate)?,
     );
-    files.insert(
-        "namespace.yaml".into(),
-        yaml_file(&objects::namespace(plan), regenerate)?,
-    );
-    let node_port = vec![JsonPatchOp {
-        op: "add".into(),
-        path: "/spec/ports/0/nodePort".into(),
-        value: plan.settings.node_port.into(),
-    }];
-    files.insert(SERVICE_PATCH.into(), yaml_file(&node_port, regenerate)?);
-    if plan.settings.hardened {
-        let topology = vec![JsonPatchOp {
-            op: "add".into(),
-            path: "/spec/template/spec/topologySpreadConstraints".into(),
-            value: serde_json::to_value(objects::topology_spread(plan))?,
-        }];
-        files.insert(DEPLOYMENT_PATCH.into(), yaml_file(&topology, regenerate)?);
-        files.insert(
-            "poddisruptionbudget.yaml".into(),
-            yaml_file(&objects::pod_disruption_budget(plan), regenerate)?,
-        );
-    }
-    files.insert(
-        "networkpolicy.yaml".into(),
-        yaml_file(&objects::network_policy(plan), regenerate)?,
-    );
-    if let Some(hpa) = objects::horizontal_pod_autoscaler(plan) {
-        files.insert(
-            "horizontalpodautoscaler.yaml".into(),
-            yaml_file(&hpa, regenerate)?,
-        );
-    }
-    if let SecretSource::EnvFile(file) = plan.settings.secret {
+    if let SecretSource::EnvFile(file) = &plan.overlay.secret {
         files.insert(
             format!("{file}.example").into(),
             format!(
                 "{}# Copy to {file} (git-ignored) with a real random key, e.g.\n#   {}\n# Keys: {}.\n{}\n",
                 header(regenerate),
-                crate::secret_env::CREATE_HINT,
-                objects::secret_keys()
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                objects::secret_keys()
+                crate::secret_env::create_hint(&dir.join(file)),
+                secret_keys().collect::<Vec<_>>().join(", "),
+                secret_keys()
                     .map(|k| format!("{k}=replace-with-a-random-token"))
                     .collect::<Vec<_>>()
                     .join("\n"),
@@ -213,20 +237,31 @@ pub fn overlay_files(plan: &Plan, base: &str) -> Result<Files> {
     Ok(files)
 }
 
-/// The whole committed tree; every environment is validated first.
-pub fn tree() -> Result<Files> {
+/// The whole tree of `overlays` (the same wherever it is written: the commands in its files
+/// name `k8s/`, relative to the repository); every overlay's plan is validated first.
+pub fn tree(overlays: &Overlays, regenerate: &str) -> Result<Files> {
     let mut files = Files::new();
-    for (name, text) in base_files()? {
+    for (name, text) in base_files(regenerate)? {
         files.insert(Path::new("base").join(name), text);
     }
-    for env in Env::ALL {
-        let plan = Plan::committed(env)?;
-        crate::validate::validate(&objects::render(
+    for component in overlays.components() {
+        for (name, text) in component_files(component, regenerate)? {
+            files.insert(
+                Path::new("components").join(component.name()).join(name),
+                text,
+            );
+        }
+    }
+    for overlay in &overlays.list {
+        let plan = Plan::committed(overlay)?;
+        let dir = Path::new("overlays").join(&overlay.name);
+        for (name, text) in overlay_files(
             &plan,
-            &objects::placeholder_secret_data(&plan),
-        ))?;
-        for (name, text) in overlay_files(&plan, BASE_FROM_OVERLAY)? {
-            files.insert(Path::new("overlays").join(env.name()).join(name), text);
+            &Refs::committed(),
+            regenerate,
+            &Path::new("k8s").join(&dir),
+        )? {
+            files.insert(dir.join(name), text);
         }
     }
     Ok(files)

@@ -13,7 +13,8 @@ use k8s_openapi::api::core::v1::{Container, PodSpec, Probe};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::objects::{GRACE_MARGIN_SECONDS, Rendered};
+use crate::builders::GRACE_MARGIN_SECONDS;
+use crate::render::Rendered;
 
 /// A problem in the generated objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -551,12 +552,14 @@ pub fn container_env_names(deployment: &Deployment) -> BTreeSet<String> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::env::Env;
-    use crate::objects::{Plan, placeholder_secret_data, render};
+    use crate::overlay::Overlays;
+    use crate::plan::Plan;
+    use crate::render::{placeholder_secret_data, render};
     use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, SecretKeySelector};
 
-    fn rendered(env: Env) -> Rendered {
-        let plan = Plan::committed(env).unwrap();
+    fn rendered(name: &str) -> Rendered {
+        let overlays = Overlays::builtin().unwrap();
+        let plan = Plan::committed(overlays.find(name).unwrap()).unwrap();
         render(&plan, &placeholder_secret_data(&plan))
     }
 
@@ -590,14 +593,14 @@ mod tests {
 
     #[test]
     fn committed_environments_are_valid() {
-        for env in Env::ALL {
-            validate(&rendered(env)).unwrap();
+        for name in Overlays::builtin().unwrap().names() {
+            validate(&rendered(name)).unwrap();
         }
     }
 
     #[test]
     fn selector_that_the_template_lacks_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         r.deployment
             .spec
             .as_mut()
@@ -616,7 +619,7 @@ mod tests {
 
     #[test]
     fn service_selector_mismatch_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         r.service.spec.as_mut().unwrap().selector =
             Some([("app.kubernetes.io/name".to_string(), "other".to_string())].into());
         assert!(
@@ -627,7 +630,7 @@ mod tests {
 
     #[test]
     fn target_port_must_name_a_container_port() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         r.service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].target_port =
             Some(IntOrString::String("web".into()));
         let e = error(&r);
@@ -641,14 +644,14 @@ mod tests {
 
     #[test]
     fn node_port_outside_the_range_is_refused() {
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         r.service.spec.as_mut().unwrap().ports.as_mut().unwrap()[0].node_port = Some(5600);
         assert!(error(&r).contains("spec.ports[0].nodePort is 5600, expected 30000-32767"));
     }
 
     #[test]
     fn probe_port_must_exist() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         container(&mut r)
             .readiness_probe
             .as_mut()
@@ -666,7 +669,7 @@ mod tests {
 
     #[test]
     fn env_reference_to_a_missing_key_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         r.config_map.data.as_mut().unwrap().remove("WORKERS");
         let e = error(&r);
         assert!(
@@ -677,7 +680,7 @@ mod tests {
 
     #[test]
     fn secret_volume_of_another_secret_is_refused() {
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         r.secret.metadata.name = Some("other".into());
         let e = error(&r);
         assert!(
@@ -690,7 +693,7 @@ mod tests {
 
     #[test]
     fn secret_not_mounted_at_the_contract_path_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         container(&mut r).volume_mounts.as_mut().unwrap()[0].mount_path = "/secrets".into();
         let e = error(&r);
         assert!(
@@ -701,7 +704,7 @@ mod tests {
 
     #[test]
     fn secret_as_environment_variable_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         let secret = r.secret.metadata.name.clone().unwrap();
         container(&mut r).env.as_mut().unwrap().push(EnvVar {
             name: "API_KEY".into(),
@@ -724,7 +727,7 @@ mod tests {
 
     #[test]
     fn api_key_file_pointing_elsewhere_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         set_config(&mut r, "API_KEY_FILE", "/tmp/key");
         let e = error(&r);
         assert!(e.contains("data.API_KEY_FILE is Some(\"/tmp/key\")"), "{e}");
@@ -732,14 +735,14 @@ mod tests {
 
     #[test]
     fn env_names_must_be_the_contract_keys() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         container(&mut r).env.as_mut().unwrap().pop();
         assert!(error(&r).contains("spec.template.spec.containers[0].env names"));
     }
 
     #[test]
     fn grace_period_shorter_than_drain_and_shutdown_is_refused() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         pod(&mut r).termination_grace_period_seconds = Some(10);
         let e = error(&r);
         assert!(
@@ -750,17 +753,17 @@ mod tests {
 
     #[test]
     fn port_and_host_of_the_config_must_match_the_container() {
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         set_config(&mut r, "PORT", "8080");
         assert!(error(&r).contains("data.PORT is \"8080\""));
-        let mut r = rendered(Env::Dev);
+        let mut r = rendered("dev");
         set_config(&mut r, "HOST", "127.0.0.1");
         assert!(error(&r).contains("data.HOST is \"127.0.0.1\", expected 0.0.0.0 or ::"));
     }
 
     #[test]
     fn production_selectors_and_autoscaler_bounds_are_checked() {
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         r.pod_disruption_budget
             .as_mut()
             .unwrap()
@@ -773,7 +776,7 @@ mod tests {
                 .starts_with("PodDisruptionBudget hello-k8s: spec.selector.matchLabels is empty")
         );
 
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         r.network_policy
             .as_mut()
             .unwrap()
@@ -792,11 +795,11 @@ mod tests {
         });
         assert!(error(&r).starts_with("NetworkPolicy hello-k8s: spec.podSelector.matchLabels has app.kubernetes.io/instance=hello-k8s-dev"));
 
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         r.deployment.spec.as_mut().unwrap().replicas = Some(11);
         assert!(error(&r).starts_with("Deployment hello-k8s: spec.replicas is 11, expected 3-10"));
 
-        let mut r = rendered(Env::Prod);
+        let mut r = rendered("prod");
         pod(&mut r).topology_spread_constraints.as_mut().unwrap()[0].label_selector =
             Some(LabelSelector {
                 match_labels: Some([("x".to_string(), "y".to_string())].into()),

@@ -19,7 +19,11 @@ fn refused(args: &[&str], expected: &[&str]) -> Run {
 
 #[test]
 fn unknown_environment_and_missing_env_are_refused() {
-    refused(&["--env", "staging"], &["staging", "dev", "prod"]);
+    refused(
+        &["--env", "nosuch"],
+        &["unknown overlay \"nosuch\"", "expected one of: dev, prod"],
+    );
+    refused(&["render", "--env", "nosuch"], &["nosuch", "dev, prod"]);
     refused(&[], &["--env"]);
 }
 

@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod contract_keys;
+mod docs;
 mod errors;
 mod helpers;
 mod hostile;
 mod kustomize;
+mod overlays;
 mod print;
 mod tree;
 mod validators;

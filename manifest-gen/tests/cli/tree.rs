@@ -118,13 +118,15 @@ fn check_detects_a_hand_edit_with_a_unified_diff_and_exit_1() {
 #[test]
 fn check_detects_missing_and_unexpected_files() {
     let (_tmp, root) = tree_copy();
-    std::fs::remove_file(root.join("overlays/prod/networkpolicy.yaml")).unwrap();
+    std::fs::remove_file(root.join("components/hardening/poddisruptionbudget.yaml")).unwrap();
     std::fs::write(root.join("base/extra.yaml"), "kind: ConfigMap\n").unwrap();
     let run = manifest_gen(&["check", "--root", root.to_str().unwrap()]);
     assert_eq!(run.code, 1);
     assert!(
         run.stdout
-            .contains("+++ b/overlays/prod/networkpolicy.yaml (generated)")
+            .contains("+++ b/components/hardening/poddisruptionbudget.yaml (generated)"),
+        "{}",
+        run.stdout
     );
     assert!(run.stdout.contains("unexpected file") && run.stdout.contains("extra.yaml"));
 }

@@ -1,0 +1,415 @@
+//! The object builders: the base objects (Namespace, Deployment, Service, NetworkPolicy) and
+//! the hardening component's (PodDisruptionBudget, HorizontalPodAutoscaler, topology spread),
+//! as k8s-openapi types. They hold what no overlay changes; [`crate::render`] applies an
+//! overlay to them the way kustomize does.
+//!
+//! Every name, port, path and environment key comes from the `contract` crate.
+
+use std::collections::BTreeMap;
+
+use contract::{APP_NAME, HTTP_PORT_NAME, KEYS, PART_OF, RUN_AS_UID, Source, paths, resources};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
+    HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceFieldSelector, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
+    VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+use crate::overlay::Autoscaling;
+use crate::overrides::ImageRef;
+
+/// Name of the generated ConfigMap before kustomize appends its hash.
+pub const CONFIG_MAP_NAME: &str = "hello-k8s-config";
+/// Name of the generated Secret before kustomize appends its hash.
+pub const SECRET_NAME: &str = "hello-k8s-secret";
+pub const SECRET_TYPE: &str = "Opaque";
+/// The pod volume that carries the Secret's keys as files (see [`contract::SECRET_MOUNT_DIR`]).
+pub const SECRET_VOLUME: &str = "secrets";
+
+pub const LABEL_NAME: &str = "app.kubernetes.io/name";
+pub const LABEL_INSTANCE: &str = "app.kubernetes.io/instance";
+pub const LABEL_VERSION: &str = "app.kubernetes.io/version";
+pub const LABEL_COMPONENT: &str = "app.kubernetes.io/component";
+pub const LABEL_PART_OF: &str = "app.kubernetes.io/part-of";
+pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const COMPONENT: &str = "server";
+pub const MANAGED_BY: &str = "manifest-gen";
+
+/// Seconds the kubelet waits after the drain and the shutdown timeout before it kills: the
+/// process still has to flush logs and exit.
+pub const GRACE_MARGIN_SECONDS: i64 = 5;
+/// Covers the defaults (5 s drain + 10 s shutdown + margin) with room for overrides.
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
+
+pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Labels of the base objects: those that do not depend on the environment.
+pub fn base_labels() -> BTreeMap<String, String> {
+    labels(&[
+        (LABEL_NAME, APP_NAME),
+        (LABEL_COMPONENT, COMPONENT),
+        (LABEL_PART_OF, PART_OF),
+        (LABEL_MANAGED_BY, MANAGED_BY),
+    ])
+}
+
+fn http_port() -> IntOrString {
+    IntOrString::String(HTTP_PORT_NAME.into())
+}
+
+fn http_probe(path: &str, period: i32, timeout: i32, failures: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: http_port(),
+            scheme: Some("HTTP".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(period),
+        timeout_seconds: Some(timeout),
+        failure_threshold: Some(failures),
+        success_threshold: Some(1),
+        ..Probe::default()
+    }
+}
+
+/// The container's environment: one entry per contract key, from where the contract says.
+/// The Secret's keys are not environment variables: they arrive as files in the Secret volume
+/// (see [`secret_volume`]), and the ConfigMap's `API_KEY_FILE` names the file.
+pub fn container_env() -> Vec<EnvVar> {
+    KEYS.iter()
+        .filter_map(|key| {
+            let source = match key.source {
+                Source::ConfigMap(_) => EnvVarSource {
+                    config_map_key_ref: Some(ConfigMapKeySelector {
+                        name: CONFIG_MAP_NAME.into(),
+                        key: key.name.into(),
+                        optional: None,
+                    }),
+                    ..EnvVarSource::default()
+                },
+                Source::Secret => return None,
+                Source::FieldRef(path) => EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        api_version: Some("v1".into()),
+                        field_path: path.into(),
+                    }),
+                    ..EnvVarSource::default()
+                },
+                Source::ResourceFieldRef(resource) => EnvVarSource {
+                    resource_field_ref: Some(ResourceFieldSelector {
+                        container_name: Some(APP_NAME.into()),
+                        resource: resource.into(),
+                        divisor: None,
+                    }),
+                    ..EnvVarSource::default()
+                },
+            };
+            Some(EnvVar {
+                name: key.name.into(),
+                value: None,
+                value_from: Some(source),
+            })
+        })
+        .collect()
+}
+
+/// The generated Secret as a read-only volume: one file per key, readable by the pod's group
+/// only (`fsGroup` makes the files group-owned by the non-root user).
+pub fn secret_volume() -> (Volume, VolumeMount) {
+    let volume = Volume {
+        name: SECRET_VOLUME.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(SECRET_NAME.into()),
+            default_mode: Some(0o440),
+            items: None,
+            optional: None,
+        }),
+        ..Volume::default()
+    };
+    let mount = VolumeMount {
+        name: SECRET_VOLUME.into(),
+        mount_path: contract::SECRET_MOUNT_DIR.into(),
+        read_only: Some(true),
+        ..VolumeMount::default()
+    };
+    (volume, mount)
+}
+
+/// A Kubernetes quantity for millicores (`500m`) and bytes (`128Mi` when whole mebibytes).
+fn quantities(cpu_millis: u32, memory_bytes: u64) -> BTreeMap<String, Quantity> {
+    const MI: u64 = 1024 * 1024;
+    let memory = if memory_bytes.is_multiple_of(MI) {
+        format!("{}Mi", memory_bytes / MI)
+    } else {
+        memory_bytes.to_string()
+    };
+    [
+        ("cpu".to_string(), Quantity(format!("{cpu_millis}m"))),
+        ("memory".to_string(), Quantity(memory)),
+    ]
+    .into()
+}
+
+/// The base Deployment: everything both environments share.
+pub fn base_deployment(image: &ImageRef) -> Deployment {
+    let selector = labels(&[(LABEL_NAME, APP_NAME)]);
+    let annotations = labels(&[
+        ("prometheus.io/scrape", "true"),
+        ("prometheus.io/port", &contract::HTTP_PORT.to_string()),
+        ("prometheus.io/path", paths::METRICS),
+    ]);
+    let container = Container {
+        name: APP_NAME.into(),
+        image: Some(image.to_string()),
+        // Images are built into minikube's own Docker daemon and never pushed, so Always
+        // would fail to pull; a content-derived tag makes IfNotPresent safe (a new build is
+        // a new tag).
+        image_pull_policy: Some("IfNotPresent".into()),
+        ports: Some(vec![ContainerPort {
+            name: Some(HTTP_PORT_NAME.into()),
+            container_port: contract::http_port_i32(),
+            protocol: Some("TCP".into()),
+            ..ContainerPort::default()
+        }]),
+        env: Some(container_env()),
+        volume_mounts: Some(vec![secret_volume().1]),
+        // Start-up gets 1 s checks for 15 s before liveness takes over; readiness every 2 s
+        // with one failure allowed, so a draining pod leaves the endpoints within one period
+        // (well inside the drain delay); liveness is patient, a restart is expensive.
+        startup_probe: Some(http_probe(paths::LIVENESS, 1, 1, 15)),
+        readiness_probe: Some(http_probe(paths::READINESS, 2, 1, 1)),
+        liveness_probe: Some(http_probe(paths::LIVENESS, 10, 2, 3)),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(
+                resources::CPU_REQUEST_MILLIS,
+                resources::MEMORY_REQUEST_BYTES,
+            )),
+            limits: Some(quantities(
+                resources::CPU_LIMIT_MILLIS,
+                resources::MEMORY_LIMIT_BYTES,
+            )),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS_UID),
+            run_as_group: Some(RUN_AS_UID),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                add: None,
+            }),
+            seccomp_profile: Some(runtime_default()),
+            ..SecurityContext::default()
+        }),
+        ..Container::default()
+    };
+    Deployment {
+        metadata: ObjectMeta {
+            name: Some(APP_NAME.into()),
+            labels: Some(base_labels()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            revision_history_limit: Some(5),
+            progress_deadline_seconds: Some(120),
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".into()),
+                // A new pod must be ready before an old one goes: no capacity is lost.
+                rolling_update: Some(RollingUpdateDeployment {
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::Int(1)),
+                }),
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(base_labels()),
+                    annotations: Some(annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(PodSpec {
+                    automount_service_account_token: Some(false),
+                    // Service links would add variables the service does not read.
+                    enable_service_links: Some(false),
+                    termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS_UID),
+                        run_as_group: Some(RUN_AS_UID),
+                        fs_group: Some(RUN_AS_UID),
+                        seccomp_profile: Some(runtime_default()),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![secret_volume().0]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        localhost_profile: None,
+    }
+}
+
+/// The base Service: a NodePort on the named container port (the overlay picks the node port).
+pub fn base_service() -> Service {
+    Service {
+        metadata: ObjectMeta {
+            name: Some(APP_NAME.into()),
+            labels: Some(base_labels()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ServiceSpec {
+            type_: Some("NodePort".into()),
+            selector: Some(labels(&[(LABEL_NAME, APP_NAME)])),
+            ports: Some(vec![ServicePort {
+                name: Some(HTTP_PORT_NAME.into()),
+                port: contract::http_port_i32(),
+                target_port: Some(http_port()),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Metadata of a base or component object: its name and the base labels (the overlay adds
+/// its namespace and the rest of the labels).
+fn base_meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(base_labels()),
+        ..ObjectMeta::default()
+    }
+}
+
+/// The selector of the base: the name only (the overlay adds the instance).
+fn base_selector() -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels(&[(LABEL_NAME, APP_NAME)])),
+        match_expressions: None,
+    }
+}
+
+/// The base Namespace. Its name is a placeholder: an overlay's `namespace:` renames it (and
+/// every other object's namespace) to the overlay's.
+pub fn base_namespace() -> Namespace {
+    Namespace {
+        metadata: base_meta(APP_NAME),
+        ..Namespace::default()
+    }
+}
+
+/// Ingress to the pods only on the HTTP port, from anywhere (it is the public entry point);
+/// no egress rule, since the service calls nothing. In the base, so development tests what
+/// production enforces.
+pub fn base_network_policy() -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: base_meta(APP_NAME),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(base_selector()),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: None,
+                ports: Some(vec![NetworkPolicyPort {
+                    protocol: Some("TCP".into()),
+                    port: Some(IntOrString::Int(contract::http_port_i32())),
+                    end_port: None,
+                }]),
+            }]),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}
+
+/// Voluntary disruptions (node drains) take at most one pod at a time.
+pub fn pod_disruption_budget() -> PodDisruptionBudget {
+    PodDisruptionBudget {
+        metadata: base_meta(APP_NAME),
+        spec: Some(PodDisruptionBudgetSpec {
+            max_unavailable: Some(IntOrString::Int(1)),
+            selector: Some(base_selector()),
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// CPU-based autoscaling of the Deployment within `scaling`'s bounds.
+pub fn horizontal_pod_autoscaler(scaling: Autoscaling) -> HorizontalPodAutoscaler {
+    HorizontalPodAutoscaler {
+        metadata: base_meta(APP_NAME),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".into()),
+                kind: "Deployment".into(),
+                name: APP_NAME.into(),
+            },
+            min_replicas: Some(scaling.min_replicas),
+            max_replicas: scaling.max_replicas,
+            metrics: Some(vec![MetricSpec {
+                type_: "Resource".into(),
+                resource: Some(ResourceMetricSource {
+                    name: "cpu".into(),
+                    target: MetricTarget {
+                        type_: "Utilization".into(),
+                        average_utilization: Some(scaling.cpu_utilization),
+                        ..MetricTarget::default()
+                    },
+                }),
+                ..MetricSpec::default()
+            }]),
+            ..HorizontalPodAutoscalerSpec::default()
+        }),
+        status: None,
+    }
+}
+
+/// Spread replicas over nodes; ScheduleAnyway so a single-node minikube still runs them all.
+/// The selector is the base's: an overlay's selector labels reach it as they reach the rest.
+pub fn topology_spread() -> Vec<TopologySpreadConstraint> {
+    vec![TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: "kubernetes.io/hostname".into(),
+        when_unsatisfiable: "ScheduleAnyway".into(),
+        label_selector: Some(base_selector()),
+        ..TopologySpreadConstraint::default()
+    }]
+}
