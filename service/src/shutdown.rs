@@ -1,8 +1,17 @@
 //! The shutdown sequence. [`ShutdownHandle`] starts it, from an OS signal or programmatically
 //! (tests); [`supervise`] runs it: readiness 503 at once, keep serving for the drain delay
-//! (SIGTERM only), then stop accepting and let in-flight requests finish within the shutdown
-//! timeout.
+//! (SIGTERM and SIGHUP), then stop accepting and let in-flight requests finish within the
+//! shutdown timeout. SIGUSR1 and SIGUSR2 are logged and ignored: no signal whose default
+//! action is to terminate can kill the process mid-drain (SIGKILL aside).
+//!
+//! The end of the drain: closing a listening socket resets every connection the kernel has
+//! completed but the server has not accepted yet. So the accept queue is first shrunk to its
+//! minimum (`listen(fd, 0)`): from then on the kernel drops new handshakes (the client
+//! retransmits its SYN after about 1 s, finds the port closed and gets "connection refused":
+//! nothing was sent), while what is already queued is still accepted and served. After
+//! [`FINAL_ACCEPT`], the server stops accepting and closes the socket.
 
+use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +27,8 @@ pub enum Signal {
     Term,
     /// SIGINT (Ctrl-C): stop without the drain delay.
     Int,
+    /// SIGHUP (a closed terminal, or an operator): as SIGTERM.
+    Hup,
 }
 
 impl Signal {
@@ -25,9 +36,18 @@ impl Signal {
         match self {
             Signal::Term => "SIGTERM",
             Signal::Int => "SIGINT",
+            Signal::Hup => "SIGHUP",
         }
     }
+
+    /// Whether the drain delay applies.
+    pub const fn drains(self) -> bool {
+        matches!(self, Signal::Term | Signal::Hup)
+    }
 }
+
+/// How long connections already queued by the kernel get to be accepted at the drain's end.
+pub const FINAL_ACCEPT: Duration = Duration::from_millis(100);
 
 /// Starts the shutdown sequence of one running application; cheap to clone.
 #[derive(Debug, Clone)]
@@ -48,16 +68,29 @@ impl ShutdownHandle {
     }
 }
 
-/// Forwards SIGTERM and SIGINT to `handle` until the application stops.
+/// Forwards SIGTERM, SIGINT and SIGHUP to `handle` until the application stops; logs and
+/// ignores SIGUSR1 and SIGUSR2 (their default action would kill the process).
 pub(crate) fn forward_os_signals(handle: ShutdownHandle) -> std::io::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
     tokio::spawn(async move {
         loop {
             let received = tokio::select! {
                 Some(()) = term.recv() => Signal::Term,
                 Some(()) = int.recv() => Signal::Int,
+                Some(()) = hup.recv() => Signal::Hup,
+                Some(()) = usr1.recv() => {
+                    tracing::warn!(signal = "SIGUSR1", "signal ignored: it has no meaning here");
+                    continue;
+                }
+                Some(()) = usr2.recv() => {
+                    tracing::warn!(signal = "SIGUSR2", "signal ignored: it has no meaning here");
+                    continue;
+                }
                 else => break,
             };
             if !handle.begin(received) {
@@ -73,13 +106,14 @@ pub(crate) async fn supervise(
     mut signals: mpsc::UnboundedReceiver<Signal>,
     shared: Arc<Shared>,
     server: ServerHandle,
+    listener: TcpListener,
     drain_delay: Duration,
 ) {
     let Some(first) = signals.recv().await else {
         return;
     };
     shared.readiness.begin_draining();
-    let delay = if first == Signal::Term {
+    let delay = if first.drains() {
         drain_delay
     } else {
         Duration::ZERO
@@ -97,6 +131,15 @@ pub(crate) async fn supervise(
             }
         }
     }
+    // See the module documentation: accept what the kernel already queued, nothing more.
+    if let Err(err) = socket2::SockRef::from(&listener).listen(0) {
+        tracing::warn!(error = %err, "could not shrink the accept queue before closing");
+    }
+    tokio::time::sleep(FINAL_ACCEPT).await;
     tracing::info!("stopping: no longer accepting connections, finishing in-flight requests");
-    server.stop(true).await;
+    // The stop command is sent now; this copy of the socket must not keep it open (and
+    // queueing) while in-flight requests finish.
+    let stopped = server.stop(true);
+    drop(listener);
+    stopped.await;
 }

@@ -49,6 +49,7 @@ pub const IO_LIMITS: IoLimits = IoLimits {
 pub struct Application {
     address: SocketAddr,
     server: Server,
+    drain_listener: TcpListener,
     shared: Arc<Shared>,
     admission: Arc<Admission>,
     shutdown: ShutdownHandle,
@@ -86,6 +87,9 @@ impl Application {
         let listener = TcpListener::bind(requested)
             .map_err(|err| io::Error::new(err.kind(), format!("cannot bind {requested}: {err}")))?;
         let address = listener.local_addr()?;
+        // A second descriptor of the listening socket, for the end of the drain (see
+        // `shutdown`): actix-server owns and closes the first.
+        let drain_listener = listener.try_clone()?;
         let workers = crate::configuration::workers(&settings);
         let limits = Limits::from_settings(&settings);
         tracing::info!(
@@ -125,6 +129,7 @@ impl Application {
         Ok(Application {
             address,
             server,
+            drain_listener,
             shared,
             admission,
             shutdown,
@@ -166,6 +171,7 @@ impl Application {
         let Application {
             address,
             server,
+            drain_listener,
             shared,
             admission: _,
             shutdown,
@@ -177,6 +183,7 @@ impl Application {
             signals,
             shared,
             server.handle(),
+            drain_listener,
             drain_delay,
         ));
         let result = server.await;

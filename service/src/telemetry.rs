@@ -1,6 +1,9 @@
 //! Logging: a tracing subscriber writing JSON lines or human-readable text to a sink of the
 //! caller's choice (stdout in the binary, a sink or stdout in tests, see `TEST_LOG`).
 
+use std::borrow::Cow;
+use std::io::{self, Write};
+
 use contract::{LogFormat, LogLevel};
 use tracing::Subscriber;
 use tracing::level_filters::LevelFilter;
@@ -41,7 +44,7 @@ where
             registry.with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
-                    .with_writer(sink),
+                    .with_writer(EscapeControls(sink)),
             ),
         ),
     }
@@ -66,5 +69,82 @@ pub fn level_filter(level: LogLevel) -> LevelFilter {
         LogLevel::Info => LevelFilter::INFO,
         LogLevel::Warn => LevelFilter::WARN,
         LogLevel::Error => LevelFilter::ERROR,
+    }
+}
+
+/// A text-format sink that escapes control characters (`\n` as the two characters `\n`,
+/// others as `\u{..}`), except the newline that ends each event: a value from outside (a pod
+/// name, a header) can never split a line or forge one. JSON escapes them already.
+#[derive(Debug)]
+pub struct EscapeControls<M>(pub M);
+
+impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for EscapeControls<M> {
+    type Writer = EscapingWriter<M::Writer>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        EscapingWriter(self.0.make_writer())
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        EscapingWriter(self.0.make_writer_for(meta))
+    }
+}
+
+/// The writer of [`EscapeControls`]; tracing writes each event with one `write_all`.
+#[derive(Debug)]
+pub struct EscapingWriter<W>(W);
+
+impl<W: Write> Write for EscapingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(&escape_controls(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// `buf` with every control character escaped but one final newline.
+pub fn escape_controls(buf: &[u8]) -> Cow<'_, [u8]> {
+    let (body, newline) = match buf.strip_suffix(b"\n") {
+        Some(body) => (body, true),
+        None => (buf, false),
+    };
+    let text = String::from_utf8_lossy(body);
+    if matches!(text, Cow::Borrowed(_)) && !text.chars().any(char::is_control) {
+        return Cow::Borrowed(buf);
+    }
+    let mut out = String::with_capacity(buf.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if newline {
+        out.push('\n');
+    }
+    Cow::Owned(out.into_bytes())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_but_the_final_newline_is_kept() {
+        assert_eq!(&*escape_controls(b"plain line\n"), b"plain line\n");
+        let forged = "pod=a\nINFO forged\r\t\u{7f}\u{85}\u{1b}[31m\n";
+        assert_eq!(
+            String::from_utf8(escape_controls(forged.as_bytes()).into_owned()).unwrap(),
+            r"pod=a\nINFO forged\r\t\u{7f}\u{85}\u{1b}[31m".to_owned() + "\n"
+        );
+        assert_eq!(
+            &*escape_controls("caf\u{e9}\n".as_bytes()),
+            "caf\u{e9}\n".as_bytes()
+        );
     }
 }

@@ -59,3 +59,37 @@ fn debug_true_logs_one_line_per_request_as_text_in_development() {
     assert_eq!(request_lines, 3, "{stdout:#?}");
     assert!(serde_json::from_str::<serde_json::Value>(&stdout[0]).is_err());
 }
+
+#[test]
+fn control_characters_from_the_environment_cannot_split_a_text_log_line() {
+    let server = Server::start(&[
+        (
+            "POD_NAME",
+            "pod-1\n2026-01-01T00:00:00Z  INFO forged: admin logged in",
+        ),
+        ("NODE_NAME", "node\r\u{1b}[31m"),
+        ("DRAIN_DELAY_SECONDS", "0"),
+    ]);
+    let (status, stdout, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    // Every line is one event: it starts with the timestamp tracing writes.
+    for line in &stdout {
+        assert!(
+            line.starts_with(|c: char| c.is_ascii_digit()) && !line.contains("\r"),
+            "{line:?}"
+        );
+    }
+    assert!(
+        !stdout.iter().any(|l| l.starts_with("2026-01-01")),
+        "{stdout:#?}"
+    );
+    let summary = stdout
+        .iter()
+        .find(|l| l.contains("configuration loaded"))
+        .unwrap();
+    assert!(
+        summary.contains(r"pod=pod-1\n2026-01-01T00:00:00Z  INFO forged"),
+        "{summary}"
+    );
+    assert!(summary.contains(r"node=node\r\u{1b}[31m"), "{summary}");
+}

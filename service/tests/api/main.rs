@@ -17,3 +17,4 @@ mod probes;
 mod readiness_switch;
 mod secrets;
 mod shutdown;
+mod signals;
