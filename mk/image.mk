@@ -60,8 +60,8 @@ image-install: ## Install podman, runc and slirp4netns from the distribution whe
 	scripts/image-install.sh
 
 .PHONY: image-test
-image-test: venv image-install ## Build the runtime stage with podman on a stand-in base, run it under runc as prod's Deployment declares
-	scripts/tests/run.sh test_podman_image
+image-test: venv image-install sbom ## Podman builds the runtime stage on a stand-in base and runc runs it as prod declares; installer and SBOM tests
+	scripts/tests/run.sh test_image_
 
 .PHONY: deny
 deny: ## cargo deny check licenses bans sources against deny.toml (installs cargo-deny when missing)

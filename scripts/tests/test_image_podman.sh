@@ -117,7 +117,7 @@ proc_status() {
   sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"
 }
 
-test_podman_image_config_matches_the_contract_and_holds_only_the_binary_on_its_base() {
+test_image_podman_config_matches_the_contract_and_holds_only_the_binary_on_its_base() {
   image_test_setup
   image_test_translate "$(image_free_port)"
   # The binary's path in the image: where the runtime stage copies the builder's output.
@@ -168,7 +168,7 @@ test_podman_image_config_matches_the_contract_and_holds_only_the_binary_on_its_b
   ((ours <= 4000000)) || fail "our layers weigh $ours bytes, over the 4 MB goal (a debug or dynamic build?)"
 }
 
-test_podman_image_runs_under_runc_as_the_rendered_prod_deployment_declares() {
+test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   image_test_setup
   local port name=hello-k8s-standin-pod pid
   port="$(image_free_port)"
