@@ -126,7 +126,12 @@ fn a_refused_override_writes_nothing() {
         &["--set", "SHUTDOWN_TIMEOUT_SECONDS=100"],
     )
     .failure();
-    assert_eq!(read_tree(&root), before);
+    assert_trees_eq(
+        &before,
+        &read_tree(&root),
+        "before",
+        "after the refused run",
+    );
 }
 
 #[test]

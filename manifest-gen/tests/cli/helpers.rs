@@ -165,9 +165,30 @@ pub fn tool(name: &str) -> Option<PathBuf> {
             !in_ci(),
             "{name} is required when CI=true (run `make venv`, or install kubectl)"
         );
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("manifest-gen cli")
+            .to_string();
+        let reason = format!("{name} not found in .venv/bin or PATH (run `make venv`)");
         eprintln!(
-            "\n!!!!!!!! SKIPPED: {name} not found in .venv/bin or PATH (run `make venv`); this test proves nothing without it !!!!!!!!\n"
+            "\n!!!!!!!! SKIPPED {test}: {reason}; this test proves nothing without it !!!!!!!!\n"
         );
+        // make test collects these lines and prints them after the run (cargo captures ours).
+        if let Some(log) = std::env::var_os("SKIP_LOG") {
+            use std::io::Write as _;
+            let line = format!("manifest-gen {test}: {reason}\n");
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .and_then(|mut f| f.write_all(line.as_bytes()));
+            if let Err(e) = appended {
+                eprintln!(
+                    "cannot append to SKIP_LOG {}: {e}",
+                    Path::new(&log).display()
+                );
+            }
+        }
     }
     found
 }

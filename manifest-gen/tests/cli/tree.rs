@@ -61,7 +61,7 @@ fn write_twice_is_byte_for_byte_identical_and_leaves_no_temporary_files() {
     manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
     let first = read_tree(&root);
     manifest_gen(&["write", "--root", root.to_str().unwrap()]).success();
-    assert_eq!(read_tree(&root), first);
+    assert_trees_eq(&first, &read_tree(&root), "first write", "second write");
     assert!(first.keys().all(|p| !p.to_string_lossy().contains(".tmp")));
 }
 
