@@ -179,7 +179,11 @@ impl FromStr for Literal {
             return Err("expected KEY=VALUE".into());
         };
         config_map_key(key).map_err(|e| format!("{e}; expected KEY=VALUE"))?;
-        config_map_value(value).map_err(|e| format!("the value of {key}: {e}"))?;
+        // A secret's value is not checked here: clap would echo it in the error. The plan
+        // refuses the key without showing the value.
+        if secret_key_named(key).is_none() {
+            config_map_value(value).map_err(|e| format!("the value of {key}: {e}"))?;
+        }
         Ok(Literal {
             key: key.to_string(),
             value: value.to_string(),
