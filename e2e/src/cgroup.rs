@@ -226,9 +226,9 @@ impl PodCgroup {
         if self.dirs.is_empty() {
             return argv;
         }
-        let exe = std::env::current_exe()
-            .map_or_else(|_| OsString::from("/proc/self/exe"), |p| p.into_os_string());
-        let mut wrapped = vec![exe, OsString::from(ENTER)];
+        // The harness's own image even if target/ is rebuilt meanwhile: the child resolves
+        // /proc/self/exe before its exec, while it is still a copy of the harness.
+        let mut wrapped = vec![OsString::from("/proc/self/exe"), OsString::from(ENTER)];
         wrapped.extend(
             self.dirs
                 .iter()

@@ -18,7 +18,8 @@ use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::net::TcpListener;
 
-use crate::pod::{Pod, lock};
+use crate::lock::lock;
+use crate::pod::Pod;
 use crate::probe::resolve_port;
 use crate::sandbox::Sandbox;
 
@@ -71,7 +72,16 @@ impl Lb {
         });
         let weak = Arc::downgrade(&lb);
         let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
+            loop {
+                let client = match listener.accept().await {
+                    Ok((client, _)) => client,
+                    // Out of file descriptors under a flood: keep the listener, as kube-proxy's
+                    // rules outlive any one connection; the client sees a wait or a reset.
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                };
                 let Some(lb) = weak.upgrade() else { return };
                 tokio::spawn(async move { lb.route(client).await });
             }

@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::http::{Conn, Req};
-use crate::pod::lock;
+use crate::lock::lock;
 use crate::sandbox::Sandbox;
 
 /// Where the clients connect.

@@ -24,6 +24,8 @@ enum Suite {
     Config,
     /// Malformed requests, huge bodies, slow and idle clients, memory
     Http,
+    /// 10k keep-alive clients, slowloris, churn: one pod and the replicas, at their limits
+    Flood,
     /// The API_KEY never leaves the process
     Canary,
     /// The operator readiness switch takes a pod out of the Service
@@ -126,6 +128,7 @@ async fn run(args: Args) -> Result<bool> {
         manifest_gen,
         renderer,
     };
+    raise_open_files();
     let mode = NetMode::detect().await;
     let cgroups = Arc::new(Cgroups::detect());
     let problems = cgroups.problems();
@@ -182,10 +185,11 @@ async fn run(args: Args) -> Result<bool> {
             }
         }
     }
-    let sequential: [(Suite, &str); 6] = [
+    let sequential: [(Suite, &str); 7] = [
         (Suite::Rollout, "rolling update (prod)"),
         (Suite::Config, "configuration battery (prod)"),
         (Suite::Http, "bad-HTTP battery (prod)"),
+        (Suite::Flood, "floods at the pod's limits (prod)"),
         (Suite::Canary, "secret canary (prod)"),
         (Suite::Switch, "readiness switch (prod)"),
         (Suite::Mutations, "mutations (prod)"),
@@ -200,6 +204,7 @@ async fn run(args: Args) -> Result<bool> {
             Suite::Rollout => suites::rollout::run(&ctx, &prod).await,
             Suite::Config => suites::config::run(&ctx, &prod).await,
             Suite::Http => suites::http_faults::run(&ctx, &prod).await,
+            Suite::Flood => suites::flood::run(&ctx, &prod).await,
             Suite::Canary => suites::canary::run(&ctx, &prod).await,
             Suite::Switch => suites::switch::run(&ctx, &prod).await,
             Suite::Mutations => suites::mutations::run(&ctx, &prod).await,
@@ -228,5 +233,17 @@ fn skip(test: &str, reason: &str) {
             .append(true)
             .open(path)
             .and_then(|mut f| f.write_all(line.as_bytes()));
+    }
+}
+
+/// Raises the soft RLIMIT_NOFILE to the hard one: the floods hold 10,000 connections, and the
+/// pods and wrk inherit the limit (a container runtime gives containers a high one too).
+fn raise_open_files() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+        && let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard)
+    {
+        eprintln!("warning: cannot raise the open-file limit from {soft} to {hard}: {e}");
     }
 }

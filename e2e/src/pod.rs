@@ -11,7 +11,6 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,8 +23,10 @@ use tokio::sync::watch;
 
 use crate::cgroup::Limits;
 use crate::kubelet::{self, ContainerLaunch, PodIdentity};
+use crate::lock::lock;
 use crate::manifests::Rendered;
-use crate::probe::{ProbeKind, ProbeSpec, ProbeTarget, resolve_port, run_once};
+use crate::probe::{ProbeKind, ProbeSpec, ProbeTarget, resolve_port};
+use crate::prober::{ContainerStatus, ProbeEvent, Prober};
 use crate::quantity;
 use crate::sandbox::Sandbox;
 
@@ -185,31 +186,6 @@ pub fn image_entrypoint(repo: &Path) -> Vec<String> {
     argv
 }
 
-/// The local path to run for an in-image program: the service binary by its name.
-pub fn local_program(in_image: &str, binary: &Path) -> Result<PathBuf> {
-    let name = Path::new(in_image)
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or(in_image);
-    if name == contract::APP_NAME {
-        Ok(binary.to_path_buf())
-    } else {
-        bail!(
-            "the container runs {in_image:?}, which is not the service binary {:?}",
-            contract::APP_NAME
-        )
-    }
-}
-
-/// One probe result, for assertions and the report.
-#[derive(Debug, Clone)]
-pub struct ProbeEvent {
-    pub kind: ProbeKind,
-    pub at: Instant,
-    pub ok: bool,
-    pub detail: String,
-}
-
 /// Captured container output.
 #[derive(Debug, Default)]
 pub struct Logs {
@@ -241,10 +217,9 @@ pub struct Pod {
     pub started: Instant,
     pub logs: Arc<Mutex<Logs>>,
     pub ready: watch::Receiver<bool>,
-    pub events: Arc<Mutex<Vec<ProbeEvent>>>,
-    fatal: Arc<Mutex<Option<String>>>,
+    /// Probe results and the kubelet's verdict, shared with the prober.
+    pub status: Arc<ContainerStatus>,
     exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
-    terminating: Arc<AtomicBool>,
     sigterm: watch::Sender<Option<Instant>>,
 }
 
@@ -268,7 +243,7 @@ impl Pod {
         notes.extend(launch.rewrites.iter().cloned());
         // After prepare, so a case can set PORT or HOST to anything, in either mode.
         adjust(&mut launch);
-        let program = local_program(&launch.argv[0], &template.binary)?;
+        let program = crate::sandbox::local_program(&launch.argv[0], &template.binary)?;
         let mut cmd = sandbox.command(&program);
         cmd.args(&launch.argv[1..])
             .env_clear()
@@ -328,10 +303,8 @@ impl Pod {
             started,
             logs,
             ready: ready_rx,
-            events: Arc::new(Mutex::new(Vec::new())),
-            fatal: Arc::new(Mutex::new(None)),
+            status: Arc::new(ContainerStatus::default()),
             exit: exit_rx,
-            terminating: Arc::new(AtomicBool::new(false)),
             sigterm: watch::channel(None).0,
         };
         let target = ProbeTarget {
@@ -340,23 +313,24 @@ impl Pod {
             binary: template.binary.clone(),
             launch,
         };
-        tokio::spawn(kubelet_probes(
-            template,
+        watch_exit(&pod, Arc::clone(&target.sandbox));
+        Prober {
+            startup: template.startup.clone(),
+            readiness: template.readiness.clone(),
+            liveness: template.liveness.clone(),
             target,
-            ready_tx,
-            Arc::clone(&pod.events),
-            Arc::clone(&pod.fatal),
-            pod.exit.clone(),
-            Arc::clone(&pod.terminating),
+            status: Arc::clone(&pod.status),
+            exit: pod.exit.clone(),
             pid,
             started,
-        ));
+        }
+        .spawn(ready_tx);
         Ok(pod)
     }
 
     /// Why the kubelet would have killed or restarted this container, if it would have.
     pub fn fatal(&self) -> Option<String> {
-        lock(&self.fatal).clone()
+        self.status.fatal()
     }
 
     /// The container's restartCount as the kubelet would report it: 1 once it would have
@@ -431,12 +405,12 @@ impl Pod {
     /// The kubelet's termination: preStop, SIGTERM, wait for the grace period, SIGKILL.
     pub async fn terminate(&self) -> Termination {
         let begin = Instant::now();
-        self.terminating.store(true, Ordering::SeqCst);
+        self.status.begin_termination();
         match &self.template.pre_stop {
             Some(PreStop::Sleep(d)) => tokio::time::sleep(*d).await,
             Some(PreStop::Exec(argv)) => {
                 if let Some(first) = argv.first()
-                    && let Ok(program) = local_program(first, &self.template.binary)
+                    && let Ok(program) = crate::sandbox::local_program(first, &self.template.binary)
                 {
                     let mut cmd = self.sandbox.command(&program);
                     cmd.args(&argv[1..])
@@ -539,10 +513,10 @@ impl Pod {
 
     /// Readiness probe events after `since`.
     pub fn readiness_after(&self, since: Instant) -> Vec<ProbeEvent> {
-        lock(&self.events)
-            .iter()
+        self.status
+            .events()
+            .into_iter()
             .filter(|e| e.kind == ProbeKind::Readiness && e.at >= since)
-            .cloned()
             .collect()
     }
 
@@ -602,191 +576,30 @@ fn oom_reason(status: &ExitStatus, ooms: u64, limits: Limits) -> Option<String> 
     })
 }
 
-pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn kubelet_probes(
-    template: Arc<PodTemplate>,
-    target: ProbeTarget,
-    ready_tx: watch::Sender<bool>,
-    events: Arc<Mutex<Vec<ProbeEvent>>>,
-    fatal: Arc<Mutex<Option<String>>>,
-    exit: watch::Receiver<Option<(ExitStatus, Instant)>>,
-    terminating: Arc<AtomicBool>,
-    pid: u32,
-    started: Instant,
-) {
-    let record = |kind, ok, detail: String| {
-        lock(&events).push(ProbeEvent {
-            kind,
-            at: Instant::now(),
-            ok,
-            detail,
-        });
-    };
-    let exited = || exit.borrow().is_some();
-    let kill_container = |reason: String| {
-        let mut f = lock(&fatal);
-        if f.is_none() {
-            *f = Some(reason);
-        }
-        if let Ok(pid) = i32::try_from(pid) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-        }
-    };
-
-    // A container that exits on its own is a crash (the kubelet restarts it).
-    {
-        let mut exit = exit.clone();
-        let fatal = Arc::clone(&fatal);
-        let terminating = Arc::clone(&terminating);
-        let sandbox = Arc::clone(&target.sandbox);
-        let template_limits = template.limits;
-        tokio::spawn(async move {
-            while exit.borrow().is_none() {
-                if exit.changed().await.is_err() {
-                    return;
-                }
-            }
-            let status = exit.borrow().map(|(s, _)| s);
-            let ooms = sandbox.cgroup().map_or(0, |c| c.oom_kills());
-            let reason =
-                if let Some(oom) = status.and_then(|s| oom_reason(&s, ooms, template_limits)) {
-                    Some(oom)
-                } else if !terminating.load(Ordering::SeqCst) {
-                    let status = status.map(|s| s.to_string()).unwrap_or_default();
-                    Some(format!(
-                        "the container exited on its own ({status}); the kubelet restarts it \
-                     (restartCount 1)"
-                    ))
-                } else {
-                    None
-                };
-            if let Some(reason) = reason {
-                let mut f = lock(&fatal);
-                if f.is_none() || ooms > 0 {
-                    *f = Some(reason);
-                }
-            }
-        });
-    }
-
-    if let Some(spec) = &template.startup {
-        tokio::time::sleep_until((started + spec.initial_delay).into()).await;
-        let mut failures = 0;
-        loop {
-            if exited() {
-                let _ = ready_tx.send(false);
-                return;
-            }
-            let tick = Instant::now();
-            match run_once(spec, &target).await {
-                Ok(detail) => {
-                    record(ProbeKind::Startup, true, detail);
-                    break;
-                }
-                Err(detail) => {
-                    record(ProbeKind::Startup, false, detail.clone());
-                    failures += 1;
-                    if failures >= spec.failure_threshold {
-                        kill_container(format!(
-                            "startup probe failed {failures} times in a row (last: {detail}); \
-                             the kubelet kills the container"
-                        ));
-                        return;
-                    }
-                }
-            }
-            tokio::time::sleep_until((tick + spec.period).into()).await;
-        }
-    }
-
-    // Liveness: stops when termination begins (the kubelet ignores it from then on).
-    if let Some(spec) = template.liveness.clone() {
-        let target = target.clone();
-        let exit = exit.clone();
-        let terminating = Arc::clone(&terminating);
-        let events = Arc::clone(&events);
-        let fatal = Arc::clone(&fatal);
-        tokio::spawn(async move {
-            tokio::time::sleep(spec.initial_delay).await;
-            let mut failures = 0;
-            loop {
-                if exit.borrow().is_some() || terminating.load(Ordering::SeqCst) {
-                    return;
-                }
-                let tick = Instant::now();
-                let result = run_once(&spec, &target).await;
-                if terminating.load(Ordering::SeqCst) {
-                    return;
-                }
-                let ok = result.is_ok();
-                let detail = result.unwrap_or_else(|e| e);
-                lock(&events).push(ProbeEvent {
-                    kind: ProbeKind::Liveness,
-                    at: Instant::now(),
-                    ok,
-                    detail: detail.clone(),
-                });
-                failures = if ok { 0 } else { failures + 1 };
-                if failures >= spec.failure_threshold {
-                    let mut f = lock(&fatal);
-                    if f.is_none() {
-                        *f = Some(format!(
-                            "liveness probe failed {failures} times in a row (last: {detail}); \
-                             the kubelet restarts the container"
-                        ));
-                    }
-                    if let Ok(pid) = i32::try_from(pid) {
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                    }
-                    return;
-                }
-                tokio::time::sleep_until((tick + spec.period).into()).await;
-            }
-        });
-    }
-
-    // Readiness: runs until the container is gone, termination included.
-    let Some(spec) = template.readiness.clone() else {
-        let _ = ready_tx.send(!exited());
-        let mut exit = exit.clone();
+/// The container's end as the kubelet reports it: an exit while not terminating is a crash,
+/// and a SIGKILL while the cgroup's OOM counter moved is OOMKilled (either way restarted).
+fn watch_exit(pod: &Pod, sandbox: Arc<Sandbox>) {
+    let mut exit = pod.exit.clone();
+    let status = Arc::clone(&pod.status);
+    let limits = pod.template.limits;
+    tokio::spawn(async move {
         while exit.borrow().is_none() {
             if exit.changed().await.is_err() {
-                break;
+                return;
             }
         }
-        let _ = ready_tx.send(false);
-        return;
-    };
-    tokio::time::sleep(spec.initial_delay).await;
-    let (mut successes, mut failures) = (0u32, 0u32);
-    loop {
-        if exited() {
-            let _ = ready_tx.send(false);
-            return;
+        let code = exit.borrow().map(|(s, _)| s);
+        let ooms = sandbox.cgroup().map_or(0, |c| c.oom_kills());
+        if let Some(oom) = code.and_then(|c| oom_reason(&c, ooms, limits)) {
+            status.set_fatal(oom, true);
+        } else if !status.terminating() {
+            let code = code.map(|c| c.to_string()).unwrap_or_default();
+            status.set_fatal(
+                format!("the container exited on its own ({code}); the kubelet restarts it (restartCount 1)"),
+                false,
+            );
         }
-        let tick = Instant::now();
-        let result = run_once(&spec, &target).await;
-        let ok = result.is_ok();
-        record(ProbeKind::Readiness, ok, result.unwrap_or_else(|e| e));
-        if ok {
-            successes += 1;
-            failures = 0;
-            if successes >= spec.success_threshold {
-                let _ = ready_tx.send(true);
-            }
-        } else {
-            failures += 1;
-            successes = 0;
-            if failures >= spec.failure_threshold {
-                let _ = ready_tx.send(false);
-            }
-        }
-        tokio::time::sleep_until((tick + spec.period).into()).await;
-    }
+    });
 }
 
 #[cfg(test)]
@@ -802,12 +615,5 @@ mod tests {
         )
         .expect("write");
         assert_eq!(image_entrypoint(dir.path()), ["/hello-k8s"]);
-    }
-
-    #[test]
-    fn only_the_service_binary_can_be_run() {
-        let bin = Path::new("/tmp/bin/hello-k8s");
-        assert_eq!(local_program("/hello-k8s", bin).expect("ok"), bin);
-        assert!(local_program("/bin/sh", bin).is_err());
     }
 }

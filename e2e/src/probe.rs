@@ -198,7 +198,7 @@ pub async fn run_once(
             let attempt = async {
                 let stream = target
                     .sandbox
-                    .connect(*port)
+                    .connect_probe(*port)
                     .await
                     .map_err(|e| format!("connect to port {port}: {e}"))?;
                 let mut req = Req::get(path)
@@ -223,7 +223,7 @@ pub async fn run_once(
             }
         }
         Action::Tcp { port } => {
-            match tokio::time::timeout(spec.timeout, target.sandbox.connect(*port)).await {
+            match tokio::time::timeout(spec.timeout, target.sandbox.connect_probe(*port)).await {
                 Ok(Ok(_)) => Ok(format!("TCP {port} open")),
                 Ok(Err(e)) => Err(format!("TCP {port}: {e}")),
                 Err(_) => Err(format!("TCP {port}: timeout")),
@@ -233,7 +233,7 @@ pub async fn run_once(
             let Some(first) = argv.first() else {
                 return Err("exec probe without a command".into());
             };
-            let program = crate::pod::local_program(first, &target.binary)
+            let program = crate::sandbox::local_program(first, &target.binary)
                 .map_err(|e| format!("exec {first}: {e}"))?;
             let mut cmd = target.sandbox.command(&program);
             cmd.args(&argv[1..])

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 
-use crate::pod::lock;
+use crate::lock::lock;
 
 /// One assertion's outcome.
 #[derive(Debug, Clone)]

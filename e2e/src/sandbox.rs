@@ -17,7 +17,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream as StdTcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
@@ -86,6 +86,9 @@ pub struct Sandbox {
     holder: Mutex<Option<Child>>,
     holder_pid: Option<u32>,
     dialer: Option<mpsc::Sender<DialRequest>>,
+    /// The kubelet's own dialer: probes never queue behind the clients' connects (in a
+    /// cluster the kubelet is another process on the node).
+    probe_dialer: Option<mpsc::Sender<DialRequest>>,
     /// HostPorts mode: the port the container was told (PORT) -> the host port it got.
     port_map: Mutex<HashMap<u16, u16>>,
     /// The pod's cgroup: every process of the pod runs in it (its resource limits).
@@ -94,6 +97,7 @@ pub struct Sandbox {
 
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 const DIALER_THREADS: usize = 4;
+const PROBE_DIALER_THREADS: usize = 2;
 
 impl Sandbox {
     pub async fn new(mode: NetMode) -> Result<Arc<Sandbox>> {
@@ -103,6 +107,7 @@ impl Sandbox {
                 holder: Mutex::new(None),
                 holder_pid: None,
                 dialer: None,
+                probe_dialer: None,
                 port_map: Mutex::new(HashMap::new()),
                 cgroup: OnceLock::new(),
             })),
@@ -156,21 +161,27 @@ impl Sandbox {
             bail!("pod namespace has interfaces {interfaces:?}, expected only lo");
         }
 
-        let (tx, rx) = mpsc::channel::<DialRequest>();
-        let rx = Arc::new(Mutex::new(rx));
-        for _ in 0..DIALER_THREADS {
-            let ns = File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
-            let rx = Arc::clone(&rx);
-            std::thread::Builder::new()
-                .name(format!("dial-{pid}"))
-                .spawn(move || dialer_thread(ns, rx))
-                .context("starting a dialer thread")?;
-        }
+        let dialers = |threads: usize, name: &str| -> Result<mpsc::Sender<DialRequest>> {
+            let (tx, rx) = mpsc::channel::<DialRequest>();
+            let rx = Arc::new(Mutex::new(rx));
+            for _ in 0..threads {
+                let ns = File::open(&ns_path).with_context(|| format!("opening {ns_path}"))?;
+                let rx = Arc::clone(&rx);
+                std::thread::Builder::new()
+                    .name(format!("{name}-{pid}"))
+                    .spawn(move || dialer_thread(ns, rx))
+                    .context("starting a dialer thread")?;
+            }
+            Ok(tx)
+        };
+        let tx = dialers(DIALER_THREADS, "dial")?;
+        let probe_tx = dialers(PROBE_DIALER_THREADS, "probe")?;
         Ok(Arc::new(Sandbox {
             mode: NetMode::Netns,
             holder: Mutex::new(Some(holder)),
             holder_pid: Some(pid),
             dialer: Some(tx),
+            probe_dialer: Some(probe_tx),
             port_map: Mutex::new(HashMap::new()),
             cgroup: OnceLock::new(),
         }))
@@ -223,16 +234,7 @@ impl Sandbox {
 
     /// A command that runs inside the pod's network and cgroup.
     pub fn command(&self, program: &Path) -> Command {
-        let mut argv: Vec<OsString> = match self.holder_pid {
-            // nsenter execs the program: the child's PID is the program's.
-            Some(pid) => vec![
-                "nsenter".into(),
-                format!("--net=/proc/{pid}/ns/net").into(),
-                "--".into(),
-                program.as_os_str().to_owned(),
-            ],
-            None => vec![program.as_os_str().to_owned()],
-        };
+        let mut argv = self.network_argv(program);
         if let Some(cgroup) = self.cgroup.get() {
             argv = cgroup.wrap(argv);
         }
@@ -241,9 +243,52 @@ impl Sandbox {
         cmd
     }
 
-    /// Connects to `port` of the pod, as another pod or the kubelet would reach the pod IP.
+    /// A client program (load generator) run in the pod's network but outside its cgroup:
+    /// it reaches the pod's loopback as the pod's own port, and its resources are its own.
+    pub fn client_command(&self, program: &Path) -> Command {
+        let argv = self.network_argv(program);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        cmd
+    }
+
+    /// The port a program in the pod's network connects to for pod port `port`.
+    pub fn loopback_port(&self, port: u16) -> u16 {
+        match self.holder_pid {
+            Some(_) => port,
+            None => self.lock_map().get(&port).copied().unwrap_or(port),
+        }
+    }
+
+    fn network_argv(&self, program: &Path) -> Vec<OsString> {
+        match self.holder_pid {
+            // nsenter execs the program: the child's PID is the program's.
+            Some(pid) => vec![
+                "nsenter".into(),
+                format!("--net=/proc/{pid}/ns/net").into(),
+                "--".into(),
+                program.as_os_str().to_owned(),
+            ],
+            None => vec![program.as_os_str().to_owned()],
+        }
+    }
+
+    /// Connects to `port` of the pod, as another pod would reach the pod IP.
     pub async fn connect(&self, port: u16) -> io::Result<TcpStream> {
-        let std_stream = match &self.dialer {
+        self.dial(self.dialer.as_ref(), port).await
+    }
+
+    /// Connects to `port` of the pod as the kubelet's prober does, on its own dialer.
+    pub async fn connect_probe(&self, port: u16) -> io::Result<TcpStream> {
+        self.dial(self.probe_dialer.as_ref(), port).await
+    }
+
+    async fn dial(
+        &self,
+        dialer: Option<&mpsc::Sender<DialRequest>>,
+        port: u16,
+    ) -> io::Result<TcpStream> {
+        let std_stream = match dialer {
             Some(dialer) => {
                 let (tx, rx) = oneshot::channel();
                 dialer
@@ -333,4 +378,32 @@ fn dialer_thread(ns: File, rx: Arc<Mutex<mpsc::Receiver<DialRequest>>>) {
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The local path to run for an in-image program: the service binary by its name.
+pub fn local_program(in_image: &str, binary: &Path) -> Result<PathBuf> {
+    let name = Path::new(in_image)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or(in_image);
+    if name == contract::APP_NAME {
+        Ok(binary.to_path_buf())
+    } else {
+        bail!(
+            "the container runs {in_image:?}, which is not the service binary {:?}",
+            contract::APP_NAME
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_service_binary_can_be_run() {
+        let bin = Path::new("/tmp/bin/hello-k8s");
+        assert_eq!(local_program("/hello-k8s", bin).expect("ok"), bin);
+        assert!(local_program("/bin/sh", bin).is_err());
+    }
 }

@@ -1,5 +1,6 @@
 //! The bad-HTTP battery: malformed request lines, oversized headers, huge bodies, clients that
-//! never finish their headers, hundreds of idle connections. The service must answer 4xx or
+//! never finish their headers, hundreds of idle connections, chunked bodies that go silent,
+//! pipelined requests whose responses are never read. The service must answer 4xx or
 //! close, keep answering probes and normal clients throughout (a monitor checks every 250 ms),
 //! and keep its resident memory bounded.
 
@@ -13,12 +14,64 @@ use tokio::sync::watch;
 
 use super::{Ctx, get};
 use crate::http::Req;
+use crate::lock::lock;
 use crate::manifests::Rendered;
-use crate::pod::{Pod, lock};
+use crate::pod::Pod;
 
 /// RSS ceiling, below any sane container limit for this service.
 const RSS_CEILING: u64 = 64 * 1024 * 1024;
 const HUGE_BODY: usize = 50 * 1024 * 1024;
+
+/// A chunked body that goes silent must be closed within this (head timeout plus margin).
+const SILENT_BODY_DEADLINE: Duration = Duration::from_secs(10);
+const PIPELINE_CONNECTIONS: usize = 32;
+const PIPELINE_REQUESTS: usize = 50_000;
+
+/// Writes `PIPELINE_REQUESTS` pipelined GETs on each of `PIPELINE_CONNECTIONS` connections
+/// and never reads (bounded in time); returns (peak RSS, RSS after, bytes written).
+async fn pipeline_unread(pod: &Pod) -> (u64, u64, u64) {
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let batch: Arc<Vec<u8>> = Arc::new(request.repeat(PIPELINE_REQUESTS));
+    let written = Arc::new(AtomicU64::new(0));
+    let mut streams = Vec::new();
+    for _ in 0..PIPELINE_CONNECTIONS {
+        if let Ok(s) = pod.connect().await {
+            streams.push(s);
+        }
+    }
+    let writers: Vec<_> = streams
+        .into_iter()
+        .map(|mut stream| {
+            let batch = Arc::clone(&batch);
+            let written = Arc::clone(&written);
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(Duration::from_secs(15), async {
+                    for chunk in batch.chunks(64 * 1024) {
+                        if stream.write_all(chunk).await.is_err() {
+                            return;
+                        }
+                        written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    }
+                    // Everything is sent: hold the connection, still not reading, a while.
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                })
+                .await;
+                drop(stream);
+            })
+        })
+        .collect();
+    let mut peak = 0;
+    while writers.iter().any(|w| !w.is_finished()) {
+        peak = peak.max(pod.rss_bytes().unwrap_or(0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for w in writers {
+        let _ = w.await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = pod.rss_bytes().unwrap_or(0);
+    (peak.max(after), after, written.load(Ordering::Relaxed))
+}
 
 #[derive(Debug)]
 enum Answer {
@@ -402,6 +455,88 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     );
     rss_max = rss_max.max(pod.rss_bytes().unwrap_or(0));
     drop(idle);
+
+    // Chunked bodies that go silent after one chunk must be closed within a deadline, even
+    // with Connection: close (they bypass the head and Content-Length timeouts otherwise).
+    let silent = 500;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..silent {
+        let Ok(mut stream) = pod.connect().await else {
+            break;
+        };
+        tasks.push(tokio::spawn(async move {
+            let _ = stream
+                .write_all(
+                    b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+                      Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+                )
+                .await;
+            let mut buf = [0u8; 1024];
+            loop {
+                match tokio::time::timeout(SILENT_BODY_DEADLINE * 2, stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Some(Instant::now()),
+                    Ok(Ok(_)) => {}
+                    Err(_) => return None,
+                }
+            }
+        }));
+    }
+    let opened = tasks.len();
+    let mut closed_at = Vec::new();
+    for t in tasks {
+        closed_at.push(t.await.ok().flatten());
+    }
+    rss_max = rss_max.max(pod.rss_bytes().unwrap_or(0));
+    let latest = closed_at
+        .iter()
+        .flatten()
+        .map(|at| at.duration_since(started))
+        .max()
+        .unwrap_or_default();
+    let still_open = closed_at.iter().filter(|c| c.is_none()).count();
+    let ok = opened == silent && still_open == 0 && latest <= SILENT_BODY_DEADLINE;
+    tally(ok);
+    r.check(
+        suite,
+        &format!(
+            "{silent} chunked bodies silent after one chunk are closed within {}s",
+            SILENT_BODY_DEADLINE.as_secs()
+        ),
+        ok,
+        format!(
+            "{opened} opened; {} closed, the last after {:.1}s; {still_open} still open after \
+             {}s",
+            opened - still_open,
+            latest.as_secs_f64(),
+            (SILENT_BODY_DEADLINE * 2).as_secs()
+        ),
+    );
+
+    // Pipelined requests whose responses are never read: the queued output must not push the
+    // pod past its memory limit (the cgroup would OOM-kill it), and must be returned after.
+    let (peak, after, sent) = pipeline_unread(&pod).await;
+    rss_max = rss_max.max(peak);
+    let limit = template.limits.memory_bytes.unwrap_or(u64::MAX);
+    let ok = pod.oom_kills() == 0 && pod.fatal().is_none() && peak < limit;
+    tally(ok);
+    r.check(
+        suite,
+        &format!(
+            "{PIPELINE_CONNECTIONS} connections x {PIPELINE_REQUESTS} pipelined requests never \
+             read stay under the memory limit"
+        ),
+        ok,
+        format!(
+            "{:.1} MiB of requests written; VmRSS peak {:.1} MiB, {:.1} MiB 2s after the \
+             clients closed (limit {:.0} MiB); oom_kill {}",
+            sent as f64 / 1048576.0,
+            peak as f64 / 1048576.0,
+            after as f64 / 1048576.0,
+            limit as f64 / 1048576.0,
+            pod.oom_kills()
+        ),
+    );
 
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _ = stop_tx.send(true);

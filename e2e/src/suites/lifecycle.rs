@@ -197,9 +197,8 @@ async fn drive(ctx: &Ctx, suite: &str, pod: &Arc<Pod>) -> Result<()> {
         let deadline = Instant::now() + liveness.initial_delay + liveness.period + liveness.timeout;
         while Instant::now() < deadline
             && !pod
-                .events
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
+                .status
+                .events()
                 .iter()
                 .any(|e| e.kind == ProbeKind::Liveness)
         {
@@ -232,12 +231,10 @@ async fn drive(ctx: &Ctx, suite: &str, pod: &Arc<Pod>) -> Result<()> {
     let termination = terminating.await?;
 
     let liveness: Vec<_> = pod
-        .events
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
+        .status
+        .events()
+        .into_iter()
         .filter(|e| e.kind == ProbeKind::Liveness)
-        .cloned()
         .collect();
     let failed_liveness: Vec<String> = liveness
         .iter()

@@ -2,6 +2,7 @@
 
 pub mod canary;
 pub mod config;
+pub mod flood;
 pub mod http_faults;
 pub mod lifecycle;
 pub mod mutations;
