@@ -63,7 +63,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Labels of the base objects: those that do not depend on the environment.
+/// Labels of the base objects: those that do not depend on the overlay.
 pub fn base_labels() -> BTreeMap<String, String> {
     labels(&[
         (LABEL_NAME, APP_NAME),
@@ -171,7 +171,7 @@ fn quantities(cpu_millis: u32, memory_bytes: u64) -> BTreeMap<String, Quantity> 
     .into()
 }
 
-/// The base Deployment: everything both environments share.
+/// The base Deployment: everything every overlay shares.
 pub fn base_deployment(image: &ImageRef) -> Deployment {
     let selector = labels(&[(LABEL_NAME, APP_NAME)]);
     let annotations = labels(&[

@@ -24,10 +24,10 @@ pub struct Plan {
     pub namespace: String,
     /// The image the base names (from image.env).
     pub base_image: ImageRef,
-    /// The image the environment runs.
+    /// The image the overlay runs.
     pub image: ImageRef,
     pub replicas: i32,
-    /// ConfigMap literals in output order: the environment's, overridden in place, then extras.
+    /// ConfigMap literals in output order: the overlay's, overridden in place, then extras.
     pub literals: Vec<(String, String)>,
     /// True when any override is in effect (the file header then says so).
     pub overridden: bool,
@@ -144,12 +144,12 @@ impl Plan {
         Ok(())
     }
 
-    /// `app.kubernetes.io/instance`: stable per environment, so it may sit in selectors.
+    /// `app.kubernetes.io/instance`: stable per overlay, so it may sit in selectors.
     pub fn instance(&self) -> String {
         format!("{APP_NAME}-{}", self.overlay.name)
     }
 
-    /// The labels selectors use: only ones that never change for an environment.
+    /// The labels selectors use: only ones that never change for an overlay.
     pub fn selector_labels(&self) -> BTreeMap<String, String> {
         labels(&[(LABEL_NAME, APP_NAME), (LABEL_INSTANCE, &self.instance())])
     }
@@ -167,7 +167,7 @@ impl Plan {
         all
     }
 
-    /// Every label an object of this environment carries.
+    /// Every label an object of this overlay carries.
     pub fn all_labels(&self) -> BTreeMap<String, String> {
         let mut all = self.selector_labels();
         all.extend(self.descriptive_labels());

@@ -1,4 +1,4 @@
-//! Consistency checks on an environment's final objects, run before anything is output.
+//! Consistency checks on an overlay's final objects, run before anything is output.
 //!
 //! Each check names the object and the field at fault, e.g.
 //! `Deployment hello-k8s: spec.template.spec.terminationGracePeriodSeconds is 10, expected >= 20 (...)`.
@@ -592,7 +592,7 @@ mod tests {
     }
 
     #[test]
-    fn committed_environments_are_valid() {
+    fn committed_overlays_are_valid() {
         for name in Overlays::builtin().unwrap().names() {
             validate(&rendered(name)).unwrap();
         }
