@@ -42,6 +42,8 @@ image_skip_or_fail() {
 # builds IMAGE_REF (the rendered Deployment's image name) on the stand-in base.
 image_test_setup() {
   local tool
+  # podman and cargo must not read run.sh's list of tests from stdin.
+  exec </dev/null
   [[ $EUID -eq 0 ]] || image_skip_or_fail "needs root (podman with runc and the cgroupfs manager, reading /proc of the container)"
   for tool in podman runc slirp4netns curl; do
     command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 \
@@ -59,10 +61,14 @@ image_test_setup() {
     BIN="$("$PROJECT_ROOT/scripts/build-release.sh")" || fail "scripts/build-release.sh failed"
   fi
   IMAGE_REF="$(sed -n 's/^IMAGE_NAME=//p' "$PROJECT_ROOT/image.env"):$(sed -n 's/^IMAGE_TAG=//p' "$PROJECT_ROOT/image.env")"
-  local -a meta
-  local meta_line
-  meta_line="$("$PROJECT_ROOT/scripts/image-meta.sh" --build-args)" || fail "scripts/image-meta.sh failed"
-  read -ra meta <<<"$meta_line"
+  # The git-derived label values, read once: the checkout may gain a commit during the test.
+  IMAGE_META="$IMAGE_TEST_DIR/meta"
+  "$PROJECT_ROOT/scripts/image-meta.sh" >"$IMAGE_META" || fail "scripts/image-meta.sh failed"
+  local -a meta=()
+  local line
+  while IFS= read -r line; do
+    meta+=(--build-arg "$line")
+  done <"$IMAGE_META"
   image_standin_build "$IMAGE_REF" "$BIN" "${meta[@]}" || fail "podman build of the Dockerfile's runtime stage failed"
   echo "NOTE: built on the STAND-IN base $(image_runtime_base) ($IMAGE_STANDIN_NOTE); builder stage = the release binary"
 }
@@ -137,12 +143,16 @@ test_image_podman_config_matches_the_contract_and_holds_only_the_binary_on_its_b
   assert_eq "$(image_field .Config.Cmd)" "null" "image Cmd"
   assert_eq "$(image_field .HealthCheck.Test)" "[\"CMD\",\"$path\",\"healthcheck\"]" "image Healthcheck (kept by --format docker)"
 
-  # OCI labels: the ones from git equal what scripts/image-meta.sh derives now.
+  # OCI labels: the ones from git carry what scripts/image-meta.sh derived for this build.
   local key value label
   while IFS='=' read -r key value; do
     label="org.opencontainers.image.${key,,}"
     assert_eq "$(image_label "$label")" "$value" "label $label"
-  done < <("$PROJECT_ROOT/scripts/image-meta.sh")
+  done <"$IMAGE_META"
+  [[ "$(image_label org.opencontainers.image.revision)" =~ ^[0-9a-f]{40}(-dirty)?$ ]] \
+    || fail "label revision is not a commit id: $(image_label org.opencontainers.image.revision)"
+  assert_eq "$(image_label org.opencontainers.image.version)" "${IMAGE_REF##*:}" "label version (image.env's IMAGE_TAG)"
+  [[ -n "$(image_label org.opencontainers.image.source)" ]] || fail "label source is empty"
   assert_eq "$(image_label org.opencontainers.image.title)" "${IMAGE_REF%%:*}" "label title"
   assert_eq "$(image_label org.opencontainers.image.licenses)" \
     "$(sed -n 's/^license *= *"\(.*\)"/\1/p' "$PROJECT_ROOT/Cargo.toml")" "label licenses (Cargo.toml's license)"
