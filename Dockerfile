@@ -5,13 +5,14 @@
 #   make build CONTAINER=podman   (podman/buildah, no daemon; docs/image.md)
 #
 # The builder runs scripts/build-release.sh, the project's one release build command (also
-# used by `make release`, `make run` and the image runtime test), so the binary tested outside
+# used by `make release`, `make run` and `make image-test`), so the binary tested outside
 # Docker is built exactly like this one. Dependencies are cached across builds in BuildKit
 # cache mounts (cargo registry and target/), so a source change recompiles only the workspace.
 # Base images are pinned to versions; pin digests too (image@sha256:...) for bit-for-bit
 # reproducible builds, at the cost of updating them by hand.
 
-FROM rust:1.95.0-slim-bookworm AS builder
+# Fully qualified: podman resolves no short names where registries.conf lists no search registry.
+FROM docker.io/library/rust:1.95.0-slim-bookworm AS builder
 WORKDIR /src
 COPY . .
 # The binary leaves target/ (a cache mount, absent from the layer) for /out, after

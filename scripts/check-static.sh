@@ -2,7 +2,8 @@
 # Fails unless the ELF file given is statically linked: no program interpreter (PT_INTERP) and
 # no NEEDED shared libraries. The runtime image (distroless/static) has no libc and no loader,
 # so a dynamic binary would build fine and then fail to start with a confusing "not found".
-# Used by the Dockerfile's builder stage and by the image runtime test.
+# Used by the Dockerfile's builder stage and by the image test (scripts/image-lib.sh), which
+# puts the binary where the builder stage would.
 set -euo pipefail
 
 main() {
