@@ -16,7 +16,7 @@ use e2e::suites::{self, Ctx};
 /// The suites, in the order they run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Suite {
-    /// Each environment's pod: env, probes, load, SIGTERM drain, exit
+    /// Each overlay's pod: env, probes, load, SIGTERM drain, exit
     Pod,
     /// Rolling update of prod's replicas behind the Service stand-in
     Rollout,
@@ -48,7 +48,7 @@ struct Args {
         default_value = "target/release/hello-k8s"
     )]
     binary: PathBuf,
-    /// The manifest-gen binary (renderer when kubectl is absent)
+    /// The manifest-gen binary (lists the overlays; renderer when kubectl is absent)
     #[arg(
         long,
         env = "MANIFEST_GEN_BIN",
@@ -167,38 +167,53 @@ async fn run(args: Args) -> Result<bool> {
     );
 
     let wanted = |s: Suite| args.suites.is_empty() || args.suites.contains(&s);
-    let dev = manifests::render(&ctx.tools, "dev").context("rendering dev")?;
-    let prod = manifests::render(&ctx.tools, "prod").context("rendering prod")?;
-    for r in [&dev, &prod] {
+    let names = manifests::overlays(&ctx.tools)?;
+    let mut rendered = Vec::new();
+    for name in &names {
+        let r = manifests::render(&ctx.tools, name).with_context(|| format!("rendering {name}"))?;
         println!("e2e: {}: {}", r.env, r.objects.join(", "));
+        rendered.push(r);
     }
+    // The suites after the pod lifecycle run on the overlay with the most replicas (the
+    // production-like one: rollouts need several), the last declared on a tie.
+    let prod = rendered
+        .iter()
+        .rev()
+        .max_by_key(|r| r.replicas())
+        .cloned()
+        .ok_or_else(|| anyhow::anyhow!("no overlay to test"))?;
+    println!(
+        "e2e: overlays from `manifest-gen overlays`: {}; the suites after the pod lifecycle use {} ({} replicas)",
+        names.join(", "),
+        prod.env,
+        prod.replicas()
+    );
 
     if wanted(Suite::Pod) {
-        println!("\n== pod lifecycle (dev and prod side by side) ==");
-        let (a, b) = tokio::join!(
-            suites::lifecycle::run(&ctx, &dev),
-            suites::lifecycle::run(&ctx, &prod)
-        );
-        for (env, result) in [("dev", a), ("prod", b)] {
+        println!("\n== pod lifecycle (every overlay side by side) ==");
+        let results =
+            futures::future::join_all(rendered.iter().map(|r| suites::lifecycle::run(&ctx, r)))
+                .await;
+        for (r, result) in rendered.iter().zip(results) {
             if let Err(e) = result {
-                report.error(&format!("pod {env}"), "suite runs", &e);
+                report.error(&format!("pod {}", r.env), "suite runs", &e);
             }
         }
     }
     let sequential: [(Suite, &str); 7] = [
-        (Suite::Rollout, "rolling update (prod)"),
-        (Suite::Config, "configuration battery (prod)"),
-        (Suite::Http, "bad-HTTP battery (prod)"),
-        (Suite::Flood, "floods at the pod's limits (prod)"),
-        (Suite::Canary, "secret canary (prod)"),
-        (Suite::Switch, "readiness switch (prod)"),
-        (Suite::Mutations, "mutations (prod)"),
+        (Suite::Rollout, "rolling update"),
+        (Suite::Config, "configuration battery"),
+        (Suite::Http, "bad-HTTP battery"),
+        (Suite::Flood, "floods at the pod's limits"),
+        (Suite::Canary, "secret canary"),
+        (Suite::Switch, "readiness switch"),
+        (Suite::Mutations, "mutations"),
     ];
     for (suite, title) in sequential {
         if !wanted(suite) {
             continue;
         }
-        println!("\n== {title} ==");
+        println!("\n== {title} ({}) ==", prod.env);
         let started = Instant::now();
         let result = match suite {
             Suite::Rollout => suites::rollout::run(&ctx, &prod).await,

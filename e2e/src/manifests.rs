@@ -1,7 +1,8 @@
 //! Getting the final objects of an environment, the way a cluster would receive them.
 //!
-//! The committed `k8s/` tree is copied into a temporary directory (prod's git-ignored
-//! `secret.env` is generated there, never in the real tree), rendered with `kubectl kustomize`
+//! The committed `k8s/` tree is copied into a temporary directory (an overlay's git-ignored
+//! `secret.env`, where it ships a `secret.env.example`, is generated there, never in the real
+//! tree), rendered with `kubectl kustomize`
 //! (or `manifest-gen render` when kubectl is absent outside CI), and parsed with `yaml_serde`
 //! into k8s-openapi types.
 
@@ -145,6 +146,35 @@ impl Rendered {
     }
 }
 
+/// The overlays the generator declares (`manifest-gen overlays`, one name a line): e2e runs
+/// every one of them, so a new overlay needs no edit here.
+pub fn overlays(tools: &Tools) -> Result<Vec<String>> {
+    let output = Command::new(&tools.manifest_gen)
+        .arg("overlays")
+        .current_dir(&tools.repo)
+        .output()
+        .with_context(|| format!("running {} overlays", tools.manifest_gen.display()))?;
+    if !output.status.success() {
+        bail!(
+            "`{} overlays` failed ({}): {}; e2e takes its environments from the generator",
+            tools.manifest_gen.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let names: Vec<String> = String::from_utf8(output.stdout)
+        .context("`manifest-gen overlays` printed non-UTF-8")?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    if names.is_empty() {
+        bail!("`manifest-gen overlays` declared no overlay");
+    }
+    Ok(names)
+}
+
 /// Renders `env` from a temporary copy of `repo/k8s`, with a fresh secret file for prod.
 pub fn render(tools: &Tools, env: &str) -> Result<Rendered> {
     let tmp = tempfile::Builder::new()
@@ -159,7 +189,13 @@ pub fn render(tools: &Tools, env: &str) -> Result<Rendered> {
     // unique one into its copy (and uses it as the canary), never into the real tree.
     let mut generated_api_key = None;
     let secret_file = copy.join("overlays").join(env).join("secret.env");
-    if env == "prod" {
+    // An overlay that ships a secret.env.example expects the operator's secret.env.
+    if copy
+        .join("overlays")
+        .join(env)
+        .join("secret.env.example")
+        .exists()
+    {
         let key = format!("e2e-canary-{}", random_hex(16)?);
         std::fs::write(&secret_file, format!("API_KEY={key}\n"))
             .with_context(|| format!("writing {}", secret_file.display()))?;

@@ -89,6 +89,9 @@ pub struct Sandbox {
     /// The kubelet's own dialer: probes never queue behind the clients' connects (in a
     /// cluster the kubelet is another process on the node).
     probe_dialer: Option<mpsc::Sender<DialRequest>>,
+    /// Floods dial here, so their thousands of connects delay neither probes nor the normal
+    /// clients measured beside them.
+    bulk_dialer: Option<mpsc::Sender<DialRequest>>,
     /// HostPorts mode: the port the container was told (PORT) -> the host port it got.
     port_map: Mutex<HashMap<u16, u16>>,
     /// The pod's cgroup: every process of the pod runs in it (its resource limits).
@@ -98,6 +101,7 @@ pub struct Sandbox {
 const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
 const DIALER_THREADS: usize = 4;
 const PROBE_DIALER_THREADS: usize = 2;
+const BULK_DIALER_THREADS: usize = 8;
 
 impl Sandbox {
     pub async fn new(mode: NetMode) -> Result<Arc<Sandbox>> {
@@ -108,6 +112,7 @@ impl Sandbox {
                 holder_pid: None,
                 dialer: None,
                 probe_dialer: None,
+                bulk_dialer: None,
                 port_map: Mutex::new(HashMap::new()),
                 cgroup: OnceLock::new(),
             })),
@@ -176,12 +181,14 @@ impl Sandbox {
         };
         let tx = dialers(DIALER_THREADS, "dial")?;
         let probe_tx = dialers(PROBE_DIALER_THREADS, "probe")?;
+        let bulk_tx = dialers(BULK_DIALER_THREADS, "bulk")?;
         Ok(Arc::new(Sandbox {
             mode: NetMode::Netns,
             holder: Mutex::new(Some(holder)),
             holder_pid: Some(pid),
             dialer: Some(tx),
             probe_dialer: Some(probe_tx),
+            bulk_dialer: Some(bulk_tx),
             port_map: Mutex::new(HashMap::new()),
             cgroup: OnceLock::new(),
         }))
@@ -281,6 +288,11 @@ impl Sandbox {
     /// Connects to `port` of the pod as the kubelet's prober does, on its own dialer.
     pub async fn connect_probe(&self, port: u16) -> io::Result<TcpStream> {
         self.dial(self.probe_dialer.as_ref(), port).await
+    }
+
+    /// Connects to `port` for a flood, on the flood's own dialer.
+    pub async fn connect_bulk(&self, port: u16) -> io::Result<TcpStream> {
+        self.dial(self.bulk_dialer.as_ref(), port).await
     }
 
     async fn dial(

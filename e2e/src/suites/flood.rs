@@ -203,6 +203,10 @@ async fn run_wrk(aim: &Aim, connections: usize, close: bool) -> Result<Outcome> 
 /// reconnects when the server cuts it. Normal clients measure the share still served.
 async fn slowloris(aim: &Aim, connections: usize, pace: Duration) -> Result<Outcome> {
     let target = aim.load_target();
+    let bulk = match aim {
+        Aim::Pod(pod) => Some((Arc::clone(&pod.sandbox), pod.template.http_port)),
+        Aim::Lb(_) => None,
+    };
     let deadline = Instant::now() + FLOOD;
     let opened = Arc::new(AtomicU64::new(0));
     let cut = Arc::new(AtomicU64::new(0));
@@ -211,6 +215,7 @@ async fn slowloris(aim: &Aim, connections: usize, pace: Duration) -> Result<Outc
     let mut tasks = Vec::with_capacity(connections);
     for i in 0..connections {
         let target = target.clone();
+        let bulk = bulk.clone();
         let (opened, cut, open_now, open_max) = (
             Arc::clone(&opened),
             Arc::clone(&cut),
@@ -220,8 +225,14 @@ async fn slowloris(aim: &Aim, connections: usize, pace: Duration) -> Result<Outc
         tasks.push(tokio::spawn(async move {
             let drip = i % 2 == 1;
             while Instant::now() < deadline {
+                let connect = async {
+                    match &bulk {
+                        Some((sandbox, port)) => sandbox.connect_bulk(*port).await,
+                        None => target.connect().await,
+                    }
+                };
                 let Ok(Ok(mut stream)) =
-                    tokio::time::timeout(Duration::from_secs(2), target.connect()).await
+                    tokio::time::timeout(Duration::from_secs(2), connect).await
                 else {
                     cut.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(Duration::from_millis(200)).await;
