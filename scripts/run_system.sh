@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Deploys hello-k8s to minikube, idempotently: scripts/run_system.sh --dev | --prod
+# Deploys hello-k8s to minikube, idempotently: scripts/run_system.sh --env NAME | --dev | --prod
 #
-# Run by `make auto-deploy-dev` / `make auto-deploy-prod`. Unlike the origin's script it never
+# Run by `make auto-deploy-<env>`. The environments are the overlays in k8s/overlays. Unlike the origin's script it never
 # deletes before applying (a deploy is a rolling update, not an outage), tags the image by
 # content (a code change always yields a new tag, so a new rollout), lets minikube choose its
 # driver unless MINIKUBE_DRIVER says otherwise, and waits with `kubectl rollout status`.
@@ -15,30 +15,43 @@ MINIKUBE_DRIVER="${MINIKUBE_DRIVER:-}"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-180s}"
 # A prebuilt manifest-gen binary; empty: `cargo run -p manifest-gen`.
 MANIFEST_GEN="${MANIFEST_GEN:-}"
-# Overrides the environment's namespace (hello-k8s-dev / hello-k8s-prod).
+# Overrides the environment's namespace (the overlay's `namespace:`, e.g. hello-k8s-dev).
 NAMESPACE="${NAMESPACE:-}"
-PROD_SECRET_FILE="k8s/overlays/prod/secret.env"
 STEPS=7
 
 ENV_NAME=""
 NS=""
 WORK=""
 
+# The environments: the overlay directories of k8s/overlays, space-separated.
+environments() {
+  local dir names=()
+  for dir in "$ROOT"/k8s/overlays/*/kustomization.yaml; do
+    [[ -f "$dir" ]] && names+=("$(basename "$(dirname "$dir")")")
+  done
+  echo "${names[*]:-(none)}"
+}
+
 # Prints the usage text.
 usage() {
   cat <<EOF
-usage: scripts/run_system.sh --dev | --prod [--help]
+usage: scripts/run_system.sh --env NAME | --dev | --prod [--help]
 
 Builds the hello-k8s image into minikube's image store (tagged by content), applies the
 environment's manifests without deleting anything first, and waits for the rollout.
 
-  --dev     namespace hello-k8s-dev, 1 replica, NodePort 31180
-  --prod    namespace hello-k8s-prod, HPA + PDB; creates $PROD_SECRET_FILE with a
-            random API_KEY when it is missing (never printed, git-ignored)
-  --help    this text
+  --env NAME  the overlay k8s/overlays/NAME; environments here: $(environments)
+  --dev       --env dev (namespace hello-k8s-dev, 1 replica, NodePort 31180)
+  --prod      --env prod (namespace hello-k8s-prod, HPA + PDB)
+  --help      this text
+
+An overlay with a secret.env.example (prod) needs a secret.env beside it: it is created with
+a random API_KEY when missing (mode 600, never printed, must be git-ignored). When the rendered
+objects hold a HorizontalPodAutoscaler, minikube's metrics-server addon is enabled.
 
 Environment: MINIKUBE_DRIVER (default: minikube's choice), MINIKUBE_PROFILE (minikube),
-NAMESPACE (override), ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built manifest-gen).
+NAMESPACE (override; only a new namespace or one this project created: scripts/namespaces.sh),
+ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built manifest-gen).
 EOF
 }
 
@@ -154,22 +167,25 @@ build_image() {
   ok "image $ref built in minikube's image store"
 }
 
-# Creates prod's git-ignored secret file with a random API_KEY if it is missing; never prints it.
-ensure_prod_secret() {
-  local file="$ROOT/$PROD_SECRET_FILE" tmp key
+# Creates the overlay's git-ignored secret file with a random API_KEY if it is missing; never
+# prints it.
+ensure_secret() {
+  local rel="k8s/overlays/$ENV_NAME/secret.env" file tmp key
+  file="$ROOT/$rel"
   if [[ -f "$file" ]]; then
     chmod 600 "$file"
-    ok "$PROD_SECRET_FILE exists (kept as is)"
+    ok "$rel exists (kept as is)"
     return
   fi
-  mkdir -p "$(dirname "$file")"
+  git -C "$ROOT" check-ignore -q "$rel" ||
+    die "$rel is not git-ignored, so a secret written there could be committed: add it to .gitignore first"
   key="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
   [[ ${#key} -eq 64 ]] || die "could not read 32 random bytes from /dev/urandom"
   tmp="$(umask 077 && mktemp "$file.XXXXXX")"
   printf 'API_KEY=%s\n' "$key" >"$tmp"
   chmod 600 "$tmp"
   mv -f "$tmp" "$file"
-  ok "created $PROD_SECRET_FILE with a random API_KEY (mode 600, git-ignored, not shown)"
+  ok "created $rel with a random API_KEY (mode 600, git-ignored, not shown)"
 }
 
 # Enables metrics-server, which the prod HorizontalPodAutoscaler reads CPU usage from.
@@ -178,9 +194,9 @@ enable_metrics_server() {
   ok "metrics-server addon enabled (HPA metrics)"
 }
 
-# Renders the environment with the content-tagged image and applies it; nothing is deleted.
-apply_manifests() {
-  local ref="$1" manifest out args
+# Renders the environment with the content-tagged image into $WORK/manifest.yaml.
+render_manifests() {
+  local ref="$1" manifest args
   # The rendered stream holds the Secret: a private temp file, removed on exit.
   manifest="$WORK/manifest.yaml"
   args=(render --env "$ENV_NAME" --image "$ref")
@@ -188,6 +204,12 @@ apply_manifests() {
   (cd "$ROOT" && manifest_gen "${args[@]}") >"$manifest" ||
     die "manifest-gen ${args[*]} failed (see above); nothing was applied"
   [[ -s "$manifest" ]] || die "manifest-gen ${args[*]} printed nothing; nothing was applied"
+  ok "rendered $ENV_NAME with image $ref"
+}
+
+# Applies the rendered objects; nothing is deleted.
+apply_manifests() {
+  local manifest="$WORK/manifest.yaml" out
   out="$(kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - 2>&1)" ||
     die "could not create namespace $NS: $out"
   out+=$'\n'"$(kc apply -f "$manifest" 2>&1)" || {
@@ -260,25 +282,42 @@ summary() {
   echo "=========================================="
 }
 
-# Parses the arguments into ENV_NAME.
+# Prints a usage error and exits 2.
+usage_error() {
+  printf 'error: %s\n\n' "$1" >&2
+  usage >&2
+  exit 2
+}
+
+# Parses the arguments into ENV_NAME and checks it names an overlay.
 parse_args() {
-  if [[ $# -ne 1 ]]; then
-    usage >&2
-    exit 2
-  fi
-  case "$1" in
+  case "${1:-}" in
     --dev) ENV_NAME=dev ;;
     --prod) ENV_NAME=prod ;;
+    --env)
+      [[ $# -ge 2 ]] || usage_error "--env needs an environment name (one of: $(environments))"
+      ENV_NAME="$2"
+      shift
+      ;;
+    --env=*) ENV_NAME="${1#--env=}" ;;
     -h | --help)
       usage
       exit 0
       ;;
-    *)
-      printf 'error: unknown argument %s (expected --dev or --prod)\n\n' "$1" >&2
-      usage >&2
-      exit 2
-      ;;
+    "") usage_error "an environment is needed: --env NAME (one of: $(environments)), --dev or --prod" ;;
+    *) usage_error "unknown argument $1 (expected --env NAME, --dev or --prod)" ;;
   esac
+  shift
+  [[ $# -eq 0 ]] || usage_error "unexpected argument $1 (one environment per run)"
+  [[ "$ENV_NAME" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && -f "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" ]] ||
+    usage_error "unknown environment '$ENV_NAME': there is no k8s/overlays/$ENV_NAME/kustomization.yaml; the environments are: $(environments)"
+}
+
+# The namespace of the environment: NAMESPACE, else the overlay's `namespace:`, else APP-ENV.
+namespace_of_env() {
+  local declared
+  declared="$(sed -n 's/^namespace: *//p' "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" | head -n 1)"
+  echo "${NAMESPACE:-${declared:-$APP-$ENV_NAME}}"
 }
 
 main() {
@@ -287,7 +326,7 @@ main() {
   # shellcheck source=SCRIPTDIR/../image.env
   source "$ROOT/image.env"
   : "${IMAGE_NAME:?image.env must set IMAGE_NAME}" "${IMAGE_TAG:?image.env must set IMAGE_TAG}"
-  NS="${NAMESPACE:-$APP-$ENV_NAME}"
+  NS="$(namespace_of_env)"
   WORK="$(mktemp -d)"
   trap 'rm -rf "$WORK"' EXIT
 
@@ -297,8 +336,10 @@ main() {
 
   step 1 "Preflight"
   preflight
-  step 2 "minikube"
+  step 2 "minikube, namespace $NS"
   ensure_minikube
+  # Only a new namespace or one this project created: applying would label any other as ours.
+  KUBECTL=kubectl "$ROOT/scripts/namespaces.sh" check "$NS"
   step 3 "Docker client -> minikube"
   point_docker_at_minikube
   step 4 "Image"
@@ -306,15 +347,20 @@ main() {
   ref="$IMAGE_NAME:$(content_tag)"
   info "content tag: $ref"
   build_image "$ref"
-  step 5 "Environment prerequisites ($ENV_NAME)"
-  if [[ "$ENV_NAME" == prod ]]; then
-    ensure_prod_secret
+  step 5 "Render and prerequisites ($ENV_NAME)"
+  if [[ -f "$ROOT/k8s/overlays/$ENV_NAME/secret.env.example" ]]; then
+    ensure_secret
+  else
+    ok "$ENV_NAME needs no secret file (its key is a clearly fake one)"
+  fi
+  render_manifests "$ref"
+  if grep -q '^kind: HorizontalPodAutoscaler$' "$WORK/manifest.yaml"; then
     enable_metrics_server
   else
-    ok "dev needs no secret file (its key is a clearly fake one) and no addon"
+    ok "$ENV_NAME has no HorizontalPodAutoscaler: no addon needed"
   fi
   step 6 "kubectl apply ($ENV_NAME, no delete)"
-  apply_manifests "$ref"
+  apply_manifests
   step 7 "Rollout"
   wait_rollout
   summary

@@ -8,6 +8,16 @@ fail() {
   exit 1
 }
 
+# Skips the current test with a reason: appends `<test name>: <reason>` to $SKIP_LOG (which
+# `make test` sets and summarises) and prints a SKIP line; under CI=true it fails instead.
+skip() {
+  local test="${CURRENT_TEST:-unknown test}"
+  [[ "${CI:-}" != true ]] || fail "$test cannot be skipped under CI=true: $*"
+  [[ -z "${SKIP_LOG:-}" ]] || printf '%s: %s\n' "$test" "$*" >>"$SKIP_LOG"
+  printf 'SKIP: %s: %s\n' "$test" "$*"
+  exit 0
+}
+
 # Asserts two strings are equal.
 assert_eq() {
   [[ "$1" == "$2" ]] || fail "${3:-values differ}: expected [$2], got [$1]"
@@ -68,6 +78,21 @@ make_sysbin() {
   done
 }
 
+# Copies each overlay's kustomization.yaml and secret.env.example (never a real secret.env) into
+# the k8s/overlays of directory $1.
+copy_overlays() {
+  local dir name
+  for dir in "$PROJECT_ROOT"/k8s/overlays/*/; do
+    name="$(basename "$dir")"
+    [[ -f "$dir/kustomization.yaml" ]] || continue
+    mkdir -p "$1/k8s/overlays/$name"
+    cp "$dir/kustomization.yaml" "$1/k8s/overlays/$name/"
+    if [[ -f "$dir/secret.env.example" ]]; then
+      cp "$dir/secret.env.example" "$1/k8s/overlays/$name/"
+    fi
+  done
+}
+
 # Creates a throw-away git repository holding a copy of the deploy script and what it reads,
 # plus the stand-in tools; exports the variables the stand-ins and the script use.
 # Sets REPO, SANDBOX, LOG.
@@ -77,8 +102,9 @@ new_sandbox() {
   LOG="$SANDBOX/calls.log"
   mkdir -p "$REPO/scripts" "$REPO/service/src" "$SANDBOX/bin" "$SANDBOX/home"
   cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" \
-    "$PROJECT_ROOT/scripts/log.sh" "$REPO/scripts/"
+    "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$REPO/scripts/"
   cp "$PROJECT_ROOT/image.env" "$PROJECT_ROOT/Dockerfile" "$PROJECT_ROOT/.gitignore" "$REPO/"
+  copy_overlays "$REPO"
   printf 'fn main() {}\n' >"$REPO/service/src/main.rs"
   cp "$PROJECT_ROOT/scripts/tests/stand-ins/"* "$SANDBOX/bin/"
   git -C "$REPO" init -q
@@ -89,6 +115,12 @@ new_sandbox() {
   export STANDIN_LOG="$LOG" STANDIN_STATE="$SANDBOX/state"
   export MANIFEST_GEN="$SANDBOX/bin/manifest-gen"
   unset MINIKUBE_DRIVER NAMESPACE MINIKUBE_PROFILE DOCKER_HOST
+}
+
+# Tells the stand-in kubectl that namespace $1 exists, with managed-by label $2 ("-": none).
+standin_namespace() {
+  mkdir -p "$STANDIN_STATE"
+  printf '%s %s\n' "$1" "${2:--}" >>"$STANDIN_STATE/kubectl.namespaces"
 }
 
 # Commits everything in the sandbox repository.

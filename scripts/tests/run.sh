@@ -2,8 +2,9 @@
 # Runs the script tests: scripts/tests/run.sh [NAME-FILTER]
 #
 # Each test_* function of the test_*.sh files runs in its own subshell with `set -euo pipefail`;
-# a failed assertion exits that subshell. The last line is "N passed, M failed" (CI reads it);
-# the exit code is non-zero when any test failed.
+# a failed assertion exits that subshell; a test that calls `skip` (lib.sh) counts as skipped.
+# The last line is "N passed, M failed, K skipped" (CI reads it); the exit code is non-zero when
+# any test failed.
 set -euo pipefail
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -25,8 +26,9 @@ make_sysbin "$SYSBIN"
 
 passed=0
 failed=0
+skipped=0
 failures=()
-if [[ -t 1 ]]; then GREEN=$'\033[32m' RED=$'\033[31m' OFF=$'\033[0m'; else GREEN="" RED="" OFF=""; fi
+if [[ -t 1 ]]; then GREEN=$'\033[32m' RED=$'\033[31m' YELLOW=$'\033[33m' OFF=$'\033[0m'; else GREEN="" RED="" YELLOW="" OFF=""; fi
 
 while IFS= read -r name; do
   [[ -z "$FILTER" || "$name" == *"$FILTER"* ]] || continue
@@ -35,13 +37,18 @@ while IFS= read -r name; do
   (
     set -euo pipefail
     cd "$TEST_TMP"
+    CURRENT_TEST="$name"
     "$name"
   ) >"$out" 2>&1 || rc=$?
-  if [[ $rc -eq 0 ]]; then
+  if [[ $rc -eq 0 ]] && grep -q '^SKIP: ' "$out"; then
+    skipped=$((skipped + 1))
+    printf '%sskip%s %s\n' "$YELLOW" "$OFF" "$name"
+    grep -E '^SKIP: ' "$out" | awk '!seen[$0]++ { print "     " $0 }'
+  elif [[ $rc -eq 0 ]]; then
     passed=$((passed + 1))
     printf '%sok%s   %s\n' "$GREEN" "$OFF" "$name"
     # Notes a test chose to print (e.g. what the sandbox could enforce) stay visible.
-    grep -E '^(NOTE|SKIP):' "$out" | sed 's/^/     /' || true
+    grep -E '^NOTE:' "$out" | sed 's/^/     /' || true
   else
     failed=$((failed + 1))
     failures+=("$name")
@@ -53,5 +60,5 @@ done < <(declare -F | awk '{print $3}' | grep '^test_')
 if [[ ${#failures[@]} -gt 0 ]]; then
   printf 'failed: %s\n' "${failures[*]}"
 fi
-printf '%s passed, %s failed\n' "$passed" "$failed"
+printf '%s passed, %s failed, %s skipped\n' "$passed" "$failed" "$skipped"
 [[ $failed -eq 0 ]]

@@ -1,10 +1,18 @@
 # shellcheck shell=bash
-# Tests of the Makefile's self-description: `make help` is the default goal and lists every
-# target, and README's target table names every one of them (so neither can drift).
+# Tests of the Makefile: `make help` is the default goal and lists every target (the
+# per-environment ones once, as <prefix><env>), docs/deploy.md's generated table of targets is
+# current, the per-environment rules follow k8s/overlays, `make clean` really cleans and
+# `make test` reports the skipped tests.
 
-# The targets `make help` lists, one per line.
+# The targets `make help` lists, one per line (deploy-<env> etc. as such).
 help_targets() {
-  make --no-print-directory -C "$PROJECT_ROOT" help | awk '{print $1}'
+  make --no-print-directory -C "${1:-$PROJECT_ROOT}" help | awk '/^  [^ ]/ {print $1}'
+}
+
+# The phony targets make knows after expanding the Makefile, one per line.
+phony_targets() {
+  make --no-print-directory -C "${1:-$PROJECT_ROOT}" -pRrq -f Makefile : 2>/dev/null |
+    sed -n 's/^\.PHONY: //p' | tr ' ' '\n' | sed '/^$/d' | sort -u
 }
 
 test_make_without_a_goal_prints_the_help() {
@@ -13,38 +21,73 @@ test_make_without_a_goal_prints_the_help() {
   assert_eq "$default" "$(make --no-print-directory -C "$PROJECT_ROOT" help)" "make = make help"
 }
 
+# Every phony target has a help line: its own, or its <prefix><env> line for an overlay's.
 test_every_phony_target_has_a_help_line() {
-  local phony missing=()
-  phony="$(sed -n 's/^\.PHONY: *//p' "$PROJECT_ROOT/Makefile" | tr ' ' '\n' | sed '/^$/d' | sort -u)"
+  local target env missing=() listed envs
+  listed="$(help_targets)"
+  envs="$(make --no-print-directory -C "$PROJECT_ROOT" help | sed -n 's/^<env> is an overlay in k8s\/overlays: //p')"
+  [[ -n "$envs" ]] || fail "make help does not name the environments"
   while IFS= read -r target; do
-    help_targets | grep -qx -- "$target" || missing+=("$target")
-  done <<<"$phony"
+    grep -qxF -- "$target" <<<"$listed" && continue
+    for env in $envs; do
+      [[ "$target" == *"-$env" ]] && grep -qxF -- "${target%"$env"}<env>" <<<"$listed" && continue 2
+    done
+    missing+=("$target")
+  done < <(phony_targets)
   assert_eq "${missing[*]:-}" "" "targets without a ## help line"
+  grep -qxF deploy-dev < <(phony_targets) || fail "deploy-dev is not a phony target"
 }
 
-test_readme_target_table_names_every_target() {
-  local missing=()
+# docs/deploy.md holds the table of `make help`, generated, and it is current.
+test_docs_make_targets_block_is_current() {
+  local out="$TEST_TMP/docs-check.out" rc=0
+  "$PROJECT_ROOT/scripts/docs-make-targets.sh" --check >"$out" 2>&1 || rc=$?
+  [[ $rc -eq 0 ]] || {
+    cat "$out" >&2
+    fail "docs/deploy.md's make-targets block is not current: run make docs"
+  }
+  local target
   while IFS= read -r target; do
-    grep -qE "^\| \`$target\`( |/)|^\| \`[a-z-]+\` / \`$target\` " "$PROJECT_ROOT/README.md" \
-      || missing+=("$target")
+    assert_file_contains "$PROJECT_ROOT/docs/deploy.md" "| \`$target\` |"
   done < <(help_targets)
-  assert_eq "${missing[*]:-}" "" "targets missing from README's target table"
 }
 
-# Copies the Makefile and what it reads (image.env, mk/, the overlays' kustomization.yaml and
-# secret.env.example) into a throw-away directory; sets MK_DIR.
+# A target added to the Makefile makes the block stale (--check says so and changes nothing);
+# --write brings it up to date, keeping the file's mode.
+test_docs_make_targets_detects_and_fixes_drift() {
+  makefile_copy
+  mkdir -p "$MK_DIR/docs"
+  cp "$PROJECT_ROOT/docs/deploy.md" "$MK_DIR/docs/"
+  chmod 644 "$MK_DIR/docs/deploy.md"
+  printf '\n.PHONY: frobnicate\nfrobnicate: ## Frobnicate | twice\n\t@true\n' >>"$MK_DIR/Makefile"
+  local out="$TEST_TMP/drift.out" rc=0 before
+  before="$(cat "$MK_DIR/docs/deploy.md")"
+  "$PROJECT_ROOT/scripts/docs-make-targets.sh" --check --root "$MK_DIR" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 1 "--check exit code on a stale block"
+  assert_file_contains "$out" "block make-targets is not current; run make docs"
+  assert_file_contains "$out" "+| \`frobnicate\` | Frobnicate \\| twice |"
+  assert_eq "$(cat "$MK_DIR/docs/deploy.md")" "$before" "--check changed the file"
+  "$PROJECT_ROOT/scripts/docs-make-targets.sh" --write --root "$MK_DIR" >"$out" 2>&1 || fail "--write failed: $(cat "$out")"
+  assert_file_contains "$MK_DIR/docs/deploy.md" "| \`frobnicate\` | Frobnicate \\| twice |"
+  assert_eq "$(stat -c %a "$MK_DIR/docs/deploy.md")" 644 "mode after --write"
+  "$PROJECT_ROOT/scripts/docs-make-targets.sh" --check --root "$MK_DIR" >"$out" 2>&1 || fail "--check after --write: $(cat "$out")"
+  # Without a block anywhere, --check fails rather than passing on nothing.
+  rm "$MK_DIR/docs/deploy.md"
+  rc=0
+  "$PROJECT_ROOT/scripts/docs-make-targets.sh" --check --root "$MK_DIR" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 1 "--check exit code without a block"
+  assert_file_contains "$out" "no make-targets block"
+}
+
+# Copies the Makefile and what it reads (image.env, mk/, scripts/namespaces.sh, the overlays'
+# kustomization.yaml and secret.env.example) into a throw-away directory; sets MK_DIR.
 makefile_copy() {
-  local dir
   MK_DIR="$(mktemp -d "$TEST_TMP/make.XXXXXX")"
   cp "$PROJECT_ROOT/Makefile" "$PROJECT_ROOT/image.env" "$MK_DIR/"
   cp -r "$PROJECT_ROOT/mk" "$MK_DIR/"
-  for dir in "$PROJECT_ROOT"/k8s/overlays/*/; do
-    mkdir -p "$MK_DIR/k8s/overlays/$(basename "$dir")"
-    cp "$dir"kustomization.yaml "$MK_DIR/k8s/overlays/$(basename "$dir")/"
-    if [[ -f "$dir"secret.env.example ]]; then
-      cp "$dir"secret.env.example "$MK_DIR/k8s/overlays/$(basename "$dir")/"
-    fi
-  done
+  mkdir -p "$MK_DIR/scripts"
+  cp "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$MK_DIR/scripts/"
+  copy_overlays "$MK_DIR"
 }
 
 # `make clean` removes the static binary scripts/build-release.sh leaves in
@@ -74,4 +117,104 @@ test_make_clean_removes_the_static_release_binary() {
     fail "make clean kept target/$triple/release/hello-k8s"
   [[ ! -e "$MK_DIR/target/debug/manifest-gen" ]] || fail "make clean kept target/debug/manifest-gen"
   [[ ! -e "$MK_DIR/.venv" ]] || fail "make clean kept .venv"
+}
+
+# A new overlay directory is a new environment for make: deploy-, delete-, auto-deploy- and
+# reset-staging exist without an edit of the Makefile, help names it, and its namespace is the
+# overlay's own. An overlay with a secret.env.example needs its secret.env first.
+test_per_environment_targets_follow_k8s_overlays() {
+  makefile_copy
+  mkdir -p "$MK_DIR/k8s/overlays/staging"
+  printf 'kind: Kustomization\nnamespace: hello-k8s-staging\n' >"$MK_DIR/k8s/overlays/staging/kustomization.yaml"
+  local out="$TEST_TMP/make.out" rc=0
+  make --no-print-directory -C "$MK_DIR" help >"$out"
+  assert_file_contains "$out" "<env> is an overlay in k8s/overlays: dev prod staging"
+  assert_file_contains "$out" "  deploy-<env> "
+  make --no-print-directory -C "$MK_DIR" -n deploy-staging >"$out" || fail "make -n deploy-staging failed"
+  assert_file_contains "$out" "namespaces.sh check hello-k8s-staging"
+  assert_file_contains "$out" "kubectl --context minikube apply -k k8s/overlays/staging"
+  assert_file_contains "$out" "rollout status deployment/hello-k8s -n hello-k8s-staging"
+  assert_file_lacks "$out" "secret.env"
+  make --no-print-directory -C "$MK_DIR" -n deploy-staging NAMESPACE=demo >"$out"
+  assert_file_contains "$out" "render --env staging --namespace demo"
+  make --no-print-directory -C "$MK_DIR" -n delete-staging >"$out"
+  assert_file_contains "$out" "namespaces.sh delete-app hello-k8s-staging"
+  make --no-print-directory -C "$MK_DIR" -n auto-deploy-staging >"$out"
+  assert_file_contains "$out" "scripts/run_system.sh --env staging"
+  make --no-print-directory -C "$MK_DIR" -n reset-staging >"$out"
+  assert_file_contains "$out" "delete-staging"
+  assert_file_contains "$out" "auto-deploy-staging"
+  make --no-print-directory -C "$MK_DIR" -n k8s-purge >"$out"
+  assert_file_contains "$out" "namespaces.sh delete hello-k8s-dev hello-k8s-prod hello-k8s-staging"
+
+  printf 'API_KEY=<random>\n' >"$MK_DIR/k8s/overlays/staging/secret.env.example"
+  make --no-print-directory -C "$MK_DIR" deploy-staging >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 2 "exit code of deploy-staging without secret.env"
+  assert_file_contains "$out" "error: k8s/overlays/staging/secret.env is missing"
+  rc=0
+  make --no-print-directory -C "$MK_DIR" deploy-prod >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code of deploy-prod without secret.env"
+  assert_file_contains "$out" "error: k8s/overlays/prod/secret.env is missing"
+}
+
+# An environment without an overlay is an error naming the overlays, not "No rule to make target".
+test_per_environment_targets_refuse_an_unknown_environment() {
+  makefile_copy
+  local out="$TEST_TMP/make.out" target rc
+  for target in deploy-nope delete-nope auto-deploy-nope reset-nope; do
+    rc=0
+    make --no-print-directory -C "$MK_DIR" "$target" >"$out" 2>&1 || rc=$?
+    assert_eq "$rc" 2 "exit code of make $target"
+    assert_file_contains "$out" "error: no environment 'nope': k8s/overlays/nope/kustomization.yaml does not exist; the environments are: dev prod"
+  done
+}
+
+# `make test` empties SKIP_LOG, runs cargo and the script tests (stand-ins that skip one test
+# each here), then lists the skips at the end, also when a test failed.
+test_make_test_lists_the_skipped_tests_at_the_end() {
+  makefile_copy
+  mkdir -p "$MK_DIR/target" "$MK_DIR/.venv" "$MK_DIR/scripts/tests"
+  touch -d '-1 minute' "$MK_DIR/requirements-dev.txt"
+  touch "$MK_DIR/.venv/.installed"
+  printf 'stale: from an earlier run\n' >"$MK_DIR/target/test-skips.log"
+  cat >"$MK_DIR/cargo" <<'STANDIN'
+#!/usr/bin/env bash
+# Stand-in for cargo test: one skipped test, exit code from STANDIN_CARGO_RC.
+printf 'cli::kustomize_matches_render: kubectl is not installed\n' >>"$SKIP_LOG"
+echo "test result: ok. 1 passed; 0 failed (stand-in cargo)"
+exit "${STANDIN_CARGO_RC:-0}"
+STANDIN
+  cat >"$MK_DIR/scripts/tests/run.sh" <<'STANDIN'
+#!/usr/bin/env bash
+# Stand-in for the script tests: one skipped test.
+printf 'test_image_runs: needs root\n' >>"$SKIP_LOG"
+echo "0 passed, 0 failed, 1 skipped"
+STANDIN
+  chmod +x "$MK_DIR/cargo" "$MK_DIR/scripts/tests/run.sh"
+  local out="$TEST_TMP/make-test.out" rc=0
+  make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code"
+  assert_eq "$(tail -n 3 "$out")" "SKIPPED: 2 test(s) did not run (see $MK_DIR/target/test-skips.log):
+  cli::kustomize_matches_render: kubectl is not installed
+  test_image_runs: needs root" "the end of make test's output"
+  assert_file_lacks "$out" "stale"
+  rc=0
+  STANDIN_CARGO_RC=101 make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code when cargo test fails"
+  assert_file_contains "$out" "SKIPPED: 2 test(s) did not run"
+}
+
+# lib.sh's skip: one `<test>: <reason>` line in SKIP_LOG and a SKIP line; under CI=true a failure.
+test_skip_logs_the_reason_and_fails_under_ci() {
+  local log="$TEST_TMP/skips.log" out="$TEST_TMP/skip.out" rc=0
+  : >"$log"
+  (CURRENT_TEST=test_example SKIP_LOG="$log" CI="" skip "podman is not installed") >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of a skip"
+  assert_eq "$(cat "$log")" "test_example: podman is not installed" "SKIP_LOG"
+  assert_file_contains "$out" "SKIP: test_example: podman is not installed"
+  rc=0
+  (CURRENT_TEST=test_example SKIP_LOG="$log" CI=true skip "podman is not installed") >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 1 "exit code of a skip under CI=true"
+  assert_file_contains "$out" "test_example cannot be skipped under CI=true: podman is not installed"
+  assert_eq "$(wc -l <"$log")" 1 "SKIP_LOG lines after the CI=true skip"
 }

@@ -178,7 +178,7 @@ test_prod_secret_is_created_private_random_and_never_printed() {
   assert_eq "$(sed -n 's/^API_KEY=//p' "$file")" "$key" "the key is kept on a second run"
   assert_file_lacks "$OUT" "$key"
   local left
-  left="$(find "$(dirname "$file")" -mindepth 1 ! -name secret.env)"
+  left="$(find "$(dirname "$file")" -mindepth 1 ! -name secret.env ! -name secret.env.example ! -name kustomization.yaml)"
   [[ -z "$left" ]] || fail "temporary files left beside secret.env: $left"
 }
 
@@ -196,7 +196,8 @@ test_failed_build_applies_nothing() {
   STANDIN_DOCKER_BUILD_FAIL=1 deploy --dev
   assert_ne "$RC" 0 "exit code"
   assert_file_contains "$OUT" "docker build of hello-k8s:0.1.0-"
-  assert_file_lacks "$LOG" "kubectl"
+  assert_file_lacks "$LOG" " apply "
+  assert_file_lacks "$LOG" " create "
 }
 
 # A failed render applies nothing (the stream is rendered completely before kubectl sees it).
@@ -223,12 +224,19 @@ test_usage_and_argument_errors() {
   new_sandbox
   deploy --help
   assert_eq "$RC" 0 "--help exit code"
-  assert_file_contains "$OUT" "usage: scripts/run_system.sh --dev | --prod"
+  assert_file_contains "$OUT" "usage: scripts/run_system.sh --env NAME | --dev | --prod"
+  assert_file_contains "$OUT" "environments here: dev prod"
   deploy
   assert_eq "$RC" 2 "exit code without arguments"
+  assert_file_contains "$OUT" "an environment is needed: --env NAME (one of: dev prod)"
   deploy --staging
   assert_eq "$RC" 2 "exit code of an unknown argument"
   assert_file_contains "$OUT" "unknown argument --staging"
+  deploy --env
+  assert_eq "$RC" 2 "exit code of --env without a name"
+  deploy --dev --prod
+  assert_eq "$RC" 2 "exit code of two environments"
+  assert_file_contains "$OUT" "unexpected argument --prod"
   [[ ! -s "$LOG" ]] || fail "tools were called on bad arguments"
 }
 
@@ -260,4 +268,55 @@ test_missing_buildx_is_reported_before_anything_runs() {
   assert_eq "$RC" 1 "exit code"
   assert_file_contains "$OUT" "docker buildx is missing"
   assert_file_lacks "$LOG" "minikube"
+}
+
+# --env NAME takes any overlay under k8s/overlays: a new one needs no edit of the script, and its
+# namespace is the overlay's own `namespace:`.
+test_env_option_deploys_any_overlay_under_k8s_overlays() {
+  new_sandbox
+  mkdir -p "$REPO/k8s/overlays/staging"
+  printf 'kind: Kustomization\nnamespace: hello-k8s-staging\n' >"$REPO/k8s/overlays/staging/kustomization.yaml"
+  git_commit "staging overlay"
+  deploy --help
+  assert_file_contains "$OUT" "environments here: dev prod staging"
+  deploy --env staging
+  assert_eq "$RC" 0 "exit code"
+  assert_file_contains "$LOG" "manifest-gen render --env staging --image $(last_built_tag)"
+  assert_file_contains "$LOG" "rollout status deployment/hello-k8s -n hello-k8s-staging"
+  assert_file_contains "$OUT" "staging needs no secret file"
+  assert_file_lacks "$LOG" "addons enable"
+  deploy --env=dev
+  assert_eq "$RC" 0 "exit code of --env=dev"
+  assert_file_contains "$LOG" "rollout status deployment/hello-k8s -n hello-k8s-dev"
+}
+
+# An environment without an overlay, or a name that is not one, is refused with the list.
+test_env_option_refuses_an_environment_without_an_overlay() {
+  new_sandbox
+  local bad
+  for bad in staging ../overlays/prod Prod ""; do
+    deploy --env "$bad"
+    assert_eq "$RC" 2 "exit code of --env '$bad'"
+    assert_file_contains "$OUT" "unknown environment '$bad'"
+    assert_file_contains "$OUT" "the environments are: dev prod"
+  done
+  [[ ! -s "$LOG" ]] || fail "tools were called for an unknown environment"
+}
+
+# An overlay with a secret.env.example whose secret.env git would not ignore gets no secret.
+test_secret_is_not_written_where_git_would_not_ignore_it() {
+  new_sandbox
+  mkdir -p "$REPO/k8s/overlays/staging"
+  printf 'kind: Kustomization\nnamespace: hello-k8s-staging\n' >"$REPO/k8s/overlays/staging/kustomization.yaml"
+  printf 'API_KEY=<random>\n' >"$REPO/k8s/overlays/staging/secret.env.example"
+  git_commit "staging overlay with a secret"
+  deploy --env staging
+  if git -C "$REPO" check-ignore -q k8s/overlays/staging/secret.env; then
+    assert_eq "$RC" 0 "exit code (secret.env is git-ignored here)"
+  else
+    assert_eq "$RC" 1 "exit code"
+    assert_file_contains "$OUT" "k8s/overlays/staging/secret.env is not git-ignored"
+    [[ ! -e "$REPO/k8s/overlays/staging/secret.env" ]] || fail "a secret was written where git does not ignore it"
+    assert_file_lacks "$LOG" " apply "
+  fi
 }
