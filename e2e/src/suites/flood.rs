@@ -446,11 +446,11 @@ async fn flood(
     suite: &str,
     name: &str,
     pods: &[Arc<Pod>],
+    idle: &[u64],
     aim: &Aim,
     run: impl std::future::Future<Output = Result<Outcome>>,
 ) -> Result<()> {
     let r: &Report = &ctx.report;
-    let idle: Vec<u64> = pods.iter().map(|p| p.rss_bytes().unwrap_or(0)).collect();
     let samplers: Vec<Sampler> = pods.iter().map(Sampler::start).collect();
     let began = Instant::now();
     let outcome = run.await?;
@@ -500,10 +500,19 @@ async fn flood(
         ),
     );
     // Readiness: the kubelet's readiness results during the flood, and the sampler's.
-    let unready: usize = pods
+    let failures: Vec<String> = pods
         .iter()
-        .map(|p| p.readiness_after(began).iter().filter(|e| !e.ok).count())
-        .sum();
+        .flat_map(|p| p.readiness_after(began))
+        .filter(|e| !e.ok)
+        .map(|e| {
+            format!(
+                "+{:.1}s {}",
+                e.at.duration_since(began).as_secs_f64(),
+                e.detail
+            )
+        })
+        .collect();
+    let unready = failures.len();
     let (rok, rfail) = counts.iter().fold((0, 0), |(o, f), c| {
         (o + c.readiness_ok, f + c.readiness_failed)
     });
@@ -512,8 +521,11 @@ async fn flood(
         &format!("{name}: readiness stays Ready under load (probes answered over the cap)"),
         unready == 0 && pods.iter().all(|p| *p.ready.borrow()),
         format!(
-            "kubelet readiness failures during the flood: {unready}; sampled every 1s: {rok} ok, \
-             {rfail} failed"
+            "kubelet readiness failures during the flood: {unready}{}; sampled every 1s: {rok} \
+             ok, {rfail} failed",
+            failures
+                .first()
+                .map_or(String::new(), |f| format!(" (first: {f})"))
         ),
     );
     let answered = outcome.answered();
@@ -558,7 +570,7 @@ async fn flood(
     let mut after: Vec<u64>;
     loop {
         after = pods.iter().map(|p| p.rss_bytes().unwrap_or(0)).collect();
-        let back = after.iter().zip(&idle).all(|(a, i)| *a <= i + RSS_SLACK);
+        let back = after.iter().zip(idle).all(|(a, i)| *a <= i + RSS_SLACK);
         if back || settle_from.elapsed() >= SETTLE {
             break;
         }
@@ -568,7 +580,7 @@ async fn flood(
     let cgroup_peak: Vec<u64> = counts.iter().map(|c| c.cgroup_max).collect();
     let back = after
         .iter()
-        .zip(&idle)
+        .zip(idle)
         .all(|(a, i)| *a > 0 && *a <= i + RSS_SLACK);
     let list = |v: &[u64]| {
         v.iter()
@@ -587,7 +599,7 @@ async fn flood(
         format!(
             "VmRSS MiB idle {} -> peak {} -> after {} ({:.1}s after the flood); cgroup memory \
              peak {} MiB",
-            list(&idle),
+            list(idle),
             list(&peak),
             list(&after),
             settle_from.elapsed().as_secs_f64(),
@@ -606,7 +618,7 @@ async fn flood(
     );
     r.count(
         format!("{what}: VmRSS MiB idle -> peak -> after"),
-        format!("{} -> {} -> {}", list(&idle), list(&peak), list(&after)),
+        format!("{} -> {} -> {}", list(idle), list(&peak), list(&after)),
     );
     if let Aim::Lb(lb) = aim {
         r.note(format!(
@@ -673,6 +685,8 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pods = vec![Arc::clone(&pod)];
+    // Idle before the first flood: what memory must return to after each one.
+    let idle = vec![pod.rss_bytes().unwrap_or(0)];
     let aim = Aim::Pod(Arc::clone(&pod));
     let pace = ctx.pace;
     let one = format!("{suite} one pod");
@@ -682,6 +696,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &one,
             &format!("(a) {CONNECTIONS} keep-alive clients"),
             &pods,
+            &idle,
             &aim,
             run_wrk(&aim, CONNECTIONS, false),
         )
@@ -694,6 +709,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &one,
             &format!("(b) {CONNECTIONS} idle and slow-header connections"),
             &pods,
+            &idle,
             &aim,
             slowloris(&aim, CONNECTIONS, pace),
         )
@@ -706,6 +722,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &one,
             "(c) churn, a new connection per request",
             &pods,
+            &idle,
             &aim,
             run_wrk(&aim, 64, true),
         )
@@ -744,6 +761,8 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let idle: Vec<u64> = pods.iter().map(|p| p.rss_bytes().unwrap_or(0)).collect();
         let through = lb_connections(2);
         let slow = lb_connections(3);
         let many = format!("{suite} {replicas} replicas behind the stand-in");
@@ -759,6 +778,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &many,
             &format!("(a) {through} keep-alive clients"),
             &pods,
+            &idle,
             &aim,
             run_wrk(&aim, through, false),
         )
@@ -771,6 +791,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &many,
             &format!("(b) {slow} idle and slow-header connections"),
             &pods,
+            &idle,
             &aim,
             slowloris(&aim, slow, pace),
         )
@@ -783,6 +804,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
             &many,
             "(c) churn, a new connection per request",
             &pods,
+            &idle,
             &aim,
             run_wrk(&aim, 64, true),
         )
