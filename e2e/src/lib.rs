@@ -9,6 +9,7 @@
 
 pub mod cgroup;
 pub mod http;
+pub mod image;
 pub mod kubelet;
 pub mod lb;
 pub mod load;

@@ -118,7 +118,7 @@ impl PodTemplate {
             grace: Duration::from_secs(u64::try_from(grace_secs.max(0)).unwrap_or(0)),
             pre_stop,
             http_port,
-            image_entrypoint: image_entrypoint(repo),
+            image_entrypoint: crate::image::entrypoint(repo),
             binary: binary.to_path_buf(),
             limits,
             container,
@@ -143,47 +143,6 @@ impl PodTemplate {
             .map_or(Duration::ZERO, |r| budget(r, r.success_threshold));
         start + ready
     }
-}
-
-/// The Dockerfile's last exec-form ENTRYPOINT followed by its CMD; the binary's name when
-/// there is no Dockerfile (yet).
-pub fn image_entrypoint(repo: &Path) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(repo.join("Dockerfile")) else {
-        return vec![contract::APP_NAME.to_string()];
-    };
-    // Logical instructions (continuation lines joined) of the final stage only.
-    let mut instructions: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('#') && current.is_empty() {
-            continue;
-        }
-        match trimmed.strip_suffix('\\') {
-            Some(head) => {
-                current.push_str(head);
-                current.push(' ');
-            }
-            None => {
-                current.push_str(trimmed);
-                instructions.push(std::mem::take(&mut current));
-            }
-        }
-    }
-    let last_stage = instructions
-        .iter()
-        .rposition(|i| i.starts_with("FROM "))
-        .map_or(&instructions[..], |at| &instructions[at..]);
-    let exec_form = |keyword: &str| -> Option<Vec<String>> {
-        last_stage
-            .iter()
-            .rev()
-            .find_map(|i| i.strip_prefix(keyword))
-            .and_then(|rest| serde_json::from_str::<Vec<String>>(rest.trim()).ok())
-    };
-    let mut argv = exec_form("ENTRYPOINT ").unwrap_or_else(|| vec![contract::APP_NAME.into()]);
-    argv.extend(exec_form("CMD ").unwrap_or_default());
-    argv
 }
 
 /// Captured container output.
@@ -600,20 +559,4 @@ fn watch_exit(pod: &Pod, sandbox: Arc<Sandbox>) {
             );
         }
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_entrypoint_comes_from_the_last_stage_not_from_healthcheck_lines() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(
-            dir.path().join("Dockerfile"),
-            "FROM a AS build\nENTRYPOINT [\"/wrong\"]\nFROM b\nHEALTHCHECK --interval=5s \\\n    CMD [\"/hello-k8s\", \"healthcheck\"]\nENTRYPOINT [\"/hello-k8s\"]\n",
-        )
-        .expect("write");
-        assert_eq!(image_entrypoint(dir.path()), ["/hello-k8s"]);
-    }
 }

@@ -25,7 +25,7 @@ pub fn static_agreements(ctx: &Ctx, rendered: &Rendered, suite: &str) -> Result<
         rendered,
         container,
         &identity,
-        &crate::pod::image_entrypoint(&ctx.tools.repo),
+        &crate::image::entrypoint(&ctx.tools.repo),
     ) {
         Ok(l) => {
             r.check(
