@@ -126,6 +126,9 @@ MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
 # Every deploy and delete goes through this guard: only namespaces labeled
 # app.kubernetes.io/managed-by=manifest-gen in the cluster are touched, reserved ones never.
 NAMESPACES        = KUBECTL="$(KUBECTL)" SELECTOR="$(SELECTOR)" scripts/namespaces.sh
+# The label that marks a namespace as this project's (the generator's Namespace carries it too;
+# a namespace created before the apply gets it at once, so a failed apply leaves no stranger).
+OWNER_LABEL       = app.kubernetes.io/managed-by=manifest-gen
 export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE
 
 .PHONY: install-k8s_env
@@ -175,7 +178,8 @@ endef
 $(DEPLOY_TARGETS): deploy-%: ## kubectl apply the overlay k8s/overlays/<env> (its image must already be in minikube)
 	$(if $(wildcard k8s/overlays/$*/secret.env.example),@$(call secret_check,$*))
 	$(NAMESPACES) check $(call ns,$*)
-	$(KC) create namespace $(call ns,$*) --dry-run=client -o yaml | $(KC) apply -f -
+	$(KC) create namespace $(call ns,$*) --dry-run=client -o yaml \
+	  | $(KC) label --local -f - $(OWNER_LABEL) -o yaml | $(KC) apply -f -
 	$(if $(NAMESPACE),$(MANIFEST_GEN) render --env $* --namespace $(NAMESPACE) | $(KC) apply -f -,$(KC) apply -k k8s/overlays/$*)
 	$(KC) rollout status deployment/$(APP) -n $(call ns,$*) --timeout=180s
 

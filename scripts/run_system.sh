@@ -210,7 +210,11 @@ render_manifests() {
 # Applies the rendered objects; nothing is deleted.
 apply_manifests() {
   local manifest="$WORK/manifest.yaml" out
-  out="$(kc create namespace "$NS" --dry-run=client -o yaml | kc apply -f - 2>&1)" ||
+  # Labeled at creation like the generator's Namespace: should the apply below fail, the
+  # namespace is still recognised as this project's by the next deploy and by the deletes.
+  out="$(kc create namespace "$NS" --dry-run=client -o yaml |
+    kc label --local -f - app.kubernetes.io/managed-by=manifest-gen -o yaml |
+    kc apply -f - 2>&1)" ||
     die "could not create namespace $NS: $out"
   out+=$'\n'"$(kc apply -f "$manifest" 2>&1)" || {
     printf '%s\n' "$out" >&2

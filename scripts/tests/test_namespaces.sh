@@ -126,3 +126,20 @@ test_deploy_refuses_an_existing_namespace_of_another_owner() {
   assert_eq "$RC" 0 "exit code in a namespace of this project"
   assert_file_contains "$LOG" "rollout status deployment/hello-k8s -n demo"
 }
+
+# A namespace the deploy created carries the owner label even when the apply after it fails, so
+# the next deploy and the purge still recognise it; a deploy then a purge removes it.
+test_namespace_created_by_a_deploy_is_this_projects_even_after_a_failed_apply() {
+  new_make_sandbox
+  STANDIN_RENDER_FAIL=1 deploy --dev
+  assert_ne "$RC" 0 "exit code of the failed deploy"
+  # The failed render applies nothing; now a deploy whose rollout fails after the apply.
+  STANDIN_ROLLOUT_FAIL=1 deploy --dev
+  assert_ne "$RC" 0 "exit code of the failed rollout"
+  assert_file_contains "$STANDIN_STATE/kubectl.namespaces" "hello-k8s-dev manifest-gen"
+  deploy --dev
+  assert_eq "$RC" 0 "exit code of the next deploy"
+  run_make k8s-purge
+  assert_eq "$RC" 0 "purge exit code"
+  assert_file_contains "$LOG" "kubectl --context minikube delete namespace hello-k8s-dev"
+}
