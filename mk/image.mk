@@ -56,7 +56,7 @@ delete: ## Remove the image IMAGE_NAME:IMAGE_TAG from docker (or CONTAINER=podma
 	$(CONTAINER_CMD) image rm $(IMAGE)
 
 .PHONY: image-install
-image-install: ## Install podman, runc and slirp4netns from the distribution when missing (make image-test does)
+image-install: ## Install podman, runc and their network tools from the distribution when missing (make image-test does)
 	scripts/image-install.sh
 
 .PHONY: image-test

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what `make image-test` needs and is missing, from the distribution (Debian/Ubuntu):
 # podman (with the buildah it builds with), runc, slirp4netns (the container's own network
-# namespace with a port on 127.0.0.1, no host bridge or firewall rule) and ca-certificates
-# (the stand-in base copies the CA bundle).
+# namespace with a port on 127.0.0.1, no host bridge or firewall rule), netavark and iptables
+# (podman's bridge network, used where /dev/net/tun is missing) and ca-certificates (the
+# stand-in base copies the CA bundle).
 #
 #   scripts/image-install.sh [--dry-run]       (make image-install; make image-test runs it)
 #
@@ -16,8 +17,9 @@ DRY_RUN=0
 # Directories searched besides PATH (runc lives in /usr/sbin, often not on a user's PATH).
 SBIN_DIRS="${SBIN_DIRS-/usr/sbin:/sbin}"
 # The Debian packages, and the command (or file) each one provides.
-PACKAGES=(podman runc slirp4netns ca-certificates)
+PACKAGES=(podman runc slirp4netns netavark iptables ca-certificates)
 declare -A PROVIDES=([podman]=podman [runc]=runc [slirp4netns]=slirp4netns
+  [netavark]="${NETAVARK:-/usr/lib/podman/netavark}" [iptables]=iptables
   [ca-certificates]="${IMAGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}")
 
 # shellcheck source=scripts/log.sh
@@ -46,7 +48,7 @@ main() {
     "") ;;
     --dry-run) DRY_RUN=1 ;;
     -h | --help)
-      sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
       return 0
       ;;
     *) die "unexpected argument '$1' (expected --dry-run or nothing; see --help)" ;;

@@ -57,7 +57,7 @@ main() {
   case "$mode" in
     "" | --build-args) ;;
     -h | --help)
-      sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+      awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
       return 0
       ;;
     *)

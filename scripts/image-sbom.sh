@@ -32,7 +32,7 @@ main() {
   if [[ $# -gt 0 ]]; then
     case "$1" in
       -h | --help)
-        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
         return 0
         ;;
       *) die "unexpected argument '$1' (this script takes none; see --help)" ;;

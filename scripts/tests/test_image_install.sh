@@ -11,11 +11,11 @@ image_install_sandbox() {
   mkdir -p "$IBIN" "$dir/path"
   for tool in "$SYSBIN"/*; do
     case "${tool##*/}" in
-      podman | runc | slirp4netns | buildah | crun) continue ;;
+      podman | runc | slirp4netns | iptables | buildah | crun) continue ;;
     esac
     ln -s "$(readlink "$tool")" "$dir/path/${tool##*/}"
   done
-  export IMAGE_CA_BUNDLE="$dir/ca-certificates.crt" SBIN_DIRS="" ILOG IBIN
+  export IMAGE_CA_BUNDLE="$dir/ca-certificates.crt" NETAVARK="$IBIN/netavark" SBIN_DIRS="" ILOG IBIN
   : >"$ILOG"
   if [[ "${1:-}" != no-apt ]]; then
     cat >"$IBIN/apt-get" <<'SH'
@@ -25,7 +25,7 @@ echo "apt-get $*" >>"$ILOG"
 if [[ " $* " == *" install "* ]]; then
   for arg in "$@"; do
     case "$arg" in
-      podman | runc | slirp4netns) printf '#!/bin/sh\nexit 0\n' >"$IBIN/$arg" && chmod +x "$IBIN/$arg" ;;
+      podman | runc | slirp4netns | netavark | iptables) printf '#!/bin/sh\nexit 0\n' >"$IBIN/$arg" && chmod +x "$IBIN/$arg" ;;
       ca-certificates) : >"$IMAGE_CA_BUNDLE" ;;
     esac
   done
@@ -43,7 +43,7 @@ test_image_install_installs_only_what_is_missing_after_apt_get_update() {
   local out="$TEST_TMP/install.out"
   "$PROJECT_ROOT/scripts/image-install.sh" >"$out" 2>&1 || { cat "$out" >&2; fail "image-install.sh failed"; }
   assert_eq "$(cat "$ILOG")" "apt-get update -qq
-apt-get install -y -qq --no-install-recommends podman slirp4netns ca-certificates" "apt-get calls"
+apt-get install -y -qq --no-install-recommends podman slirp4netns netavark iptables ca-certificates" "apt-get calls"
   assert_file_contains "$out" "runc: present"
   # Everything is there now: a second run calls apt-get no more.
   : >"$ILOG"
@@ -56,7 +56,7 @@ test_image_install_dry_run_installs_nothing() {
   image_install_sandbox
   local out="$TEST_TMP/install.out"
   "$PROJECT_ROOT/scripts/image-install.sh" --dry-run >"$out" 2>&1 || fail "--dry-run failed"
-  assert_file_contains "$out" "to install from the distribution: podman runc slirp4netns ca-certificates"
+  assert_file_contains "$out" "to install from the distribution: podman runc slirp4netns netavark iptables ca-certificates"
   assert_eq "$(cat "$ILOG")" "" "apt-get calls of a dry run"
 }
 
@@ -65,7 +65,7 @@ test_image_install_without_apt_get_fails_under_ci_and_warns_otherwise() {
   local out="$TEST_TMP/install.out" rc=0
   CI=true "$PROJECT_ROOT/scripts/image-install.sh" >"$out" 2>&1 || rc=$?
   assert_ne "$rc" 0 "exit code without apt-get under CI=true"
-  assert_file_contains "$out" "no apt-get: install podman runc slirp4netns ca-certificates"
+  assert_file_contains "$out" "no apt-get: install podman runc slirp4netns netavark iptables ca-certificates"
   rc=0
   CI="" "$PROJECT_ROOT/scripts/image-install.sh" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code without apt-get outside CI"
