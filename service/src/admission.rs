@@ -24,6 +24,9 @@ pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
 pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
 /// The budget of one connection waiting for a slot or answered directly (probes, 503).
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
+/// Connections over the total cap that may still show they are a kubelet probe (see
+/// `overflow::probes_only`): under a flood that fills the total cap, probes still get in.
+pub const PROBE_RESERVE: usize = 256;
 /// Fewer served connections than this is not a service.
 const MIN_SERVED: u64 = 16;
 
@@ -141,6 +144,15 @@ pub struct Admission {
     open: AtomicUsize,
 }
 
+/// Where a new connection stands.
+#[derive(Debug)]
+pub enum Place {
+    /// Under the total cap: served, or waiting for a slot.
+    Any(Held),
+    /// In the probe reserve: only a probe is answered.
+    ProbesOnly(Held),
+}
+
 /// One held connection; dropping it frees its place in the total.
 #[derive(Debug)]
 pub struct Held {
@@ -162,13 +174,20 @@ impl Admission {
         }
     }
 
-    /// A place among the connections held at all, or `None` over the total cap.
-    pub fn hold(self: &Arc<Self>) -> Option<Held> {
+    /// A place among the connections held at all; over the total cap, a place in the probe
+    /// reserve; beyond that, `None`.
+    pub fn hold(self: &Arc<Self>) -> Option<Place> {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
         let held = Held {
             admission: Arc::clone(self),
         };
-        (before < self.limits.total).then_some(held)
+        if before < self.limits.total {
+            Some(Place::Any(held))
+        } else if before < self.limits.total + PROBE_RESERVE {
+            Some(Place::ProbesOnly(held))
+        } else {
+            None
+        }
     }
 
     /// A served slot, now, if one is free.
@@ -204,7 +223,7 @@ mod tests {
         let limits = Limits::sized(memory, LimitSource::Contract, Count::Auto);
         let worst = RESERVED_BYTES
             + limits.served as u64 * SERVED_CONNECTION_BYTES
-            + (limits.total - limits.served) as u64 * WAITING_CONNECTION_BYTES;
+            + (limits.total - limits.served + PROBE_RESERVE) as u64 * WAITING_CONNECTION_BYTES;
         assert!(worst <= memory, "{limits:?}: {worst} > {memory}");
         assert!(limits.served >= 1000, "{limits:?}");
     }
@@ -228,9 +247,14 @@ mod tests {
         }));
         let a = admission.hold().unwrap();
         let _b = admission.hold().unwrap();
+        let reserve: Vec<Place> = (0..PROBE_RESERVE)
+            .map(|_| admission.hold().unwrap())
+            .collect();
+        assert!(reserve.iter().all(|p| matches!(p, Place::ProbesOnly(_))));
         assert!(admission.hold().is_none());
+        drop(reserve);
         drop(a);
-        assert!(admission.hold().is_some());
+        assert!(matches!(admission.hold(), Some(Place::Any(_))));
         let slot = admission.try_serve().unwrap();
         assert!(admission.try_serve().is_none());
         assert_eq!(admission.serving(), 1);

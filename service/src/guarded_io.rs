@@ -132,8 +132,18 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
             this.parked = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let want = buf.remaining().min(this.budget);
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(want));
+        if buf.remaining() <= this.budget {
+            // The common case: hand the caller's buffer down as it is (its memory is not
+            // touched beyond what the socket fills).
+            let before = buf.filled().len();
+            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+            let n = buf.filled().len() - before;
+            if n > 0 {
+                this.read_done(n);
+            }
+            return polled;
+        }
+        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(this.budget));
         match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
             Poll::Ready(Ok(())) => {
                 let n = limited.filled().len();

@@ -7,7 +7,9 @@
 //!   so liveness still tells the truth about the workers that serve users;
 //! - anything else waits up to [`SLOT_WAIT`] for a served slot and is then served normally
 //!   (the bytes already read are handed to actix-http first), or is answered
-//!   `503 Service Unavailable` with `Retry-After` and closed.
+//!   `503 Service Unavailable` with `Retry-After` and closed;
+//! - over the total cap, a small probe reserve reads heads for [`PROBE_ONLY_TIMEOUT`] only:
+//!   probes are answered, everything else is closed at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub const HEAD_BYTES: usize = 1024;
 pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a request over the cap waits for a served slot before a 503.
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
+/// How long a connection in the probe reserve gets to show it is a probe.
+pub const PROBE_ONLY_TIMEOUT: Duration = Duration::from_millis(250);
 /// The `Retry-After` of the 503, in seconds.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
@@ -45,35 +49,11 @@ pub async fn handle(
     shared: &Arc<Shared>,
 ) -> Outcome {
     let mut buf = [0u8; HEAD_BYTES];
-    let mut len = 0;
-    let head = tokio::time::timeout(HEAD_TIMEOUT, async {
-        loop {
-            match parse(&buf[..len]) {
-                Head::Complete(probe) => return Some(probe),
-                Head::Partial if len < buf.len() => {}
-                // Too long for the small buffer: not a probe; let it wait for a slot.
-                Head::Partial | Head::Invalid => return Some(None),
-            }
-            match stream.read(&mut buf[len..]).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => len += n,
-            }
-        }
-    })
-    .await;
-    let probe = match head {
-        Ok(Some(probe)) => probe,
-        Ok(None) | Err(_) => return Outcome::Done,
+    let Some((probe, len)) = read_head(stream, &mut buf, HEAD_TIMEOUT).await else {
+        return Outcome::Done;
     };
     if let Some(probe) = probe {
-        let (status, body) = match probe.path {
-            Probe::Liveness => ("200 OK", "ok"),
-            Probe::Readiness => match shared.readiness.check() {
-                Ok(()) => ("200 OK", "ready"),
-                Err(reason) => ("503 Service Unavailable", reason.as_str()),
-            },
-        };
-        respond(stream, status, body, probe.head_only, "").await;
+        answer_probe(stream, probe, shared).await;
         return Outcome::Done;
     }
     if let Some(permit) = admission.serve_within(SLOT_WAIT).await {
@@ -92,6 +72,59 @@ pub async fn handle(
     )
     .await;
     Outcome::Done
+}
+
+/// Handles one connection in the probe reserve (over the total cap, see `admission`): a
+/// probe whose head arrives within [`PROBE_ONLY_TIMEOUT`] is answered, anything else is
+/// closed at once. Returns whether a probe was answered.
+pub async fn probes_only(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
+    let mut buf = [0u8; HEAD_BYTES];
+    match read_head(stream, &mut buf, PROBE_ONLY_TIMEOUT).await {
+        Some((Some(probe), _)) => {
+            answer_probe(stream, probe, shared).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Reads a request head into `buf` within `timeout`: whether it is a probe, and the bytes
+/// read. `None` when the client sent no whole head in time (or closed).
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut [u8; HEAD_BYTES],
+    timeout: Duration,
+) -> Option<(Option<ProbeRequest>, usize)> {
+    let mut len = 0;
+    tokio::time::timeout(timeout, async {
+        loop {
+            match parse(&buf[..len]) {
+                Head::Complete(probe) => return Some((probe, len)),
+                Head::Partial if len < buf.len() => {}
+                // Too long for the small buffer: not a probe; let it wait for a slot.
+                Head::Partial | Head::Invalid => return Some((None, len)),
+            }
+            match stream.read(&mut buf[len..]).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => len += n,
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Answers a probe from the shared readiness state, as the routes do.
+async fn answer_probe(stream: &mut TcpStream, probe: ProbeRequest, shared: &Shared) {
+    let (status, body) = match probe.path {
+        Probe::Liveness => ("200 OK", "ok"),
+        Probe::Readiness => match shared.readiness.check() {
+            Ok(()) => ("200 OK", "ready"),
+            Err(reason) => ("503 Service Unavailable", reason.as_str()),
+        },
+    };
+    respond(stream, status, body, probe.head_only, "").await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

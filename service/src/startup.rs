@@ -22,7 +22,7 @@ use contract::Settings;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::admission::{Admission, Limits};
+use crate::admission::{Admission, Limits, Place};
 use crate::guarded_io::{GuardedIo, IoLimits};
 use crate::overflow::{self, Outcome};
 use crate::routes;
@@ -35,6 +35,8 @@ const KEEP_ALIVE: Duration = Duration::from_secs(5);
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the response, a client that does not close gets this long (as `HttpServer`).
 const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// The accept queue (actix-web's default; the kernel caps it at `net.core.somaxconn`).
+const LISTEN_BACKLOG: i32 = 1024;
 /// The service reads no request bodies; a small limit documents (and enforces) that.
 const MAX_PAYLOAD_BYTES: usize = 1024;
 /// The bounds of every served connection (see `guarded_io`): request bytes get their first
@@ -87,6 +89,10 @@ impl Application {
         let listener = TcpListener::bind(requested)
             .map_err(|err| io::Error::new(err.kind(), format!("cannot bind {requested}: {err}")))?;
         let address = listener.local_addr()?;
+        // std listens with a backlog of 128; under a connection flood a full accept queue
+        // drops SYNs, the kubelet's probes' among them (a dropped SYN is retried after 1 s,
+        // the probes' whole timeout).
+        socket2::SockRef::from(&listener).listen(LISTEN_BACKLOG)?;
         // A second descriptor of the listening socket, for the end of the drain (see
         // `shutdown`): actix-server owns and closes the first.
         let drain_listener = listener.try_clone()?;
@@ -265,16 +271,24 @@ async fn connection<H>(
 where
     H: Service<(GuardedIo<TcpStream>, Option<SocketAddr>)>,
 {
-    let Some(held) = admission.hold() else {
-        if let Some(metrics) = &shared.metrics {
-            metrics.record_closed_at_cap();
+    let held = match admission.hold() {
+        Some(Place::Any(held)) => held,
+        Some(Place::ProbesOnly(_held)) => {
+            // Boxed: the probe path's buffers are not part of every connection's task.
+            if !Box::pin(overflow::probes_only(&mut stream, &shared)).await {
+                record_closed(&shared);
+            }
+            return Ok(());
         }
-        return Ok(());
+        None => {
+            record_closed(&shared);
+            return Ok(());
+        }
     };
     let peer = stream.peer_addr().ok();
     let (slot, prefix) = match admission.try_serve() {
         Some(slot) => (slot, Bytes::new()),
-        None => match overflow::handle(&mut stream, &admission, &shared).await {
+        None => match Box::pin(overflow::handle(&mut stream, &admission, &shared)).await {
             Outcome::Serve(slot, prefix) => (slot, prefix),
             Outcome::Done => return Ok(()),
         },
@@ -286,4 +300,10 @@ where
     drop(slot);
     drop(held);
     Ok(())
+}
+
+fn record_closed(shared: &Shared) {
+    if let Some(metrics) = &shared.metrics {
+        metrics.record_closed_at_cap();
+    }
 }

@@ -118,7 +118,7 @@ fn over_the_served_cap_probes_are_answered_and_other_requests_get_503_with_retry
 }
 
 #[test]
-fn connections_beyond_the_total_cap_are_closed_at_once() {
+fn over_the_total_cap_probes_are_still_answered_and_other_connections_closed_unanswered() {
     // One served slot; the smallest memory limit gives the minimum of 16 waiting places.
     let server = Server::start(&[
         ("MAX_CONNECTIONS", "1"),
@@ -130,10 +130,24 @@ fn connections_beyond_the_total_cap_are_closed_at_once() {
     // 16 connections that say nothing wait for their head (2 s) in the waiting places.
     let idle: Vec<TcpStream> = (0..16).map(|_| connect(&server)).collect();
     std::thread::sleep(Duration::from_millis(200));
+    // Over the total cap: a request that is not a probe is closed without an answer...
     let mut beyond = connect(&server);
+    beyond.write_all(GET_ROOT.as_bytes()).unwrap();
     let started = Instant::now();
-    assert!(closed_within(&mut beyond, Duration::from_millis(1500)));
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    let mut got = Vec::new();
+    let _ = beyond.read_to_end(&mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert!(started.elapsed() < Duration::from_millis(1000));
+    // ...one that says nothing is closed after the probe reserve's short wait...
+    let mut silent = connect(&server);
+    assert!(closed_within(&mut silent, Duration::from_millis(1500)));
+    // ...and the kubelet's probes are answered.
+    let mut probe = connect(&server);
+    let response = exchange(&mut probe, "GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let mut probe = connect(&server);
+    let response = exchange(&mut probe, "GET /readyz HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert!(response.ends_with("\r\n\r\nready"), "{response}");
     drop(idle);
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
