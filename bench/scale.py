@@ -15,7 +15,9 @@ For every level and every system, in an order that rotates per level: a fresh se
 memory, `wrk -t2 -cN -dD` on `GET /` (bench/scale.lua counts the answers by status: 200
 against 503 shed), VmRSS and open descriptors sampled during the flood, liveness probes on a
 fresh connection every 200 ms as the kubelet sends them, VmHWM (the peak) when the flood
-ends, VmRSS again after a settle time with every connection closed, then the server stops.
+ends, VmRSS again after a settle time with every connection closed, and once more after a
+trickle of probes (20 in 2 s: an allocator may return memory only when it is called again),
+then the server stops.
 Memory is summed over the server's process tree (nginx: master and worker). Every server and
 client binds or targets 127.0.0.1, and every load is bounded by its duration.
 Raw results: bench/.work/scale.json; report.py renders them.
@@ -45,6 +47,9 @@ BACKLOG = 2048
 # The Deployment's memory limit (contract::resources::MEMORY_LIMIT_BYTES, 128 MiB).
 MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
 LIVENESS_PATH = "/healthz"
+# After the flood: this many liveness probes, this far apart, before the last RSS reading.
+TRICKLE_PROBES = 20
+TRICKLE_INTERVAL_S = 0.1
 
 
 def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
@@ -200,11 +205,21 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
         after = tree_stats(proc.pid)
         alive = proc.poll() is None
         after_status = None
+        after_probes = None
         if alive:
             try:
                 after_status, _ = core.http_get(port, "/", timeout=2.0)
             except (OSError, ValueError):
                 after_status = None
+            # An allocator may give memory back only when the thread that freed it allocates
+            # again: a trickle of probes, as the kubelet sends, then the RSS once more.
+            for _ in range(TRICKLE_PROBES):
+                try:
+                    core.http_get(port, LIVENESS_PATH, timeout=1.0)
+                except (OSError, ValueError):
+                    pass
+                time.sleep(TRICKLE_INTERVAL_S)
+            after_probes = tree_stats(proc.pid)
     finally:
         core.stop(proc)
     probes = json.loads(probes_out)
@@ -219,6 +234,7 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
             "samples": sampler.samples,
             "peak": peak,
             "after": after,
+            "after_probes": after_probes,
             "alive_after": alive,
             "exit_status": None if alive else proc.returncode,
             "status_after_flood": after_status,
