@@ -63,9 +63,17 @@ image-install: ## Install podman, runc and their network tools from the distribu
 image-test: venv image-install sbom ## Podman builds the runtime stage on a stand-in base and runc runs it as prod declares; installer and SBOM tests
 	scripts/tests/run.sh test_image_
 
+# $(call cargo_tool,SUBCOMMAND,CRATE): install a cargo subcommand from crates.io when missing.
+cargo_tool = @$(CARGO) $(1) --version >/dev/null 2>&1 || { echo "installing $(2) (cargo install --locked $(2); a few minutes, once)" >&2; $(CARGO) install --locked $(2); }
+
+.PHONY: test-tools
+test-tools: image-install ## Install what make test needs beyond cargo: podman and runc (root), cargo-deny, cargo-cyclonedx
+	$(call cargo_tool,deny,cargo-deny)
+	$(call cargo_tool,cyclonedx,cargo-cyclonedx)
+
 .PHONY: deny
 deny: ## cargo deny check licenses bans sources against deny.toml (installs cargo-deny when missing)
-	@$(CARGO) deny --version >/dev/null 2>&1 || { echo "installing cargo-deny (cargo install --locked cargo-deny; a few minutes)" >&2; $(CARGO) install --locked cargo-deny; }
+	$(call cargo_tool,deny,cargo-deny)
 	$(CARGO) deny check --hide-inclusion-graph licenses bans sources
 
 .PHONY: audit

@@ -163,7 +163,10 @@ build_image() {
     return
   fi
   info "building $ref (BuildKit; the first build compiles every dependency)"
-  DOCKER_BUILDKIT=1 docker build --tag "$ref" "$ROOT" >&2 || die "docker build of $ref failed (see above)"
+  local -a labels
+  # The OCI labels (version, revision, source) from git, as make build gives them.
+  read -r -a labels <<<"$("$ROOT/scripts/image-meta.sh" --build-args)" || die "scripts/image-meta.sh failed (see above)"
+  DOCKER_BUILDKIT=1 docker build "${labels[@]}" --tag "$ref" "$ROOT" >&2 || die "docker build of $ref failed (see above)"
   ok "image $ref built in minikube's image store"
 }
 
