@@ -15,6 +15,7 @@ pub mod lb;
 pub mod load;
 pub mod lock;
 pub mod manifests;
+pub mod nodenet;
 pub mod pod;
 pub mod probe;
 pub mod prober;

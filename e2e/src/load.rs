@@ -23,12 +23,16 @@ pub enum Target {
     Pod(Arc<Sandbox>, u16),
     /// The Service stand-in.
     Lb(SocketAddr),
+    /// An address reached from inside a network namespace (the node's, for the Service's
+    /// kernel DNAT).
+    Via(Arc<Sandbox>, std::net::SocketAddrV4),
 }
 
 impl Target {
     pub async fn connect(&self) -> std::io::Result<TcpStream> {
         match self {
             Target::Pod(sandbox, port) => sandbox.connect(*port).await,
+            Target::Via(sandbox, addr) => sandbox.connect_to(*addr).await,
             Target::Lb(addr) => {
                 let s = TcpStream::connect(addr).await?;
                 s.set_nodelay(true)?;

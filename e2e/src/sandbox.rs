@@ -77,7 +77,7 @@ fn which(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }
 
-type DialRequest = (u16, oneshot::Sender<io::Result<StdTcpStream>>);
+type DialRequest = (SocketAddrV4, oneshot::Sender<io::Result<StdTcpStream>>);
 
 /// One pod's network.
 #[derive(Debug)]
@@ -290,9 +290,39 @@ impl Sandbox {
         self.dial(self.probe_dialer.as_ref(), port).await
     }
 
-    /// Connects to `port` for a flood, on the flood's own dialer.
-    pub async fn connect_bulk(&self, port: u16) -> io::Result<TcpStream> {
-        self.dial(self.bulk_dialer.as_ref(), port).await
+    /// Connects to `addr` from inside this network namespace (the node namespace's clients
+    /// reaching a Service address).
+    pub async fn connect_to(&self, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        Self::dial_addr(self.dialer.as_ref(), addr).await
+    }
+
+    /// [`Sandbox::connect_to`] on the flood's own dialer.
+    pub async fn connect_bulk_to(&self, addr: SocketAddrV4) -> io::Result<TcpStream> {
+        Self::dial_addr(self.bulk_dialer.as_ref(), addr).await
+    }
+
+    async fn dial_addr(
+        dialer: Option<&mpsc::Sender<DialRequest>>,
+        addr: SocketAddrV4,
+    ) -> io::Result<TcpStream> {
+        let Some(dialer) = dialer else {
+            return Err(io::Error::other("this sandbox has no network namespace"));
+        };
+        let (tx, rx) = oneshot::channel();
+        dialer
+            .send((addr, tx))
+            .map_err(|_| io::Error::other("sandbox is gone"))?;
+        let stream = rx
+            .await
+            .map_err(|_| io::Error::other("dialer thread ended"))??;
+        stream.set_nonblocking(true)?;
+        stream.set_nodelay(true)?;
+        TcpStream::from_std(stream)
+    }
+
+    /// The PID holding the network namespace, when the sandbox has one.
+    pub fn netns_pid(&self) -> Option<u32> {
+        self.holder_pid
     }
 
     async fn dial(
@@ -304,7 +334,7 @@ impl Sandbox {
             Some(dialer) => {
                 let (tx, rx) = oneshot::channel();
                 dialer
-                    .send((port, tx))
+                    .send((SocketAddrV4::new(Ipv4Addr::LOCALHOST, port), tx))
                     .map_err(|_| io::Error::other("pod sandbox is gone"))?;
                 rx.await
                     .map_err(|_| io::Error::other("dialer thread ended"))??
@@ -380,9 +410,11 @@ fn dialer_thread(ns: File, rx: Arc<Mutex<mpsc::Receiver<DialRequest>>>) {
     }
     loop {
         let request = rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
-        let Ok((port, reply)) = request else { return };
-        let addr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port));
-        let _ = reply.send(StdTcpStream::connect_timeout(&addr, DIAL_TIMEOUT));
+        let Ok((addr, reply)) = request else { return };
+        let _ = reply.send(StdTcpStream::connect_timeout(
+            &SocketAddr::V4(addr),
+            DIAL_TIMEOUT,
+        ));
     }
 }
 

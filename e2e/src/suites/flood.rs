@@ -31,6 +31,7 @@ use super::Ctx;
 use crate::lb::Lb;
 use crate::load::{self, Records, Target};
 use crate::manifests::Rendered;
+use crate::nodenet::NodeNet;
 use crate::pod::Pod;
 use crate::probe::{ProbeTarget, run_once};
 use crate::report::Report;
@@ -111,10 +112,12 @@ impl Outcome {
     }
 }
 
-/// Where the flood goes: one pod's loopback (clients in its namespace) or the stand-in.
+/// Where the flood goes: one pod's loopback (clients in its namespace), the Service as kernel
+/// DNAT from a node namespace, or the user-space stand-in.
 #[derive(Clone)]
 enum Aim {
     Pod(Arc<Pod>),
+    Node(Arc<NodeNet>),
     Lb(Arc<Lb>),
 }
 
@@ -122,6 +125,7 @@ impl Aim {
     fn load_target(&self) -> Target {
         match self {
             Aim::Pod(pod) => Target::Pod(Arc::clone(&pod.sandbox), pod.template.http_port),
+            Aim::Node(net) => Target::Via(Arc::clone(&net.node), net.service_addr()),
             Aim::Lb(lb) => Target::Lb(lb.addr),
         }
     }
@@ -136,6 +140,10 @@ impl Aim {
                     format!("http://127.0.0.1:{port}/"),
                 )
             }
+            Aim::Node(net) => (
+                net.client_command(Path::new("wrk")),
+                format!("http://{}/", net.service_addr()),
+            ),
             Aim::Lb(lb) => (
                 tokio::process::Command::new("wrk"),
                 format!("http://{}/", lb.addr),
@@ -203,9 +211,14 @@ async fn run_wrk(aim: &Aim, connections: usize, close: bool) -> Result<Outcome> 
 /// reconnects when the server cuts it. Normal clients measure the share still served.
 async fn slowloris(aim: &Aim, connections: usize, pace: Duration) -> Result<Outcome> {
     let target = aim.load_target();
+    // The slow clients dial on the flood's own threads, apart from the normal clients.
     let bulk = match aim {
-        Aim::Pod(pod) => Some((Arc::clone(&pod.sandbox), pod.template.http_port)),
-        Aim::Lb(_) => None,
+        Aim::Pod(pod) if pod.sandbox.netns_pid().is_some() => Some((
+            Arc::clone(&pod.sandbox),
+            std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, pod.template.http_port),
+        )),
+        Aim::Node(net) => Some((Arc::clone(&net.node), net.service_addr())),
+        Aim::Pod(_) | Aim::Lb(_) => None,
     };
     let deadline = Instant::now() + FLOOD;
     let opened = Arc::new(AtomicU64::new(0));
@@ -227,7 +240,7 @@ async fn slowloris(aim: &Aim, connections: usize, pace: Duration) -> Result<Outc
             while Instant::now() < deadline {
                 let connect = async {
                     match &bulk {
-                        Some((sandbox, port)) => sandbox.connect_bulk(*port).await,
+                        Some((sandbox, addr)) => sandbox.connect_bulk_to(*addr).await,
                         None => target.connect().await,
                     }
                 };
@@ -735,7 +748,8 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     drop(aim);
     result?;
 
-    // prod's replicas behind the Service stand-in.
+    // The replicas behind the Service: kernel DNAT from a node namespace where the machine
+    // allows it, else the user-space stand-in (bounded by its file descriptors).
     let replicas = u8::try_from(rendered.replicas().clamp(1, 8)).unwrap_or(1);
     let service = rendered
         .services
@@ -754,25 +768,54 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
         for pod in &pods {
             pod.wait_ready().await?;
         }
+        let node = if NodeNet::available(ctx.mode) {
+            let (port, target) = service_ports(service, &template.container)?;
+            Some(Arc::new(
+                NodeNet::start(&pods, port, target, ctx.propagation).await?,
+            ))
+        } else {
+            None
+        };
         let serving_by = Instant::now() + ctx.propagation + Duration::from_secs(5);
-        while !lb.endpoints().iter().all(|e| e.serving()) {
+        loop {
+            let serving = match &node {
+                Some(net) => net.ready_endpoints() == pods.len(),
+                None => lb.endpoints().iter().all(|e| e.serving()),
+            };
+            if serving {
+                break;
+            }
             if Instant::now() > serving_by {
-                bail!("the stand-in never saw every replica Ready");
+                bail!("the Service never saw every replica Ready");
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         let idle: Vec<u64> = pods.iter().map(|p| p.rss_bytes().unwrap_or(0)).collect();
-        let through = lb_connections(2);
-        let slow = lb_connections(3);
-        let many = format!("{suite} {replicas} replicas behind the stand-in");
-        r.note(format!(
-            "{many}: the user-space stand-in holds two descriptors per connection (three with \
-             the harness's own slow clients), so its floods use {through} and {slow} \
-             connections (RLIMIT_NOFILE), not {CONNECTIONS}; kube-proxy's kernel rules have no \
-             such limit"
-        ));
-        let aim = Aim::Lb(Arc::clone(&lb));
+        let (aim, through, slow, many) = match &node {
+            Some(net) => {
+                let many =
+                    format!("{suite} {replicas} replicas behind the Service (nftables DNAT)");
+                r.note(format!(
+                    "{many}: a node namespace made by the test, one veth per replica, and an \
+                     nftables DNAT rule (numgen round robin over the ready endpoints) for {}",
+                    net.service_addr()
+                ));
+                (Aim::Node(Arc::clone(net)), CONNECTIONS, CONNECTIONS, many)
+            }
+            None => {
+                let through = lb_connections(2);
+                let slow = lb_connections(3);
+                let many = format!("{suite} {replicas} replicas behind the stand-in");
+                r.note(format!(
+                    "{many}: no nftables or network namespaces here, so the user-space stand-in \
+                     carries the floods; it holds two descriptors per connection (three with the \
+                     harness's own slow clients), so its floods use {through} and {slow} \
+                     connections (RLIMIT_NOFILE), not {CONNECTIONS}"
+                ));
+                (Aim::Lb(Arc::clone(&lb)), through, slow, many)
+            }
+        };
         flood(
             ctx,
             &many,
@@ -816,4 +859,25 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
         pod.sandbox.shutdown();
     }
     result
+}
+
+/// The Service's port and the pods' resolved targetPort.
+fn service_ports(
+    service: &k8s_openapi::api::core::v1::Service,
+    container: &k8s_openapi::api::core::v1::Container,
+) -> Result<(u16, u16)> {
+    let port = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_ref())
+        .and_then(|p| p.first())
+        .ok_or_else(|| anyhow!("the Service has no ports"))?;
+    let target = port
+        .target_port
+        .clone()
+        .unwrap_or(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(port.port));
+    Ok((
+        u16::try_from(port.port).context("Service port")?,
+        crate::probe::resolve_port(&target, container)?,
+    ))
 }
