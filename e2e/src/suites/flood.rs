@@ -1,8 +1,10 @@
-//! Floods at the pod's own limits: one pod, then prod's replicas behind the Service stand-in.
+//! Floods at the pod's own limits: one pod, then prod's replicas behind the Service.
 //!
 //! Three floods, each at least [`FLOOD`] long, bounded in connections and time, aimed only at
 //! the pod's own loopback (the client runs in the pod's network namespace, outside its
-//! cgroup) or at the stand-in on 127.0.0.1:
+//! cgroup) or at the Service: nftables DNAT in a node namespace the test makes (see
+//! `nodenet`), or, where that is not possible, the user-space stand-in on 127.0.0.1 with fewer
+//! connections (its file descriptors bound it):
 //!
 //! - (a) keep-alive: `wrk -t2 -c10000`, 10,000 concurrent keep-alive clients;
 //! - (b) slowloris: 10,000 connections, half idle, half dripping an unfinished header one byte
