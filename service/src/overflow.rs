@@ -9,7 +9,8 @@
 //!   (the bytes already read are handed to actix-http first), or is answered
 //!   `503 Service Unavailable` with `Retry-After` and closed;
 //! - over the total cap, a small probe reserve reads heads for [`PROBE_ONLY_TIMEOUT`] only:
-//!   probes are answered, everything else is closed at once.
+//!   probes are answered, everything else is closed at once; beyond the reserve, only a
+//!   probe whose head has already arrived is answered (no waiting), the rest is closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a request over the cap waits for a served slot before a 503.
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
 /// How long a connection in the probe reserve gets to show it is a probe.
-pub const PROBE_ONLY_TIMEOUT: Duration = Duration::from_millis(250);
+pub const PROBE_ONLY_TIMEOUT: Duration = Duration::from_millis(100);
 /// The `Retry-After` of the 503, in seconds.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
@@ -81,6 +82,24 @@ pub async fn probes_only(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
     let mut buf = [0u8; HEAD_BYTES];
     match read_head(stream, &mut buf, PROBE_ONLY_TIMEOUT).await {
         Some((Some(probe), _)) => {
+            answer_probe(stream, probe, shared).await;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Handles one connection beyond the probe reserve without waiting: if a whole probe head
+/// has already arrived (clients send the request right after the handshake, and the accept
+/// queue gives it time to arrive), it is answered; anything else is closed at once.
+/// Returns whether a probe was answered.
+pub async fn instant_probe(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
+    let mut buf = [0u8; HEAD_BYTES];
+    let Ok(n) = stream.try_read(&mut buf) else {
+        return false;
+    };
+    match parse(&buf[..n]) {
+        Head::Complete(Some(probe)) => {
             answer_probe(stream, probe, shared).await;
             true
         }

@@ -281,7 +281,9 @@ where
             return Ok(());
         }
         None => {
-            record_closed(&shared);
+            if !Box::pin(overflow::instant_probe(&mut stream, &shared)).await {
+                record_closed(&shared);
+            }
             return Ok(());
         }
     };
