@@ -8,8 +8,8 @@
 #
 # Two sections, both by default: `main` (bench/bench.py, about 5 minutes) and `scale` (bench/scale.py:
 # hello-k8s and nginx, each pinned to one CPU, under 1k, 5k and 10k keep-alive connections; about
-# 2 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; the report keeps
-# the other section's last results.
+# 2 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; BENCHMARKS.md
+# keeps the other section's text from its last run.
 #
 # Knobs (environment): BENCH_SECTIONS (main,scale), BENCH_ROUNDS (5), BENCH_DURATION (8s),
 # BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10),
@@ -219,11 +219,12 @@ if "$RUN_SCALE"; then
     "${variants[@]}"
 fi
 
+# Only the sections measured now are rendered again; the others keep their text in the report.
 report=("$VENV/bin/python" bench/report.py --markdown "$BENCH_MARKDOWN")
-if [ -f "$WORK/results.json" ]; then
+if "$RUN_MAIN"; then
   report+=(--results "$WORK/results.json" --chart "$BENCH_CHART")
 fi
-if [ -f "$WORK/scale.json" ]; then
+if "$RUN_SCALE"; then
   report+=(--scale "$WORK/scale.json" --scale-chart "$BENCH_SCALE_CHART")
 fi
 "${report[@]}"
