@@ -134,6 +134,10 @@ impl Cgroups {
     /// Creates the cgroup of pod `name` with `limits`. A declared limit that cannot be
     /// enforced is an error under CI=true; elsewhere it is left out (the run said so at start).
     pub fn create(&self, name: &str, limits: Limits) -> Result<PodCgroup> {
+        self.create_as(name, limits, ci())
+    }
+
+    fn create_as(&self, name: &str, limits: Limits, ci: bool) -> Result<PodCgroup> {
         let mut pod = PodCgroup {
             dirs: Vec::new(),
             memory: None,
@@ -149,7 +153,7 @@ impl Cgroups {
             }
             let c = match found {
                 Ok(c) => c,
-                Err(e) if ci() => bail!(
+                Err(e) if ci => bail!(
                     "resources.limits.{controller} is declared but cannot be enforced ({e}); \
                      CI=true requires it (run as root on a machine with the {controller} \
                      cgroup controller)"
@@ -349,6 +353,13 @@ impl Hierarchies {
     fn read() -> Result<Hierarchies> {
         let mountinfo =
             std::fs::read_to_string("/proc/self/mountinfo").context("reading mountinfo")?;
+        let cgroup =
+            std::fs::read_to_string("/proc/self/cgroup").context("reading /proc/self/cgroup")?;
+        Ok(Hierarchies::parse(&mountinfo, &cgroup))
+    }
+
+    /// From `/proc/self/mountinfo` and `/proc/self/cgroup`.
+    fn parse(mountinfo: &str, cgroup: &str) -> Hierarchies {
         let mut mounts = Vec::new();
         for line in mountinfo.lines() {
             let Some((left, right)) = line.split_once(" - ") else {
@@ -372,8 +383,7 @@ impl Hierarchies {
                 _ => {}
             }
         }
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .context("reading /proc/self/cgroup")?
+        let own = cgroup
             .lines()
             .filter_map(|l| {
                 let mut parts = l.splitn(3, ':');
@@ -386,7 +396,7 @@ impl Hierarchies {
                 Some((controllers, path.to_string()))
             })
             .collect();
-        Ok(Hierarchies { mounts, own })
+        Hierarchies { mounts, own }
     }
 
     /// The directory of the harness's own cgroup in the hierarchy holding `controller`.
@@ -482,5 +492,58 @@ mod tests {
         };
         assert_eq!(l.describe(), "memory 128 MiB, cpu 500m");
         assert_eq!(Limits::default().describe(), "memory none, cpu none");
+    }
+
+    #[test]
+    fn a_declared_limit_that_cannot_be_enforced_fails_under_ci_and_is_skipped_elsewhere() {
+        let none = Cgroups {
+            memory: Err("no memory controller".into()),
+            cpu: Err("no cpu controller".into()),
+        };
+        let limits = Limits {
+            memory_bytes: Some(128 << 20),
+            cpu_millis: Some(500),
+        };
+        let err = none.create_as("pod", limits, true).expect_err("CI");
+        assert!(err.to_string().contains("CI=true"), "{err}");
+        assert!(err.to_string().contains("no memory controller"), "{err}");
+        assert!(
+            none.create_as("pod", limits, false)
+                .expect("skip")
+                .is_empty()
+        );
+        // Nothing declared, nothing to enforce, even under CI.
+        assert!(
+            none.create_as("pod", Limits::default(), true)
+                .expect("none")
+                .is_empty()
+        );
+        assert_eq!(none.problems().len(), 2);
+    }
+
+    #[test]
+    fn the_own_cgroup_is_found_per_controller_below_the_mount_root() {
+        let mountinfo = "\
+30 25 0:26 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+31 25 0:27 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+32 25 0:28 /kubepods /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+        let cgroup = "4:memory:/runner/job\n1:cpu:/\n0::/kubepods/pod1\n";
+        let h = Hierarchies::parse(mountinfo, cgroup);
+        assert_eq!(h.mounts.len(), 3);
+        assert_eq!(
+            h.own_dir(Some("memory"), Path::new("/sys/fs/cgroup/memory"), "/"),
+            Some(PathBuf::from("/sys/fs/cgroup/memory/runner/job"))
+        );
+        assert_eq!(
+            h.own_dir(Some("cpu"), Path::new("/sys/fs/cgroup/cpu"), "/"),
+            Some(PathBuf::from("/sys/fs/cgroup/cpu/"))
+        );
+        // A namespaced mount shows only the subtree below its root.
+        assert_eq!(
+            h.own_dir(None, Path::new("/sys/fs/cgroup/unified"), "/kubepods"),
+            Some(PathBuf::from("/sys/fs/cgroup/unified/pod1"))
+        );
+        assert_eq!(h.own_dir(Some("pids"), Path::new("/x"), "/"), None);
     }
 }
