@@ -637,7 +637,8 @@ async fn flood(
     );
     if let Aim::Lb(lb) = aim {
         r.note(format!(
-            "{what}: stand-in connections per pod {:?}, refused {}, upstream errors {}",
+            "{what}: stand-in connections per pod since the floods began {:?}, refused {}, \
+             upstream errors {}",
             lb.endpoints()
                 .iter()
                 .map(|e| e.connections.load(Ordering::Relaxed))
