@@ -10,6 +10,9 @@
 //!   pipelined requests stay in the kernel's socket buffer instead of becoming queued
 //!   responses in memory. At most [`IoLimits::read_ahead`] bytes are read before the
 //!   connection's output has been written out in full, which also bounds request heads.
+//! - Pipelining: at most [`IoLimits::unanswered_heads`] request heads are handed to the HTTP
+//!   parser before the output has been written out in full; what one read brings beyond
+//!   them is held back (at most one read) until then.
 //! - Prefix: bytes already read by the admission step (see `overflow`) are handed back first.
 
 use std::future::Future;
@@ -18,7 +21,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -29,6 +32,10 @@ pub struct IoLimits {
     pub progress: Duration,
     /// Bytes read before the output must be written out in full.
     pub read_ahead: usize,
+    /// Request heads (an empty line ends one) read before the output must be written out in
+    /// full: what bounds the responses a pipelining client that never reads can make the
+    /// server hold (16 KiB of one-line requests would otherwise be ~600 responses).
+    pub unanswered_heads: u32,
 }
 
 /// A connection's IO with the bounds of [`IoLimits`].
@@ -39,6 +46,10 @@ pub struct GuardedIo<T> {
     limits: IoLimits,
     /// Bytes that may still be read before the output has to be written out.
     budget: usize,
+    /// Request heads read since the output was last written out in full.
+    heads: u32,
+    /// The last byte read (carriage returns aside) ended a line.
+    at_line_start: bool,
     /// The last write returned `Pending`: the client is not reading.
     write_blocked: bool,
     /// A read returned `Pending` without polling the socket; wake the task when unblocked.
@@ -55,7 +66,9 @@ impl<T> GuardedIo<T> {
         let now = Instant::now();
         GuardedIo {
             inner,
-            budget: limits.read_ahead.saturating_sub(prefix.len()),
+            budget: limits.read_ahead,
+            heads: 0,
+            at_line_start: false,
             answer_due: (!prefix.is_empty()).then(|| now + limits.progress),
             prefix,
             limits,
@@ -64,6 +77,47 @@ impl<T> GuardedIo<T> {
             last_progress: now,
             timer: Box::pin(tokio::time::sleep_until(now + limits.progress)),
         }
+    }
+
+    /// How much of `bytes` may be handed to the HTTP parser: up to the end of the last head
+    /// the allowance of unanswered heads permits (all of it when that is not reached).
+    fn deliverable(&self, bytes: &[u8]) -> usize {
+        let (mut heads, mut at_line_start) = (self.heads, self.at_line_start);
+        for (i, &byte) in bytes.iter().enumerate() {
+            match byte {
+                b'\n' if at_line_start => {
+                    heads += 1;
+                    at_line_start = false;
+                    if heads >= self.limits.unanswered_heads {
+                        return i + 1;
+                    }
+                }
+                b'\n' => at_line_start = true,
+                b'\r' => {}
+                _ => at_line_start = false,
+            }
+        }
+        bytes.len()
+    }
+
+    /// Counts the request heads that end in `bytes` (an empty line: `\r\n\r\n` or `\n\n`).
+    /// A body holding empty lines counts too, which only makes reads pause sooner.
+    fn count_heads(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            match byte {
+                b'\n' if self.at_line_start => {
+                    self.heads = self.heads.saturating_add(1);
+                    self.at_line_start = false;
+                }
+                b'\n' => self.at_line_start = true,
+                b'\r' => {}
+                _ => self.at_line_start = false,
+            }
+        }
+    }
+
+    fn may_read(&self) -> bool {
+        !self.write_blocked && self.budget > 0 && self.heads < self.limits.unanswered_heads
     }
 
     fn deadline(&self) -> Instant {
@@ -96,9 +150,10 @@ impl<T> GuardedIo<T> {
         }
     }
 
-    fn read_done(&mut self, n: usize) {
+    fn read_done(&mut self, bytes: &[u8]) {
         let now = Instant::now();
-        self.budget = self.budget.saturating_sub(n);
+        self.budget = self.budget.saturating_sub(bytes.len());
+        self.count_heads(bytes);
         self.last_progress = now;
         if self.answer_due.is_none() {
             self.answer_due = Some(now + self.limits.progress);
@@ -119,42 +174,46 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix[..n]);
-            this.prefix.advance(n);
-            return Poll::Ready(Ok(()));
-        }
         if let Poll::Ready(err) = this.poll_deadline(cx) {
             return Poll::Ready(Err(err));
         }
-        if this.write_blocked || this.budget == 0 {
+        if !this.may_read() {
             this.parked = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        if buf.remaining() <= this.budget {
+        if !this.prefix.is_empty() {
+            // Bytes read earlier (by admission, or held back below) come first.
+            let offered = this.prefix.len().min(buf.remaining());
+            let n = this.deliverable(&this.prefix[..offered]);
+            buf.put_slice(&this.prefix[..n]);
+            let delivered = this.prefix.split_to(n);
+            this.read_done(&delivered);
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        let polled = if buf.remaining() <= this.budget {
             // The common case: hand the caller's buffer down as it is (its memory is not
             // touched beyond what the socket fills).
-            let before = buf.filled().len();
-            let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-            let n = buf.filled().len() - before;
-            if n > 0 {
-                this.read_done(n);
+            Pin::new(&mut this.inner).poll_read(cx, buf)
+        } else {
+            let mut limited = ReadBuf::new(buf.initialize_unfilled_to(this.budget));
+            let polled = Pin::new(&mut this.inner).poll_read(cx, &mut limited);
+            let n = limited.filled().len();
+            buf.advance(n);
+            polled
+        };
+        if buf.filled().len() > before {
+            let read = &buf.filled()[before..];
+            let n = this.deliverable(read);
+            if n < read.len() {
+                // More heads than allowed arrived in one read: hold the rest back (at most
+                // one read, within the read-ahead) until the output is written out.
+                this.prefix = Bytes::copy_from_slice(&read[n..]);
+                buf.set_filled(before + n);
             }
-            return polled;
+            this.read_done(&buf.filled()[before..]);
         }
-        let mut limited = ReadBuf::new(buf.initialize_unfilled_to(this.budget));
-        match Pin::new(&mut this.inner).poll_read(cx, &mut limited) {
-            Poll::Ready(Ok(())) => {
-                let n = limited.filled().len();
-                buf.advance(n);
-                if n > 0 {
-                    this.read_done(n);
-                }
-                Poll::Ready(Ok(()))
-            }
-            other => other,
-        }
+        polled
     }
 }
 
@@ -175,6 +234,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
                 if n == buf.len() {
                     // The output is written out: reading may go on.
                     this.budget = this.limits.read_ahead;
+                    this.heads = 0;
                     this.unpark();
                 }
                 Poll::Ready(Ok(n))
@@ -205,6 +265,7 @@ mod tests {
     const LIMITS: IoLimits = IoLimits {
         progress: Duration::from_millis(200),
         read_ahead: 16,
+        unanswered_heads: 2,
     };
 
     #[tokio::test]
@@ -230,6 +291,22 @@ mod tests {
         assert!(more.is_err(), "read past the read-ahead budget");
         io.write_all(b"answer").await.unwrap();
         assert_eq!(io.read(&mut got).await.unwrap(), 16);
+    }
+
+    #[tokio::test]
+    async fn reads_stop_after_unanswered_request_heads_until_the_output_is_written() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = GuardedIo::new(server, Bytes::new(), LIMITS);
+        // Three heads in one read: the third is held back.
+        client.write_all(b"A\r\n\r\nB\n\nC\r\n\r\n").await.unwrap();
+        let mut got = vec![0; 16];
+        assert_eq!(io.read(&mut got).await.unwrap(), 8);
+        assert_eq!(&got[..8], b"A\r\n\r\nB\n\n");
+        let more = tokio::time::timeout(Duration::from_millis(50), io.read(&mut got)).await;
+        assert!(more.is_err(), "read past two unanswered heads");
+        io.write_all(b"answers").await.unwrap();
+        assert_eq!(io.read(&mut got).await.unwrap(), 5);
+        assert_eq!(&got[..5], b"C\r\n\r\n");
     }
 
     #[tokio::test]

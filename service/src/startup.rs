@@ -41,10 +41,13 @@ const LISTEN_BACKLOG: i32 = 1024;
 const MAX_PAYLOAD_BYTES: usize = 1024;
 /// The bounds of every served connection (see `guarded_io`): request bytes get their first
 /// response byte within 5 s, and a connection silent both ways for 5 s is closed (as
-/// keep-alive); at most 16 KiB is read ahead of unwritten output (request heads included).
+/// keep-alive); at most 16 KiB and 8 request heads are read ahead of unwritten output
+/// (which bounds a request head to 16 KiB, and what a pipelining client that never reads
+/// makes the server hold to 8 responses).
 pub const IO_LIMITS: IoLimits = IoLimits {
     progress: Duration::from_secs(5),
     read_ahead: 16 * 1024,
+    unanswered_heads: 8,
 };
 
 /// A bound, not yet running, server.

@@ -202,11 +202,12 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// The bound of the pipelining test. Reads stop while writes are blocked, so what grows is
-/// the allocator's high-water mark at the request rate, not a per-connection queue (release
-/// build: 1 connection +4 MiB, 8 +22 MiB, 64 +18 MiB); without backpressure the same load
-/// grew by 188 MiB in 4 s.
-const PIPELINE_RSS_GROWTH_KIB: u64 = 48 * 1024;
+/// The bound of the pipelining test: 8 connections × 48 KiB (the budget of a served
+/// connection, see `admission`) plus allocator slack. Reads stop while writes are blocked and
+/// at most 8 request heads are parsed ahead of written output, so 8 such connections add
+/// well under 1 MiB (release build); without those bounds the same load grew by 188 MiB in
+/// 4 s.
+const PIPELINE_RSS_GROWTH_KIB: u64 = 8 * 48 + 4 * 1024;
 
 #[test]
 fn pipelined_requests_whose_responses_are_never_read_do_not_grow_memory() {
@@ -255,6 +256,40 @@ fn pipelined_requests_whose_responses_are_never_read_do_not_grow_memory() {
     // Still serving.
     let mut fresh = connect(&server);
     assert!(exchange(&mut fresh, GET_ROOT).starts_with("HTTP/1.1 200"));
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn many_pipelining_connections_that_never_read_stay_within_the_served_connection_budget() {
+    // 300 connections, each writing pipelined requests as fast as the server takes them and
+    // reading nothing: each may cost at most the 48 KiB a served connection is budgeted.
+    let server = Server::start(&[("WORKERS", "1")]);
+    let pid = server.pid();
+    let idle = rss_kib(pid);
+    let batch = GET_ROOT.repeat(2000);
+    let mut streams: Vec<TcpStream> = (0..300)
+        .map(|_| {
+            let s = connect(&server);
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    let mut peak = idle;
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        for stream in &mut streams {
+            let _ = stream.write(batch.as_bytes());
+        }
+        peak = peak.max(rss_kib(pid));
+    }
+    let budget = 300 * 48;
+    eprintln!("300 pipelining connections: RSS idle {idle} KiB, peak {peak} KiB");
+    assert!(
+        peak <= idle + budget,
+        "RSS grew from {idle} KiB to {peak} KiB, over 300 x 48 KiB"
+    );
+    drop(streams);
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
