@@ -127,8 +127,19 @@ pub fn cgroup_memory_limit() -> Option<(u64, PathBuf)> {
     candidates.push(PathBuf::from("/sys/fs/cgroup/memory/memory.limit_in_bytes"));
     candidates.into_iter().find_map(|path| {
         let text = read(&path)?;
-        let bytes: u64 = text.trim().parse().ok()?; // "max" is no limit
-        (bytes < V1_UNLIMITED).then_some((bytes, path))
+        let text = text.trim();
+        if text == "max" {
+            return None; // no limit
+        }
+        match text.parse::<u64>() {
+            Ok(bytes) => (bytes < V1_UNLIMITED).then_some((bytes, path)),
+            Err(_) => {
+                // Not a silent default: say which file could not be read and go on to the
+                // next source (in the cluster, MEMORY_LIMIT_BYTES is set and this is unused).
+                tracing::warn!(file = %path.display(), "memory limit file holds no number; ignored");
+                None
+            }
+        }
     })
 }
 
