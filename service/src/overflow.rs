@@ -70,6 +70,7 @@ pub async fn handle(
         "over capacity, retry later",
         false,
         &retry,
+        Linger::Yes,
     )
     .await;
     Outcome::Done
@@ -143,7 +144,10 @@ async fn answer_probe(stream: &mut TcpStream, probe: ProbeRequest, shared: &Shar
             Err(reason) => ("503 Service Unavailable", reason.as_str()),
         },
     };
-    respond(stream, status, body, probe.head_only, "").await;
+    // A probe sends nothing after its head, so the close needs no lingering read: the
+    // connection is gone as soon as the answer is written (probes answered beyond the caps
+    // hold nothing).
+    respond(stream, status, body, probe.head_only, "", Linger::No).await;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,10 +194,26 @@ fn parse(bytes: &[u8]) -> Head {
     }
 }
 
-/// Writes a whole `Connection: close` response, then closes gracefully: the write side is
-/// shut down and what the client still sends is read (briefly) so that unread request bytes
-/// do not turn the close into a reset that destroys the response.
-async fn respond(stream: &mut TcpStream, status: &str, body: &str, head_only: bool, extra: &str) {
+/// Whether a close waits for the client's unread bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    /// Read what the client still sends (at most 64 KiB, within [`HEAD_TIMEOUT`]) so that
+    /// unread request bytes (a body) do not turn the close into a reset that destroys the
+    /// response.
+    Yes,
+    No,
+}
+
+/// Writes a whole `Connection: close` response (within [`HEAD_TIMEOUT`]), then shuts the
+/// write side down, lingering as told.
+async fn respond(
+    stream: &mut TcpStream,
+    status: &str,
+    body: &str,
+    head_only: bool,
+    extra: &str,
+    linger: Linger,
+) {
     let mut response = format!(
         "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
         body.len()
@@ -202,7 +222,10 @@ async fn respond(stream: &mut TcpStream, status: &str, body: &str, head_only: bo
         response.push_str(body);
     }
     let _ = tokio::time::timeout(HEAD_TIMEOUT, async {
-        if stream.write_all(response.as_bytes()).await.is_ok() && stream.shutdown().await.is_ok() {
+        if stream.write_all(response.as_bytes()).await.is_ok()
+            && stream.shutdown().await.is_ok()
+            && linger == Linger::Yes
+        {
             let mut sink = [0u8; 512];
             let mut budget = 64 * 1024;
             while let Ok(n @ 1..) = stream.read(&mut sink).await {
