@@ -52,6 +52,8 @@ def main() -> int:
     time.sleep(args.delay)
     latencies_us: list[int] = []
     failures: list[str] = []
+    # The kubelet restarts a container after failureThreshold failures in a row.
+    in_a_row = max_in_a_row = 0
     start = time.perf_counter()
     deadline = start + args.duration
     next_at = start
@@ -60,6 +62,7 @@ def main() -> int:
         if now < next_at:
             time.sleep(next_at - now)
         t0 = time.perf_counter()
+        before = len(failures)
         try:
             status = get_status(args.port, args.path, args.timeout)
             elapsed = time.perf_counter() - t0
@@ -71,10 +74,12 @@ def main() -> int:
         except (OSError, ValueError) as err:
             failures.append(type(err).__name__)
             latencies_us.append(round(max(time.perf_counter() - t0, args.timeout) * 1e6))
+        in_a_row = in_a_row + 1 if len(failures) > before else 0
+        max_in_a_row = max(max_in_a_row, in_a_row)
         next_at += args.interval
         # A probe slower than the interval must not trigger a burst of catch-up probes.
         next_at = max(next_at, time.perf_counter())
-    json.dump({"path": args.path, "latencies_us": latencies_us, "failures": failures}, sys.stdout)
+    json.dump({"path": args.path, "latencies_us": latencies_us, "failures": failures, "max_failures_in_a_row": max_in_a_row}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

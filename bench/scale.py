@@ -246,6 +246,7 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
                 "count": len(probes["latencies_us"]),
                 "failures": len(probes["failures"]),
                 "failure_kinds": sorted(set(probes["failures"])),
+                "max_failures_in_a_row": probes.get("max_failures_in_a_row"),
                 "p99_us": core.percentile(sorted(probes["latencies_us"]), 99),
                 "max_us": max(probes["latencies_us"], default=None),
             },

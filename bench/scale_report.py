@@ -117,7 +117,8 @@ def rows(scale: dict) -> list[list[str]]:
                     f"{mb(f['after']['rss_kb']):.1f}" + ("" if f["alive_after"] else f" (exited {f['exit_status']})"),
                     f"{mb(f['after_probes']['rss_kb']):.1f}" if f.get("after_probes") else "n/a",
                     f"{per_connection_kb(f):.1f}",
-                    f"{f['liveness']['failures']}/{f['liveness']['count']}",
+                    f"{f['liveness']['failures']}/{f['liveness']['count']}"
+                    + (f" ({f['liveness']['max_failures_in_a_row']} in a row)" if f["liveness"].get("max_failures_in_a_row") else ""),
                     "n/a" if p99 is None else f"{p99 / 1000:.1f}",
                 ]
             )
@@ -169,7 +170,8 @@ def markdown(scale: dict, chart: str | None) -> str:
         "process tree (nginx: master and worker), in MB of 10^6 bytes. KB per held connection: (peak - idle RSS) "
         "over the most descriptors the server held above idle (a capped server closes connections beyond its cap). "
         "Liveness: `GET /healthz` on a new connection every 200 ms during the flood, with the kubelet's 1 s "
-        "timeout.\n"
+        "timeout; (N in a row): the longest run of consecutive failures (the kubelet restarts a container after "
+        "`failureThreshold`, 3 by default, in a row).\n"
     )
     out.append("### Systems\n")
     sysrows = []
