@@ -509,7 +509,18 @@ def machine_info(args: argparse.Namespace) -> dict:
         "werkzeug": importlib.metadata.version("werkzeug"),
         "gunicorn": importlib.metadata.version("gunicorn"),
         "git": tool_version(["git", "-C", str(BENCH_DIR), "rev-parse", "--short", "HEAD"]),
+        "git_status_service": service_dirty(),
     }
+
+
+def service_dirty() -> bool:
+    """True when service/ or contract/ has uncommitted changes (the binary is then not the commit's)."""
+    out = subprocess.run(
+        ["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--", "service", "contract"],
+        capture_output=True,
+        text=True,
+    )
+    return bool(out.stdout.strip())
 
 
 def _meminfo_kb(key: str) -> int:

@@ -256,7 +256,9 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
     binary_mb = results["binary"]["bytes"] / 1e6
     out: list[str] = []
     out.append(
-        f"Measured by `make bench` (section `main`) on {m['date']} at commit `{m['git']}` (see "
+        f"Measured by `make bench` (section `main`) on {m['date']} at commit `{m['git']}`"
+        + (" (with uncommitted changes in service/ or contract/)" if m.get("git_status_service") else "")
+        + " (see "
         "[Reproduce](#reproduce)). All numbers of this section come from this one run: the systems were "
         "measured interleaved, on one machine, over loopback.\n"
     )

@@ -313,7 +313,7 @@ def main() -> int:
             "nofile": args.nofile,
             "command": "bench/run.sh --only scale",
         },
-        "machine": core.machine_info(args) | {"git_status_service": _service_dirty()},
+        "machine": core.machine_info(args),
         "binaries": binaries,
         "systems": {s.key: {"label": s.label, "kind": s.kind, "note": s.note, "floods": []} for s in systems},
     }
@@ -345,12 +345,6 @@ def main() -> int:
     shutil.copy(out, args.work / f"scale-{stamp}.json")
     log(f"raw results: {out}")
     return 0
-
-
-def _service_dirty() -> bool:
-    """True when service/ has uncommitted changes (the measured binary is then not the commit's)."""
-    out = subprocess.run(["git", "-C", str(BENCH_DIR.parent), "status", "--porcelain", "--", "service", "contract"], capture_output=True, text=True)
-    return bool(out.stdout.strip())
 
 
 def log(msg: str) -> None:
