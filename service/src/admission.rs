@@ -58,8 +58,10 @@ pub struct Limits {
     pub memory_limit_source: LimitSource,
     /// Connections served by the HTTP workers at once.
     pub served: usize,
-    /// Connections held at all (served + waiting); beyond it they are closed at once.
+    /// Connections held at all (served + waiting); beyond it only probes get in.
     pub total: usize,
+    /// Connections over the total that may still show they are a probe.
+    pub probe_reserve: usize,
 }
 
 impl Limits {
@@ -75,7 +77,26 @@ impl Limits {
                 ),
             },
         };
-        Self::sized(memory, source, settings.config.max_connections)
+        let limits = Self::sized(memory, source, settings.config.max_connections);
+        match raise_open_files_limit().or_else(open_files_limit) {
+            Some(soft) => limits.within_open_files(soft),
+            None => limits,
+        }
+    }
+
+    /// The limits cut to fit `soft` open files (the process's own need aside): a process
+    /// out of descriptors cannot accept at all, probes included.
+    pub fn within_open_files(mut self, soft: u64) -> Self {
+        let budget = usize::try_from(soft.saturating_sub(OWN_FILES)).unwrap_or(usize::MAX);
+        if self.total.saturating_add(self.probe_reserve) > budget {
+            // Keep the tiers' proportions: served, waiting, probe reserve.
+            self.probe_reserve = self.probe_reserve.min(budget / 8);
+            let total = (budget - self.probe_reserve).max(1);
+            let served = self.served as u128 * total as u128 / self.total.max(1) as u128;
+            self.served = usize::try_from(served).unwrap_or(total).clamp(1, total);
+            self.total = total;
+        }
+        self
     }
 
     /// The arithmetic of the module documentation.
@@ -93,8 +114,35 @@ impl Limits {
             memory_limit_source: source,
             served: as_usize(served),
             total: as_usize(served.saturating_add(waiting)),
+            probe_reserve: PROBE_RESERVE,
         }
     }
+}
+
+/// Descriptors the process keeps for itself: stdio, the listener, the runtime's.
+const OWN_FILES: u64 = 64;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does at start: the
+/// soft default (often 1024) exists for `select(2)`, which nothing here uses. Returns the
+/// soft limit in force afterwards.
+pub fn raise_open_files_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
+}
+
+/// The soft `RLIMIT_NOFILE`, from `/proc/self/limits` ("Max open files  <soft>  <hard> files").
+pub fn open_files_limit() -> Option<u64> {
+    let text = read("/proc/self/limits")?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    let soft = line
+        .trim_start_matches("Max open files")
+        .split_whitespace()
+        .next()?;
+    soft.parse().ok() // "unlimited" is no limit
 }
 
 /// Values at or above this mean "no limit" in cgroup v1 (the page-rounded `i64::MAX`).
@@ -194,7 +242,7 @@ impl Admission {
         };
         if before < self.limits.total {
             Some(Place::Any(held))
-        } else if before < self.limits.total + PROBE_RESERVE {
+        } else if before < self.limits.total + self.limits.probe_reserve {
             Some(Place::ProbesOnly(held))
         } else {
             None
@@ -249,12 +297,30 @@ mod tests {
     }
 
     #[test]
+    fn the_caps_fit_the_open_files_limit() {
+        let limits = Limits::sized(1 << 30, LimitSource::Contract, Count::Auto);
+        assert!(limits.total > 20_000, "{limits:?}");
+        let fitted = limits.clone().within_open_files(1024);
+        assert!(
+            fitted.total + fitted.probe_reserve <= 1024 - 64,
+            "{fitted:?}"
+        );
+        assert!(
+            fitted.served <= fitted.total && fitted.probe_reserve > 0,
+            "{fitted:?}"
+        );
+        assert_eq!(limits.clone().within_open_files(1 << 20), limits);
+        assert!(open_files_limit().is_some_and(|n| n > 0));
+    }
+
+    #[test]
     fn the_total_cap_closes_connections_beyond_it() {
         let admission = Arc::new(Admission::new(Limits {
             memory_limit_bytes: 0,
             memory_limit_source: LimitSource::Contract,
             served: 1,
             total: 2,
+            probe_reserve: PROBE_RESERVE,
         }));
         let a = admission.hold().unwrap();
         let _b = admission.hold().unwrap();

@@ -106,6 +106,7 @@ impl Application {
             memory_limit_source = %limits.memory_limit_source,
             served_connections = limits.served,
             total_connections = limits.total,
+            probe_reserve = limits.probe_reserve,
             "connection limits"
         );
         let admission = Arc::new(Admission::new(limits));
