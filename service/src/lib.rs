@@ -2,6 +2,7 @@
 //! can build and run the real application in-process on an ephemeral port.
 
 pub mod admission;
+pub mod allocator;
 pub mod cli;
 pub mod configuration;
 pub mod guarded_io;

@@ -6,7 +6,12 @@ use clap::Parser;
 use hello_k8s::cli::{Cli, Command};
 use hello_k8s::configuration::{self, Settings};
 use hello_k8s::startup::Application;
-use hello_k8s::{healthcheck, telemetry};
+use hello_k8s::{allocator, healthcheck, telemetry};
+
+/// jemalloc rather than glibc's malloc: it gives the memory of a connection flood back to the
+/// OS once the flood is over (see `hello_k8s::allocator`).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     match Cli::parse().command {
@@ -27,6 +32,13 @@ fn serve() -> ExitCode {
         telemetry::get_subscriber(settings.log_level, settings.log_format, std::io::stdout);
     telemetry::init_subscriber(subscriber);
     configuration::log_summary(&settings);
+    match allocator::enable_background_purging() {
+        Ok(()) => tracing::debug!("allocator background purging on"),
+        Err(err) => tracing::warn!(
+            error = %err,
+            "allocator background purging unavailable; memory freed after a flood is returned only as traffic allocates again"
+        ),
+    }
 
     let result = actix_web::rt::System::new()
         .block_on(async move { Application::build(settings)?.run_until_stopped().await });
