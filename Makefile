@@ -32,9 +32,11 @@ run: ## Build the static release binary and run it on 127.0.0.1:5600 (PORT=...) 
 # The recipe runs scripts/tests/run.sh itself, not `$(MAKE) test-scripts`: a recipe line naming
 # $(MAKE) runs even under `make -n`.
 SKIP_LOG ?= $(CURDIR)/target/test-skips.log
+# What make test installs beyond the .venv (mk/image.mk); `TEST_TOOLS=` leaves it out.
+TEST_TOOLS ?= test-tools
 
 .PHONY: test
-test: venv test-tools ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts), then list the skipped ones
+test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts), then list the skipped ones
 	@mkdir -p "$(dir $(SKIP_LOG))" && : >"$(SKIP_LOG)"
 	status=0; \
 	CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets || status=$$?; \
