@@ -664,6 +664,51 @@ pub fn lb_connections(per_connection: u64) -> usize {
 }
 
 /// Whether a pod died in the last flood; the remaining floods are then recorded as not run.
+/// The three floods in turn against `aim`: (a) `through` keep-alive clients, (b) `slow` idle
+/// and slow-header connections, (c) churn; the next one runs only while every pod lives.
+#[allow(clippy::too_many_arguments)]
+async fn three_floods(
+    ctx: &Ctx,
+    suite: &str,
+    pods: &[Arc<Pod>],
+    idle: &[u64],
+    aim: &Aim,
+    through: usize,
+    slow: usize,
+    pace: Duration,
+) -> Result<()> {
+    let keep_alive = format!("(a) {through} keep-alive clients");
+    flood(
+        ctx,
+        suite,
+        &keep_alive,
+        pods,
+        idle,
+        aim,
+        run_wrk(aim, through, false),
+    )
+    .await?;
+    if gone(ctx, suite, pods) {
+        return Ok(());
+    }
+    let slowly = format!("(b) {slow} idle and slow-header connections");
+    flood(
+        ctx,
+        suite,
+        &slowly,
+        pods,
+        idle,
+        aim,
+        slowloris(aim, slow, pace),
+    )
+    .await?;
+    if gone(ctx, suite, pods) {
+        return Ok(());
+    }
+    let churn = "(c) churn, a new connection per request";
+    flood(ctx, suite, churn, pods, idle, aim, run_wrk(aim, 64, true)).await
+}
+
 fn gone(ctx: &Ctx, suite: &str, pods: &[Arc<Pod>]) -> bool {
     let dead: Vec<&str> = pods
         .iter()
@@ -709,44 +754,16 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
     let aim = Aim::Pod(Arc::clone(&pod));
     let pace = ctx.pace;
     let one = format!("{suite} one pod");
-    let result = async {
-        flood(
-            ctx,
-            &one,
-            &format!("(a) {CONNECTIONS} keep-alive clients"),
-            &pods,
-            &idle,
-            &aim,
-            run_wrk(&aim, CONNECTIONS, false),
-        )
-        .await?;
-        if gone(ctx, &one, &pods) {
-            return Ok(());
-        }
-        flood(
-            ctx,
-            &one,
-            &format!("(b) {CONNECTIONS} idle and slow-header connections"),
-            &pods,
-            &idle,
-            &aim,
-            slowloris(&aim, CONNECTIONS, pace),
-        )
-        .await?;
-        if gone(ctx, &one, &pods) {
-            return Ok(());
-        }
-        flood(
-            ctx,
-            &one,
-            "(c) churn, a new connection per request",
-            &pods,
-            &idle,
-            &aim,
-            run_wrk(&aim, 64, true),
-        )
-        .await
-    }
+    let result = three_floods(
+        ctx,
+        &one,
+        &pods,
+        &idle,
+        &aim,
+        CONNECTIONS,
+        CONNECTIONS,
+        pace,
+    )
     .await;
     pod.kill().await;
     pod.sandbox.shutdown();
@@ -822,42 +839,7 @@ pub async fn run(ctx: &Ctx, rendered: &Rendered) -> Result<()> {
                 (Aim::Lb(Arc::clone(&lb)), through, slow, many)
             }
         };
-        flood(
-            ctx,
-            &many,
-            &format!("(a) {through} keep-alive clients"),
-            &pods,
-            &idle,
-            &aim,
-            run_wrk(&aim, through, false),
-        )
-        .await?;
-        if gone(ctx, &many, &pods) {
-            return Ok(());
-        }
-        flood(
-            ctx,
-            &many,
-            &format!("(b) {slow} idle and slow-header connections"),
-            &pods,
-            &idle,
-            &aim,
-            slowloris(&aim, slow, pace),
-        )
-        .await?;
-        if gone(ctx, &many, &pods) {
-            return Ok(());
-        }
-        flood(
-            ctx,
-            &many,
-            "(c) churn, a new connection per request",
-            &pods,
-            &idle,
-            &aim,
-            run_wrk(&aim, 64, true),
-        )
-        .await
+        three_floods(ctx, &many, &pods, &idle, &aim, through, slow, pace).await
     }
     .await;
     for pod in &pods {
