@@ -16,7 +16,8 @@ memory, `wrk -t2 -cN -dD` on `GET /` (bench/scale.lua counts the answers by stat
 against 503 shed), VmRSS and open descriptors sampled during the flood, liveness probes on a
 fresh connection every 200 ms as the kubelet sends them, VmHWM (the peak) when the flood
 ends, VmRSS again after a settle time with every connection closed, and once more after a
-trickle of probes (20 in 2 s: an allocator may return memory only when it is called again),
+trickle of probes (20 in 7 s: an allocator may return memory only when it is called again, or
+after a decay time),
 then the server stops.
 Memory is summed over the server's process tree (nginx: master and worker). Every server and
 client binds or targets 127.0.0.1, and every load is bounded by its duration.
@@ -47,9 +48,10 @@ BACKLOG = 2048
 # The Deployment's memory limit (contract::resources::MEMORY_LIMIT_BYTES, 128 MiB).
 MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
 LIVENESS_PATH = "/healthz"
-# After the flood: this many liveness probes, this far apart, before the last RSS reading.
+# After the flood: this many liveness probes, this far apart, before the last RSS reading
+# (with the 3 s settle, 10 s after the flood: jemalloc's default decay purges within 10 s).
 TRICKLE_PROBES = 20
-TRICKLE_INTERVAL_S = 0.1
+TRICKLE_INTERVAL_S = 0.35
 
 
 def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
