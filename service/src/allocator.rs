@@ -12,13 +12,18 @@
 //! The decay time is jemalloc's default: tikv-jemalloc-ctl has no safe setter for
 //! `arenas.dirty_decay_ms`, and the workspace forbids unsafe code.
 
-use tikv_jemalloc_ctl::background_thread;
+use tikv_jemalloc_ctl::{background_thread, max_background_threads};
 
-/// Turns on jemalloc's background purging threads (at most one per CPU, created on demand).
+/// Background purging threads: one is enough for a service of a few threads (jemalloc's
+/// default is 4, each with its own stack).
+const PURGING_THREADS: usize = 1;
+
+/// Turns on jemalloc's background purging thread.
 ///
 /// # Errors
 /// When jemalloc refuses the setting (a build without background thread support).
 pub fn enable_background_purging() -> Result<(), tikv_jemalloc_ctl::Error> {
+    max_background_threads::write(PURGING_THREADS)?;
     background_thread::write(true)?;
     Ok(())
 }

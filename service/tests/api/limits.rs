@@ -293,3 +293,86 @@ fn many_pipelining_connections_that_never_read_stay_within_the_served_connection
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+/// Connections of the flood test: enough that what they allocate while open (about 11 KiB
+/// each in the debug build, 14.5 KiB in the release build) stands well above the bound below.
+const FLOOD_CONNECTIONS: usize = 3_000;
+/// The flood must have cost at least this much, or the test could not tell whether memory
+/// came back (3,000 connections cost about 33 MiB).
+const FLOOD_MIN_GROWTH_KIB: u64 = 24 * 1024;
+/// What may stay above the idle RSS once every connection is closed: the e2e flood suite's
+/// rule (`RSS_SLACK`). With glibc's malloc the whole peak stayed (its arenas keep the freed
+/// buffers, fragmented: 3,000 connections left 32 MiB); jemalloc's background thread purges
+/// them on its 10 s decay, leaving about 2 MiB 15 s later.
+const FLOOD_RETAINED_KIB: u64 = 16 * 1024;
+/// How long after the last connection closes RSS must be back within the bound (the e2e
+/// flood suite's `SETTLE`).
+const FLOOD_RETURN_WITHIN: Duration = Duration::from_secs(15);
+
+/// Raises this process's soft open-files limit so it can hold `needed` sockets.
+fn allow_open_files(needed: u64) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(
+        hard >= needed,
+        "the hard open-files limit is {hard}; this test needs {needed} (raise it with ulimit -Hn)"
+    );
+    if soft < needed {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).unwrap();
+    }
+}
+
+#[test]
+fn memory_taken_by_a_connection_flood_is_returned_to_the_os_after_it_ends() {
+    allow_open_files(FLOOD_CONNECTIONS as u64 + 256);
+    // A limit that serves every connection of the flood (6,246 served at 512 MiB), so each
+    // one holds actix-http's buffers rather than being shed.
+    let server = Server::start(&[("MEMORY_LIMIT_BYTES", "536870912")]);
+    let pid = server.pid();
+    for _ in 0..20 {
+        let mut warm = connect(&server);
+        assert!(exchange(&mut warm, GET_ROOT).starts_with("HTTP/1.1 200"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss_kib(pid);
+
+    // Each connection is kept open after its answer (keep-alive), holding its buffers.
+    let mut streams: Vec<TcpStream> = (0..FLOOD_CONNECTIONS).map(|_| connect(&server)).collect();
+    let answered = streams
+        .iter_mut()
+        .map(|stream| exchange(stream, GET_ROOT))
+        .filter(|response| response.starts_with("HTTP/1.1 200"))
+        .count();
+    let peak = rss_kib(pid);
+    assert_eq!(
+        answered, FLOOD_CONNECTIONS,
+        "every flood connection is served"
+    );
+    assert!(
+        peak >= idle + FLOOD_MIN_GROWTH_KIB,
+        "{FLOOD_CONNECTIONS} open connections took RSS only from {idle} KiB to {peak} KiB"
+    );
+
+    drop(streams);
+    let closed = Instant::now();
+    let mut now = rss_kib(pid);
+    while now > idle + FLOOD_RETAINED_KIB && closed.elapsed() < FLOOD_RETURN_WITHIN {
+        std::thread::sleep(Duration::from_millis(250));
+        now = rss_kib(pid);
+    }
+    eprintln!(
+        "flood of {FLOOD_CONNECTIONS}: RSS idle {idle} KiB, with the connections open {peak} KiB, \
+         {now} KiB {:.1} s after they closed",
+        closed.elapsed().as_secs_f64()
+    );
+    assert!(
+        now <= idle + FLOOD_RETAINED_KIB,
+        "RSS still {now} KiB {} s after the flood closed (idle {idle} KiB, peak {peak} KiB); \
+         expected at most idle + {FLOOD_RETAINED_KIB} KiB",
+        FLOOD_RETURN_WITHIN.as_secs()
+    );
+    let mut fresh = connect(&server);
+    assert!(exchange(&mut fresh, GET_ROOT).starts_with("HTTP/1.1 200"));
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
