@@ -8,7 +8,7 @@
 #
 # Two sections, both by default: `main` (bench/bench.py, about 5 minutes) and `scale` (bench/scale.py:
 # hello-k8s and nginx, each pinned to one CPU, under 1k, 5k and 10k keep-alive connections; about
-# 2 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; BENCHMARKS.md
+# 2.5 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; BENCHMARKS.md
 # keeps the other section's text from its last run.
 #
 # Knobs (environment): BENCH_SECTIONS (main,scale), BENCH_ROUNDS (5), BENCH_DURATION (8s),
@@ -210,7 +210,7 @@ if "$RUN_SCALE"; then
       variants+=(--variant "$variant")
     done
   fi
-  say "measuring the scale section (about 2 minutes): levels=$BENCH_SCALE_LEVELS duration=$BENCH_SCALE_DURATION, each server pinned to one CPU"
+  say "measuring the scale section (about 2.5 minutes, plus a minute per variant): levels=$BENCH_SCALE_LEVELS duration=$BENCH_SCALE_DURATION, each server pinned to one CPU"
   measure "$VENV/bin/python" bench/scale.py \
     --bin "$BIN" \
     --work "$WORK" \

@@ -195,7 +195,7 @@ def markdown(scale: dict, chart: str | None) -> str:
                 f"`worker_rlimit_nofile {st['nofile']}`. Both servers and wrk run with an open-files limit of {st['nofile']}.",
                 "- The levels run in turn, and within a level the systems in an order that rotates per level; every "
                 "flood starts a fresh server, so each peak is that flood's own.",
-                "- Reproduce: `bench/run.sh --only scale` (about 2 minutes); knobs `BENCH_SCALE_LEVELS`, "
+                "- Reproduce: `bench/run.sh --only scale` (about 2.5 minutes); knobs `BENCH_SCALE_LEVELS`, "
                 "`BENCH_SCALE_DURATION`, `BENCH_SCALE_VARIANTS=LABEL=PATH,...` (other hello-k8s builds measured beside "
                 "this tree's). Raw results: bench/.work/scale.json.",
             ]
