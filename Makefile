@@ -249,5 +249,5 @@ e2e: ## Kubelet's-eye end-to-end suite: the release binary run as the rendered d
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench
-bench: ## Benchmark hello-k8s beside the Flask origin and nginx; writes BENCHMARKS.md and docs/bench.png
+bench: ## Benchmark hello-k8s beside the Flask origin and nginx, and under 1k-10k connections; writes BENCHMARKS.md, docs/bench.png and docs/bench-scale.png
 	bench/run.sh
