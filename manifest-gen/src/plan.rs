@@ -1,6 +1,8 @@
 //! The plan: one overlay with the user's overrides applied, checked, and its objects
-//! validated. [`Plan::new`] is the only way to get one, so nothing is output from a plan that
-//! was not validated.
+//! validated. [`Plan::new`] is the only public way to get one, so nothing is output from a
+//! plan that was not validated. It lives in `validate.rs`, beside the validation it runs, so
+//! that this module, `render` and `validate` import each other in one direction only:
+//! validate -> render -> plan.
 
 use std::collections::BTreeMap;
 
@@ -14,7 +16,6 @@ use crate::builders::{
 };
 use crate::overlay::{Overlay, SecretSource};
 use crate::overrides::{ImageRef, Overrides};
-use crate::render::{placeholder_secret_data, render};
 
 /// One overlay with the user's overrides applied and checked: what every output is built
 /// from. Its objects passed [`crate::validate::validate`] (with a placeholder Secret).
@@ -41,10 +42,10 @@ impl Plan {
         Self::new(overlay, &Overrides::default())
     }
 
-    /// Applies and checks overrides (the ConfigMap values must pass the service's own
-    /// configuration check, with a placeholder for the Secret's keys), then validates the
-    /// objects the plan renders to.
-    pub fn new(overlay: &Overlay, overrides: &Overrides) -> Result<Self> {
+    /// Applies and checks overrides: the ConfigMap values must pass the service's own
+    /// configuration check, with a placeholder for the Secret's keys. [`Plan::new`] then
+    /// validates the objects the plan renders to.
+    pub(crate) fn checked(overlay: &Overlay, overrides: &Overrides) -> Result<Self> {
         let base_image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
         let mut literals = overlay.literals();
         let mut warnings = Vec::new();
@@ -108,7 +109,6 @@ impl Plan {
             );
         }
         plan.check_config(overrides)?;
-        crate::validate::validate(&render(&plan, &placeholder_secret_data(&plan)))?;
         Ok(plan)
     }
 

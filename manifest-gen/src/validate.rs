@@ -14,7 +14,20 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::builders::GRACE_MARGIN_SECONDS;
-use crate::render::Rendered;
+use crate::overlay::Overlay;
+use crate::overrides::Overrides;
+use crate::plan::Plan;
+use crate::render::{Rendered, placeholder_secret_data, render};
+
+impl Plan {
+    /// Applies and checks overrides ([`Plan::checked`]), then validates the objects the plan
+    /// renders to, with a placeholder for the Secret's values: the only public way to a plan.
+    pub fn new(overlay: &Overlay, overrides: &Overrides) -> anyhow::Result<Self> {
+        let plan = Plan::checked(overlay, overrides)?;
+        validate(&render(&plan, &placeholder_secret_data(&plan)))?;
+        Ok(plan)
+    }
+}
 
 /// A problem in the generated objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
