@@ -10,7 +10,7 @@
 //!   `503 Service Unavailable` with `Retry-After` and closed;
 //! - over the total cap, a small probe reserve reads heads for [`PROBE_ONLY_TIMEOUT`] only:
 //!   probes are answered, everything else is closed at once; beyond the reserve, only a
-//!   probe whose head has already arrived is answered (no waiting), the rest is closed.
+//!   probe whose head arrives within [`INSTANT_PROBE_WAIT`] is answered, the rest is closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
 pub const SLOT_WAIT: Duration = Duration::from_millis(500);
 /// How long a connection in the probe reserve gets to show it is a probe.
 pub const PROBE_ONLY_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long a connection beyond the probe reserve gets for its first bytes to arrive.
+pub const INSTANT_PROBE_WAIT: Duration = Duration::from_millis(20);
 /// The `Retry-After` of the 503, in seconds.
 pub const RETRY_AFTER_SECONDS: u32 = 1;
 
@@ -90,13 +92,25 @@ pub async fn probes_only(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
     }
 }
 
-/// Handles one connection beyond the probe reserve without waiting: if a whole probe head
-/// has already arrived (clients send the request right after the handshake, and the accept
-/// queue gives it time to arrive), it is answered; anything else is closed at once.
-/// Returns whether a probe was answered.
+/// Handles one connection beyond the probe reserve almost without waiting: if a whole probe
+/// head arrives within [`INSTANT_PROBE_WAIT`] (clients send the request right after the
+/// handshake, so on a node it is there within a millisecond), it is answered; anything else
+/// is closed. The short wait costs a descriptor for a few milliseconds per connection, which
+/// the caps' headroom for open files covers. Returns whether a probe was answered.
 pub async fn instant_probe(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
     let mut buf = [0u8; HEAD_BYTES];
-    let Ok(n) = stream.try_read(&mut buf) else {
+    let first = tokio::time::timeout(INSTANT_PROBE_WAIT, async {
+        loop {
+            stream.readable().await.ok()?;
+            match stream.try_read(&mut buf) {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    let Ok(Some(n)) = first else {
         return false;
     };
     match parse(&buf[..n]) {
