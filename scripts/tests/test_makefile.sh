@@ -192,14 +192,14 @@ echo "0 passed, 0 failed, 1 skipped"
 STANDIN
   chmod +x "$MK_DIR/cargo" "$MK_DIR/scripts/tests/run.sh"
   local out="$TEST_TMP/make-test.out" rc=0
-  make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
+  env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code"
   assert_eq "$(tail -n 3 "$out")" "SKIPPED: 2 test(s) did not run (see $MK_DIR/target/test-skips.log):
   cli::kustomize_matches_render: kubectl is not installed
   test_image_runs: needs root" "the end of make test's output"
   assert_file_lacks "$out" "stale"
   rc=0
-  STANDIN_CARGO_RC=101 make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
+  STANDIN_CARGO_RC=101 env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
   assert_ne "$rc" 0 "exit code when cargo test fails"
   assert_file_contains "$out" "SKIPPED: 2 test(s) did not run"
 }
