@@ -194,13 +194,13 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
         }]),
         env: Some(container_env()),
         volume_mounts: Some(vec![secret_volume().1]),
-        // Start-up gets 1 s checks for 15 s before liveness takes over; readiness every 2 s
-        // with one failure allowed, so a draining pod (503 at once) leaves the endpoints within
-        // one period, well inside the drain delay; its 2 s timeout lets a probe through the
-        // first seconds of a flood, when a dropped SYN is retried after 1 s (docs/service.md);
-        // liveness is patient, a restart is expensive.
+        // Start-up gets 1 s checks for 15 s before liveness takes over. Readiness every 1 s,
+        // out after 2 failures in a row: a draining pod (503 at once) leaves the endpoints
+        // within about 2 s, well inside the drain delay, while one probe lost under a flood
+        // (a dropped SYN is retried after 1 s; the 2 s timeout) does not take the pod out of
+        // its Service (docs/service.md). Liveness is patient: a restart is expensive.
         startup_probe: Some(http_probe(paths::LIVENESS, 1, 1, 15)),
-        readiness_probe: Some(http_probe(paths::READINESS, 2, 2, 1)),
+        readiness_probe: Some(http_probe(paths::READINESS, 1, 2, 2)),
         liveness_probe: Some(http_probe(paths::LIVENESS, 10, 2, 3)),
         resources: Some(ResourceRequirements {
             requests: Some(quantities(

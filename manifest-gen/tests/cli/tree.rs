@@ -91,7 +91,7 @@ fn check_detects_a_hand_edit_with_a_unified_diff_and_exit_1() {
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,
-        text.replace("periodSeconds: 2\n", "periodSeconds: 20\n"),
+        text.replace("periodSeconds: 10\n", "periodSeconds: 20\n"),
     )
     .unwrap();
     let run = manifest_gen(&["check", "--root", root.to_str().unwrap()]);
@@ -110,7 +110,7 @@ fn check_detects_a_hand_edit_with_a_unified_diff_and_exit_1() {
         "{}",
         run.stdout
     );
-    assert!(run.stdout.contains("\n+          periodSeconds: 2\n"));
+    assert!(run.stdout.contains("\n+          periodSeconds: 10\n"));
     assert!(run.stdout.contains("@@ "));
     assert!(run.stderr.contains("error: ") && run.stderr.contains("make manifests"));
 }
