@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
 use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::Pid;
 
 use crate::binary::{BIN, free_port, listening};
 
@@ -25,11 +26,12 @@ struct Outcome {
 
 /// Starts the binary with exactly `env` as its environment block, entries in order and
 /// duplicates kept (posix_spawn, no shell, no `std::process::Command`, which would merge
-/// them), and waits at most [`DEADLINE`] for it to exit; a process still running then is
-/// killed and the test fails.
-fn spawn_raw(env: &[(OsString, OsString)]) -> Outcome {
-    let stdout = tempfile::tempfile().unwrap();
-    let stderr = tempfile::tempfile().unwrap();
+/// them), its stdout and stderr into the given files.
+fn spawn_exact(
+    env: &[(OsString, OsString)],
+    stdout: &std::fs::File,
+    stderr: &std::fs::File,
+) -> Pid {
     let mut actions = PosixSpawnFileActions::init().unwrap();
     actions.add_dup2(stdout.as_raw_fd(), 1).unwrap();
     actions.add_dup2(stderr.as_raw_fd(), 2).unwrap();
@@ -44,15 +46,23 @@ fn spawn_raw(env: &[(OsString, OsString)]) -> Outcome {
             CString::new(entry).unwrap()
         })
         .collect();
-    let started = Instant::now();
-    let pid = posix_spawn(
+    posix_spawn(
         path.as_c_str(),
         &actions,
         &attr,
         std::slice::from_ref(&path),
         &envp,
     )
-    .unwrap();
+    .unwrap()
+}
+
+/// [`spawn_exact`], then waits at most [`DEADLINE`] for the process to exit; a process still
+/// running then is killed and the test fails.
+fn spawn_raw(env: &[(OsString, OsString)]) -> Outcome {
+    let stdout = tempfile::tempfile().unwrap();
+    let stderr = tempfile::tempfile().unwrap();
+    let started = Instant::now();
+    let pid = spawn_exact(env, &stdout, &stderr);
     let code = loop {
         match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
             WaitStatus::Exited(_, code) => break Some(code),
@@ -166,23 +176,8 @@ fn the_raw_spawner_passes_duplicates_through_and_a_good_environment_starts() {
         ],
     );
     let stdout = tempfile::tempfile().unwrap();
-    let mut actions = PosixSpawnFileActions::init().unwrap();
-    actions.add_dup2(stdout.as_raw_fd(), 1).unwrap();
-    let path = CString::new(BIN).unwrap();
-    let envp: Vec<CString> = env
-        .iter()
-        .map(|(n, v)| CString::new(format!("{}={}", n.to_str().unwrap(), v.to_str().unwrap())))
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let attr = PosixSpawnAttr::init().unwrap();
-    let pid = posix_spawn(
-        path.as_c_str(),
-        &actions,
-        &attr,
-        std::slice::from_ref(&path),
-        &envp,
-    )
-    .unwrap();
+    let stderr = tempfile::tempfile().unwrap();
+    let pid = spawn_exact(&env, &stdout, &stderr);
     let started = Instant::now();
     while !listening(port) {
         assert!(started.elapsed() < DEADLINE, "never listened on {port}");
