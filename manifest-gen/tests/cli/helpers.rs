@@ -354,3 +354,38 @@ pub fn generated_part(
         .map(|(p, t)| (p.clone(), t.clone()))
         .collect()
 }
+
+/// Writes `render --env <env> --root ROOT EXTRA...` of dev and prod into `dir/<env>.yaml`, as
+/// the validators read them.
+pub fn rendered_files(dir: &Path, root: &Path, extra: &[&str]) {
+    for env in ["dev", "prod"] {
+        let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let out = manifest_gen(&args).success().stdout;
+        std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
+    }
+}
+
+/// Runs checkov on the manifests in `dir` with `selection` (`--check ID` or `--skip-check
+/// IDS`) offline, and returns its JSON report and exit code.
+pub fn checkov_report(checkov: &Path, selection: &[&str], dir: &Path) -> (serde_json::Value, i32) {
+    let mut args = vec![
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "--compact",
+        "--quiet",
+        "--output",
+        "json",
+    ];
+    args.extend_from_slice(selection);
+    args.extend_from_slice(&["-d", dir.to_str().unwrap()]);
+    let run = run_tool(checkov, &args, None);
+    let report = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
+        panic!(
+            "checkov output is not JSON ({e}):\n{}\n{}",
+            run.stdout, run.stderr
+        )
+    });
+    (report, run.code)
+}

@@ -358,33 +358,8 @@ fn checkov_passes_ckv_k8s_43_when_the_image_is_pinned_by_digest() {
     let dir = tmp.path().join("rendered");
     std::fs::create_dir(&dir).unwrap();
     let image = format!("registry.example/hello-k8s:0.2.0@{DIGEST}");
-    for env in ["dev", "prod"] {
-        let out = render(&root, env, &["--image", &image]).success().stdout;
-        std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
-    }
-    let run = run_tool(
-        &checkov,
-        &[
-            "--framework",
-            "kubernetes",
-            "--skip-download",
-            "--compact",
-            "--quiet",
-            "--output",
-            "json",
-            "--check",
-            "CKV_K8S_43",
-            "-d",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    );
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov output is not JSON ({e}):\n{}\n{}",
-            run.stdout, run.stderr
-        )
-    });
+    rendered_files(&dir, &root, &["--image", &image]);
+    let (report, _) = checkov_report(&checkov, &["--check", "CKV_K8S_43"], &dir);
     let summary = &report["summary"];
     assert_eq!(
         summary["failed"],

@@ -1,8 +1,6 @@
 //! Third-party validators on the rendered output: kubernetes-validate (strict schemas of the
 //! oldest and newest supported Kubernetes versions) and checkov.
 
-use std::path::Path;
-
 use crate::helpers::*;
 
 /// The Kubernetes versions README claims: the oldest and newest are validated.
@@ -18,15 +16,6 @@ const CHECKOV_SKIPS: &str = "CKV_K8S_15";
 /// A digest-pinned image for the checkov run (the digest need not exist: checkov reads text).
 const PINNED: &str =
     "hello-k8s:0.1.0@sha256:3b0c3a1dca1bd0a4e4f4c6c4d6d2e0f44ad4e4a4cb3a3e2a6c5f1b7c9f2e8d61";
-
-fn rendered_files(dir: &Path, root: &Path, extra: &[&str]) {
-    for env in ["dev", "prod"] {
-        let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = manifest_gen(&args).success().stdout;
-        std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
-    }
-}
 
 #[test]
 fn kubernetes_validate_strict_passes_for_the_oldest_and_newest_supported_versions() {
@@ -85,29 +74,7 @@ fn checkov_reports_no_failures_beyond_the_justified_skips() {
     let dir = tmp.path().join("rendered");
     std::fs::create_dir(&dir).unwrap();
     rendered_files(&dir, &root, &["--image", PINNED]);
-    let run = run_tool(
-        &checkov,
-        &[
-            "--framework",
-            "kubernetes",
-            "--skip-download",
-            "--compact",
-            "--quiet",
-            "--output",
-            "json",
-            "--skip-check",
-            CHECKOV_SKIPS,
-            "-d",
-            dir.to_str().unwrap(),
-        ],
-        None,
-    );
-    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| {
-        panic!(
-            "checkov output is not JSON ({e}):\n{}\n{}",
-            run.stdout, run.stderr
-        )
-    });
+    let (report, code) = checkov_report(&checkov, &["--skip-check", CHECKOV_SKIPS], &dir);
     let summary = &report["summary"];
     assert!(
         summary["resource_count"].as_u64().unwrap_or(0) >= 10,
@@ -121,5 +88,5 @@ fn checkov_reports_no_failures_beyond_the_justified_skips() {
     );
     assert!(summary["passed"].as_u64().unwrap() > 100, "{summary}");
     assert_eq!(summary["parsing_errors"], 0, "{summary}");
-    assert_eq!(run.code, 0);
+    assert_eq!(code, 0);
 }
