@@ -25,7 +25,7 @@ pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
 /// The budget of one connection waiting for a slot or answered directly (probes, 503).
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
 /// Connections over the total cap that may still show they are a kubelet probe (see
-/// `overflow::probes_only`): under a flood that fills the total cap, probes still get in.
+/// `overflow::probe_only`): under a flood that fills the total cap, probes still get in.
 pub const PROBE_RESERVE: usize = 1024;
 /// Fewer served connections than this is not a service.
 const MIN_SERVED: u64 = 16;

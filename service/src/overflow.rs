@@ -78,43 +78,16 @@ pub async fn handle(
     Outcome::Done
 }
 
-/// Handles one connection in the probe reserve (over the total cap, see `admission`): a
-/// probe whose head arrives within [`PROBE_ONLY_TIMEOUT`] is answered, anything else is
-/// closed at once. Returns whether a probe was answered.
-pub async fn probes_only(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
+/// Handles one connection over the total cap (see `admission`): a probe whose whole head
+/// arrives within `wait` is answered, anything else is closed. The probe reserve waits
+/// [`PROBE_ONLY_TIMEOUT`]; beyond it, [`INSTANT_PROBE_WAIT`] (clients send the request right
+/// after the handshake, so on a node it is there within a millisecond; the short wait costs a
+/// descriptor for a few milliseconds, which the caps' headroom for open files covers).
+/// Returns whether a probe was answered.
+pub async fn probe_only(stream: &mut TcpStream, shared: &Arc<Shared>, wait: Duration) -> bool {
     let mut buf = [0u8; HEAD_BYTES];
-    match read_head(stream, &mut buf, PROBE_ONLY_TIMEOUT).await {
+    match read_head(stream, &mut buf, wait).await {
         Some((Some(probe), _)) => {
-            answer_probe(stream, probe, shared).await;
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Handles one connection beyond the probe reserve almost without waiting: if a whole probe
-/// head arrives within [`INSTANT_PROBE_WAIT`] (clients send the request right after the
-/// handshake, so on a node it is there within a millisecond), it is answered; anything else
-/// is closed. The short wait costs a descriptor for a few milliseconds per connection, which
-/// the caps' headroom for open files covers. Returns whether a probe was answered.
-pub async fn instant_probe(stream: &mut TcpStream, shared: &Arc<Shared>) -> bool {
-    let mut buf = [0u8; HEAD_BYTES];
-    let first = tokio::time::timeout(INSTANT_PROBE_WAIT, async {
-        loop {
-            stream.readable().await.ok()?;
-            match stream.try_read(&mut buf) {
-                Ok(n) => return Some(n),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return None,
-            }
-        }
-    })
-    .await;
-    let Ok(Some(n)) = first else {
-        return false;
-    };
-    match parse(&buf[..n]) {
-        Head::Complete(Some(probe)) => {
             answer_probe(stream, probe, shared).await;
             true
         }

@@ -278,16 +278,11 @@ where
     let held = match admission.hold() {
         Some(Place::Any(held)) => held,
         Some(Place::ProbesOnly(_held)) => {
-            // Boxed: the probe path's buffers are not part of every connection's task.
-            if !Box::pin(overflow::probes_only(&mut stream, &shared)).await {
-                record_closed(&shared);
-            }
+            probe_only(&mut stream, &shared, overflow::PROBE_ONLY_TIMEOUT).await;
             return Ok(());
         }
         None => {
-            if !Box::pin(overflow::instant_probe(&mut stream, &shared)).await {
-                record_closed(&shared);
-            }
+            probe_only(&mut stream, &shared, overflow::INSTANT_PROBE_WAIT).await;
             return Ok(());
         }
     };
@@ -306,6 +301,14 @@ where
     drop(slot);
     drop(held);
     Ok(())
+}
+
+/// A connection over the total cap: only a probe whose head arrives within `wait` is
+/// answered. Boxed: the probe path's buffers are not part of every connection's task.
+async fn probe_only(stream: &mut TcpStream, shared: &Arc<Shared>, wait: std::time::Duration) {
+    if !Box::pin(overflow::probe_only(stream, shared, wait)).await {
+        record_closed(shared);
+    }
 }
 
 fn record_closed(shared: &Shared) {
