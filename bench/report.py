@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import scale_report
+from fmt import md_table, mb, verdict
 
 BENCH_DIR = Path(__file__).resolve().parent
 ORIGIN, GUNICORN, CEILING, BARE, PROD = "flask-dev", "gunicorn-2w", "nginx", "hello-k8s-bare", "hello-k8s-prod"
@@ -59,11 +60,6 @@ class Row:
     noisy: int
     client_cpu_s: float
     server_cpu_share: float
-
-
-def mb(kb: int) -> float:
-    """kB as /proc reports them (KiB) to MB (10^6 bytes)."""
-    return kb * 1024 / 1e6
 
 
 def rows_of(results: dict) -> dict[str, Row]:
@@ -193,10 +189,6 @@ def targets(rows: dict[str, Row], results: dict) -> list[tuple[str, str, bool | 
     return out
 
 
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else "PASS" if ok else "MISS"
-
-
 # ------------------------------------------------------------------------------- text
 
 
@@ -241,12 +233,6 @@ def terminal_table(rows: dict[str, Row], results: dict) -> str:
     widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
     line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
     return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(b) for b in body)])
-
-
-def md_table(header: list[str], body: list[list[str]], align: str | None = None) -> str:
-    align = align or "l" + "r" * (len(header) - 1)
-    sep = ["---" if a == "l" else "---:" for a in align]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, sep, *body])
 
 
 def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:

@@ -10,15 +10,12 @@ import os
 import tempfile
 from pathlib import Path
 
+from fmt import md_table, mb, verdict
+
 CEILING = "nginx-1w"
 # Issue 9's goal: RSS at 10k connections at most 2x nginx's.
 GOAL_LEVEL = 10_000
 GOAL_RATIO = 2.0
-
-
-def mb(kb: int) -> float:
-    """kB as /proc reports them (KiB) to MB (10^6 bytes), as the main section does."""
-    return kb * 1024 / 1e6
 
 
 def flood_at(system: dict, level: int) -> dict | None:
@@ -68,10 +65,6 @@ def goals(scale: dict) -> list[tuple[str, str, bool | None]]:
             )
         )
     return out
-
-
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else "PASS" if ok else "MISS"
 
 
 HEADER = [
@@ -132,11 +125,6 @@ def terminal(scale: dict) -> str:
     text = [line(HEADER), line(["-" * w for w in widths]), *(line(b) for b in body), "", "goal (issue 9): RSS at 10k connections <= 2x nginx's"]
     text += [f"  {verdict(ok):4}  {key:24} {measured}" for key, measured, ok in goals(scale)]
     return "\n".join(text)
-
-
-def md_table(header: list[str], body: list[list[str]], align: str) -> str:
-    sep = ["---" if a == "l" else "---:" for a in align]
-    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, sep, *body])
 
 
 def markdown(scale: dict, chart: str | None) -> str:

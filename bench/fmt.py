@@ -1,0 +1,19 @@
+"""Formatting shared by the bench reports (report.py, scale_report.py)."""
+
+from __future__ import annotations
+
+
+def mb(kb: int) -> float:
+    """kB as /proc reports them (KiB) to MB (10^6 bytes)."""
+    return kb * 1024 / 1e6
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else "PASS" if ok else "MISS"
+
+
+def md_table(header: list[str], body: list[list[str]], align: str | None = None) -> str:
+    """A markdown table; `align` has one letter per column, l or r (default: l then r)."""
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---" if a == "l" else "---:" for a in align]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, sep, *body])
