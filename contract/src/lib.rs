@@ -30,6 +30,12 @@ pub const GREETING: &str = "Hello World from Kubernetes!";
 pub const HTTP_PORT: u16 = 5600;
 /// The name of the container port; probes and the Service refer to it by this name.
 pub const HTTP_PORT_NAME: &str = "http";
+/// The port of the probe listener: liveness and readiness (and only they) are also served here,
+/// on a listener of their own, so that a flood of the HTTP port cannot delay the kubelet's
+/// probes. The manifests' probes, the container port list and the NetworkPolicy follow it.
+pub const PROBE_PORT: u16 = 5601;
+/// The name of the probe container port; the probes refer to it by this name.
+pub const PROBE_PORT_NAME: &str = "probes";
 /// The NodePort the origin used; production keeps it as its entry point.
 pub const PROD_NODE_PORT: u16 = 31181;
 /// Numeric user and group the container runs as (distroless `nonroot`).
