@@ -58,6 +58,12 @@ declare_keys! {
         from config_map(|_| crate::HTTP_PORT),
         invalid ["abc", "0", "65536", "+80", "-1"];
 
+    /// TCP port of the probe listener: /healthz and /readyz only, on a listener and thread of their own that a flood of PORT cannot delay (the probes' container port)
+    probe_port: u16 = crate::PROBE_PORT,
+        kind Port,
+        from config_map(|_| crate::PROBE_PORT),
+        invalid ["abc", "0", "65536", "probes"];
+
     /// Log line format on stdout
     log_format: Option<LogFormat> = None,
         kind Optional(Choice::<LogFormat>::new()),
@@ -206,6 +212,10 @@ mod tests {
     #[test]
     fn defaults_are_typed_and_documented() {
         assert_eq!(key("PORT").unwrap().default().as_deref(), Some("5600"));
+        assert_eq!(
+            key("PROBE_PORT").unwrap().default().as_deref(),
+            Some("5601")
+        );
         assert_eq!(key("HOST").unwrap().default().as_deref(), Some("127.0.0.1"));
         assert_eq!(key("API_KEY").unwrap().default(), None);
         assert_eq!(

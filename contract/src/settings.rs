@@ -209,6 +209,15 @@ impl Settings {
             }
             (None, None) => None,
         };
+        if config.probe_port == config.port {
+            return Err(ConfigError::new(
+                spec::probe_port(),
+                format!(
+                    "is {}, the same as PORT: the probe listener needs a port of its own",
+                    config.port
+                ),
+            ));
+        }
         let log_format = config.log_format.unwrap_or(match config.env {
             Environment::Production => LogFormat::Json,
             Environment::Development => LogFormat::Text,
@@ -291,6 +300,15 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Json);
         assert!(s.config.api_key.is_none(), "moved into Settings::api_key");
         assert!(s.api_key.unwrap().matches(b"k"));
+    }
+
+    #[test]
+    fn the_probe_port_must_differ_from_the_http_port() {
+        let err = settings(&[("PORT", "8080"), ("PROBE_PORT", "8080")]).unwrap_err();
+        assert_eq!(err.key, "PROBE_PORT");
+        assert!(err.to_string().contains("the same as PORT"), "{err}");
+        let s = settings(&[("PORT", "8080")]).expect("valid");
+        assert_eq!(s.config.probe_port, crate::PROBE_PORT);
     }
 
     #[test]
