@@ -1,25 +1,16 @@
-//! The kubelet's-eye end-to-end harness.
+//! The end-to-end harness on a real Kubernetes (`make e2e-cluster`).
 //!
-//! No cluster runs here, so the harness plays the cluster's part from the rendered manifests:
-//! it builds each container's environment as the kubelet does, starts the real release binary
-//! with it in a per-pod sandbox, runs the declared probes, terminates pods the kubelet's way,
-//! routes traffic like kube-proxy through a readiness-aware loopback load balancer, replaces
-//! replicas like the Deployment controller, and proves with mutations that a broken agreement
-//! between manifests and binary makes it fail.
+//! `make cluster` starts a single-node cluster of upstream components (scripts/cluster/); the
+//! suites deploy the project onto it the way a user does (`make auto-deploy-prod`, its
+//! kubeconfig and context) and take every verdict from the real components: the API server's
+//! admission, the kubelet's probes and restarts, kube-proxy's NodePort, the Deployment, ReplicaSet,
+//! disruption and autoscaling controllers, metrics-server. The harness only drives traffic,
+//! probes from outside for the timeline, and reads the results back.
 
-pub mod cgroup;
-pub mod http;
-pub mod image;
-pub mod kubelet;
-pub mod lb;
-pub mod load;
+pub mod kube;
 pub mod lock;
-pub mod manifests;
-pub mod nodenet;
-pub mod pod;
-pub mod probe;
-pub mod prober;
+pub mod probes;
 pub mod quantity;
 pub mod report;
-pub mod sandbox;
 pub mod suites;
+pub mod traffic;

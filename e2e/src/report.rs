@@ -85,7 +85,7 @@ impl Report {
 
     /// The final summary: counts, failures again, and `N passed, M failed`.
     pub fn summary(&self) -> String {
-        let mut out = String::from("\n==== e2e summary ====\n");
+        let mut out = String::from("\n==== e2e-cluster summary ====\n");
         for (label, value) in lock(&self.counts).iter() {
             out.push_str(&format!("  {label}: {value}\n"));
         }

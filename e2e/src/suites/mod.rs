@@ -1,98 +1,164 @@
-//! The suites: each takes rendered objects, runs pods the kubelet's way, and records checks.
+//! The suites that run on the real cluster (`make e2e-cluster`), in the order they run.
+//!
+//! Each suite states its claim in its module documentation; every verdict comes from the real
+//! components (the API server's admission, the kubelet's probes and restarts, kube-proxy's
+//! NodePort, the Deployment and ReplicaSet controllers, the disruption controller, the HPA
+//! with metrics-server).
 
-pub mod canary;
-pub mod config;
+pub mod admission;
+pub mod config_roll;
+pub mod deploy;
+pub mod disruption;
 pub mod flood;
-pub mod http_faults;
-pub mod lifecycle;
-pub mod mutations;
-pub mod rollout;
-pub mod switch;
+pub mod netpol;
+pub mod values;
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
-use crate::cgroup::Cgroups;
-use crate::kubelet::{ContainerLaunch, PodIdentity};
-use crate::manifests::{Rendered, Tools};
-use crate::pod::{Pod, PodTemplate};
+use crate::kube::Cluster;
 use crate::report::Report;
-use crate::sandbox::{NetMode, Sandbox};
 
-/// What every suite needs.
-#[derive(Debug, Clone)]
+/// The app's label selector in every namespace.
+pub const SELECTOR: &str = "app.kubernetes.io/name=hello-k8s";
+
+/// What every suite gets.
+#[derive(Debug)]
 pub struct Ctx {
-    pub tools: Tools,
-    /// Where pods' resource limits are enforced.
-    pub cgroups: Arc<Cgroups>,
-    pub mode: NetMode,
-    pub report: Arc<Report>,
-    /// Delay between a pod's Ready change and the load balancer acting on it (the endpoint
-    /// controller and kube-proxy's sync).
-    pub propagation: Duration,
-    /// Pause between two requests of one load client (bounds the rate).
-    pub pace: Duration,
-    /// Only the mutations whose name contains this text (all when None).
-    pub mutation_filter: Option<String>,
+    pub cluster: Cluster,
+    /// The repository (holds k8s/, the Makefile, scripts/).
+    pub repo: PathBuf,
+    /// The manifest-gen binary.
+    pub manifest_gen: PathBuf,
+    /// Scratch space of this run (k8s/ copies, archives, logs).
+    pub work: PathBuf,
+    pub report: Report,
 }
 
 impl Ctx {
-    /// The same context reporting into `report` (mutation runs).
-    pub fn with_report(&self, report: Arc<Report>) -> Ctx {
-        Ctx {
-            report,
-            ..self.clone()
+    /// The overlays, as manifest-gen lists them.
+    pub fn overlays(&self) -> Result<Vec<String>> {
+        let out = run(Command::new(&self.manifest_gen).arg("overlays"))?;
+        Ok(out.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// The namespace an overlay declares (`namespace:` of its kustomization).
+    pub fn namespace_of(&self, env: &str) -> Result<String> {
+        let path = self.repo.join(format!("k8s/overlays/{env}/kustomization.yaml"));
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("namespace: "))
+            .map(|s| s.trim().trim_matches('\'').to_string())
+            .with_context(|| format!("{} declares no namespace", path.display()))
+    }
+
+    /// A copy of k8s/ in the run's scratch space, with a secret.env (a fresh random API_KEY)
+    /// for every overlay that ships a secret.env.example; the repository is never written.
+    pub fn k8s_copy(&self, name: &str) -> Result<PathBuf> {
+        let dir = self.work.join(name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
         }
+        run(Command::new("cp").arg("-r").arg(self.repo.join("k8s")).arg(&dir))?;
+        for env in self.overlays()? {
+            let overlay = dir.join("overlays").join(&env);
+            if overlay.join("secret.env.example").exists() {
+                write_secret(&overlay.join("secret.env"), &random_token()?)?;
+            }
+        }
+        Ok(dir)
     }
 
-    pub fn template(&self, rendered: &Rendered) -> Result<Arc<PodTemplate>> {
-        Ok(Arc::new(PodTemplate::from_rendered(
-            rendered,
-            &self.tools.binary,
-            &self.tools.repo,
-        )?))
+    /// `kubectl kustomize DIR` with the cluster's kubectl.
+    pub fn kustomize(&self, dir: &Path) -> Result<String> {
+        self.cluster.kubectl(&["kustomize", &dir.to_string_lossy()])
     }
 
-    /// Starts one pod of `rendered` in a fresh sandbox.
-    pub async fn start_pod(
-        &self,
-        rendered: &Rendered,
-        template: &Arc<PodTemplate>,
-        template_hash: &str,
-        ordinal: u8,
-        adjust: impl FnOnce(&mut ContainerLaunch),
-    ) -> Result<Arc<Pod>> {
-        let sandbox = Sandbox::new(self.mode).await?;
-        let identity = PodIdentity::new(rendered, template_hash, ordinal)?;
-        let cgroup = self
-            .cgroups
-            .create(&identity.name, template.limits)
-            .with_context(|| format!("enforcing the limits of pod {}", identity.name))?;
-        sandbox.confine(cgroup)?;
-        Ok(Arc::new(
-            Pod::start(rendered, Arc::clone(template), sandbox, identity, adjust).await?,
-        ))
+    /// `make TARGET` in the repository with the cluster's deploy variables (the env file of
+    /// `make cluster`, as a user passes them).
+    pub fn make(&self, target: &str, extra: &[(&str, &str)]) -> Result<String> {
+        let mut cmd = Command::new("make");
+        cmd.arg("-C").arg(&self.repo).arg(target);
+        for (k, v) in &self.cluster.vars {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let log = self.work.join(format!("make-{target}.log"));
+        let file = std::fs::File::create(&log)?;
+        let status = cmd
+            .stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file)
+            .status()
+            .with_context(|| format!("starting make {target}"))?;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if !status.success() {
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            bail!(
+                "make {target} failed ({status}); last lines of {}:\n{}",
+                log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        Ok(text)
+    }
+
+    /// The NodePort URL of `path` for a Service.
+    pub fn node_url(&self, namespace: &str, path: &str) -> Result<String> {
+        let port = self.cluster.kubectl(&[
+            "get", "service", "hello-k8s", "-n", namespace, "-o",
+            "jsonpath={.spec.ports[?(@.name==\"http\")].nodePort}",
+        ])?;
+        let port = port.trim();
+        if port.is_empty() {
+            bail!("service hello-k8s in {namespace} has no nodePort");
+        }
+        Ok(format!("http://{}:{port}{path}", self.cluster.node_ip))
     }
 }
 
-/// The drain delay the container was given, read by the contract as the service reads it
-/// (its default when absent); a value the service would refuse is an error.
-pub fn drain_delay(launch: &ContainerLaunch) -> Result<Duration> {
-    let raw = contract::RawConfig::from_pairs(launch.env.iter().cloned())?;
-    Ok(contract::Config::from_raw(&raw)?.drain_delay_seconds)
+/// Runs a command; its stdout, or an error with its stderr.
+pub fn run(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Requests sent this close to the end of the drain delay may race the listener's closing:
-/// a connection still in the accept backlog when the server stops is reset, and on a busy
-/// 2-core machine the accept can lag by hundreds of milliseconds. In a cluster no request
-/// reaches the pod then (the endpoint is gone after the probe lag); the single-pod test sends
-/// straight to the pod, so its drain window ends this early.
-pub const DRAIN_GUARD: Duration = Duration::from_millis(500);
+/// 32 random bytes, hex: an API_KEY of this run.
+pub fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random bytes: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
 
-/// GET `path` on the pod's http port over a fresh connection.
-pub async fn get(pod: &Pod, req: crate::http::Req) -> Result<crate::http::Response> {
-    let stream = pod.connect().await?;
-    crate::http::once(stream, &pod.identity.pod_ip, req, Duration::from_secs(5)).await
+/// Writes `API_KEY=<token>` with mode 0600.
+pub fn write_secret(path: &Path, token: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    std::io::Write::write_all(&mut f, format!("API_KEY={token}\n").as_bytes())?;
+    Ok(())
+}
+
+/// Sleeps in the suites' own bounded waits.
+pub fn pause(d: Duration) {
+    std::thread::sleep(d);
 }

@@ -1,0 +1,45 @@
+# The real single-node cluster and the end-to-end suites that run on it (included by the
+# Makefile). docs/cluster.md tells the whole story: what is built, what comes from Debian, the
+# addresses, the facts of this machine and how they are handled.
+
+CLUSTER_SCRIPTS := scripts/cluster
+# The env file make cluster writes: the variables a deploy needs (KUBECONFIG, KUBE_CONTEXT, ...).
+CLUSTER_ENV     ?= /var/lib/kco-cluster/env
+E2E_CLUSTER_ARGS ?=
+E2E_CLUSTER_OUT := target/e2e-cluster
+
+.PHONY: cluster-install
+cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, podman; root)
+	$(CLUSTER_SCRIPTS)/install.sh
+
+.PHONY: cluster-build
+cluster-build: cluster-install ## Build Kubernetes, etcd, metrics-server and the pause image from cluster/ (cached outside the clone; minutes once, then seconds)
+	$(CLUSTER_SCRIPTS)/build.sh >/dev/null
+
+.PHONY: cluster
+cluster: cluster-install ## Start a real single-node Kubernetes (upstream, built here) in its own network namespace (Linux, root)
+	$(CLUSTER_SCRIPTS)/up.sh
+
+.PHONY: cluster-down
+cluster-down: ## Stop the cluster and remove everything it made (processes, mounts, namespaces, cgroups, state)
+	$(CLUSTER_SCRIPTS)/down.sh
+
+.PHONY: cluster-env
+cluster-env: ## Print the deploy variables of the running cluster (source it: eval "$$(make -s cluster-env)")
+	@cat $(CLUSTER_ENV)
+
+# make e2e-cluster: starts the cluster, runs every suite on it, and always takes it down again
+# (its logs are kept in target/e2e-cluster/logs). Timings of the build, the start and each suite
+# are printed at the end.
+.PHONY: e2e-cluster
+e2e-cluster: cluster-install ## Start the cluster, deploy and test the project on it (all e2e suites), take it down
+	@mkdir -p $(E2E_CLUSTER_OUT)
+	status=0; t0=$$SECONDS; \
+	trap 'CLUSTER_KEEP_LOGS=$(CURDIR)/$(E2E_CLUSTER_OUT)/logs $(CLUSTER_SCRIPTS)/down.sh >/dev/null || true' EXIT; \
+	$(CLUSTER_SCRIPTS)/build.sh >/dev/null; t1=$$SECONDS; \
+	$(CLUSTER_SCRIPTS)/up.sh; t2=$$SECONDS; \
+	$(CARGO) build --quiet -p manifest-gen -p e2e; \
+	$(CARGO) run --quiet -p e2e -- --cluster-env $(CLUSTER_ENV) --manifest-gen target/debug/manifest-gen \
+	  --work $(E2E_CLUSTER_OUT) $(E2E_CLUSTER_ARGS) || status=$$?; t3=$$SECONDS; \
+	echo "e2e-cluster timings: cluster build $$((t1 - t0)) s, cluster start $$((t2 - t1)) s, suites $$((t3 - t2)) s, total $$((t3 - t0)) s"; \
+	exit $$status

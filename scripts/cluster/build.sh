@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Builds the cluster's binaries from upstream source, through the project's Go modules in
+# cluster/ (go.mod and go.sum pin every version): Kubernetes as one multicall binary
+# (cluster/kube), etcd and metrics-server as the upstream commands (cluster/etcd,
+# cluster/metrics-server, Go's `tool` directive), and the pause image (cluster/pause).
+# The result is cached outside the clone (CLUSTER_CACHE), keyed by the modules' content: a second
+# run prints the directory at once. Prints the bin directory on stdout, timings on stderr.
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+
+bin="$(cluster_bin_dir)"
+if [[ -x "$bin/kube" && -x "$bin/etcd" && -x "$bin/metrics-server" && -f "$bin/pause.tar" ]]; then
+  info "cluster binaries cached: $bin"
+  printf '%s\n' "$bin"
+  exit 0
+fi
+command -v go >/dev/null || die "go not found: the cluster is built from source with Go >= 1.24 (the machine's go)"
+command -v gcc >/dev/null || die "gcc not found: the pause binary is built with gcc -static"
+mkdir -p "$CLUSTER_CACHE"
+tmp="$(mktemp -d "$CLUSTER_CACHE/.build.XXXXXX")"
+trap 'rm -rf "$tmp"' EXIT
+export CGO_ENABLED=0 GOFLAGS=-mod=readonly
+start=$SECONDS
+
+say "Kubernetes $K8S_VERSION (cluster/kube: one binary, the component chosen by argv[0])"
+minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+t=$SECONDS
+(cd "$CLUSTER_ROOT/cluster/kube" && go mod download && go mod verify >/dev/null)
+info "modules downloaded and verified in $((SECONDS - t)) s"
+t=$SECONDS
+(cd "$CLUSTER_ROOT/cluster/kube" && go build -trimpath -tags selinux,notest \
+  -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+  -o "$tmp/kube" .)
+info "kube built in $((SECONDS - t)) s"
+for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do
+  ln -s kube "$tmp/$name"
+done
+
+t=$SECONDS
+(cd "$CLUSTER_ROOT/cluster/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+(cd "$CLUSTER_ROOT/cluster/metrics-server" && go build -trimpath -ldflags "-s -w" -o "$tmp/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server)
+info "etcd and metrics-server built in $((SECONDS - t)) s"
+
+t=$SECONDS
+gcc -static -Os -s -o "$tmp/pause" "$CLUSTER_ROOT/cluster/pause/pause.c"
+command -v podman >/dev/null || die "podman not found: scripts/cluster/install.sh installs it (it builds the pause image)"
+# shellcheck source=../image-lib.sh
+source "$CLUSTER_ROOT/scripts/image-lib.sh"
+ctx="$tmp/pause-ctx"; mkdir "$ctx"
+cp "$tmp/pause" "$CLUSTER_ROOT/cluster/pause/Containerfile" "$ctx/"
+image_podman_init "$tmp/podman"
+"${PODMAN[@]}" build --quiet --pull=never --format docker --tag "$PAUSE_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null
+"${PODMAN[@]}" save --quiet --format docker-archive --output "$tmp/pause.tar" "$PAUSE_IMAGE"
+image_podman_cleanup
+rm -rf "$ctx" "$tmp/pause"
+info "pause image built in $((SECONDS - t)) s"
+
+mkdir -p "$(dirname "$bin")"
+rm -rf "$bin"
+mv "$tmp" "$(dirname "$bin")/$(basename "$bin").new"
+trap - EXIT
+mv "$(dirname "$bin")/$(basename "$bin").new" "$bin"
+"$bin/kubectl" version --client -o yaml 2>/dev/null | sed -n 's/^  gitVersion: /  kubectl: /p' >&2
+ok "cluster binaries built in $((SECONDS - start)) s: $bin"
+printf '%s\n' "$bin"

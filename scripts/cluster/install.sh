@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what `make cluster` takes from Debian when missing (never reinstalls): containerd,
+# runc, the CNI plugins, nftables, iproute2, openssl, curl, podman (builds the pause image) and
+# gcc (builds the pause binary). Go comes with the machine (the cluster is built from source).
+set -euo pipefail
+# shellcheck source=common.sh
+source "$(dirname "$0")/common.sh"
+declare -A want=(
+  [containerd]=containerd [runc]=runc [/usr/lib/cni/ptp]=containernetworking-plugins
+  [nft]=nftables [ip]=iproute2 [openssl]=openssl [curl]=curl [podman]=podman [gcc]=gcc
+)
+missing=()
+for tool in "${!want[@]}"; do
+  if [[ "$tool" == /* ]]; then [[ -x "$tool" ]] && continue; else command -v "$tool" >/dev/null && continue; fi
+  missing+=("${want[$tool]}")
+done
+if ((${#missing[@]} == 0)); then
+  info "cluster packages present"
+  exit 0
+fi
+[[ "$(id -u)" == 0 ]] || die "missing ${missing[*]}: install them as root (apt-get install ${missing[*]})"
+command -v apt-get >/dev/null || die "missing ${missing[*]} and no apt-get: install them with your distribution's tools"
+say "Installing ${missing[*]} from the distribution"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+ok "installed ${missing[*]}"
