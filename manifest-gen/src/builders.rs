@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use contract::{APP_NAME, HTTP_PORT_NAME, KEYS, PART_OF, RUN_AS_UID, Source, paths, resources};
+use contract::{
+    APP_NAME, HTTP_PORT_NAME, KEYS, PART_OF, PROBE_PORT_NAME, RUN_AS_UID, Source, paths, resources,
+};
 use k8s_openapi::api::apps::v1::{
     Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
 };
@@ -50,6 +52,39 @@ pub const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 pub const COMPONENT: &str = "server";
 pub const MANAGED_BY: &str = "manifest-gen";
 
+k8s_openapi::k8s_if_1_34! {
+    /// The Kubernetes minor the objects are typed against (k8s-openapi's `v1_34` feature, the
+    /// cluster's minor): the Pod Security Standards version the Namespaces pin. A new feature
+    /// leaves this undefined, so the pin cannot silently lag behind the types.
+    pub const KUBERNETES_MINOR: &str = "v1.34";
+}
+
+/// The Pod Security Admission level of every generated Namespace, for each of its modes.
+pub const POD_SECURITY_LEVEL: &str = "restricted";
+/// The Pod Security Admission modes: refuse (enforce), warn the client, and audit-log.
+pub const POD_SECURITY_MODES: [&str; 3] = ["enforce", "warn", "audit"];
+
+/// The Pod Security Admission labels of a generated Namespace: every mode at
+/// [`POD_SECURITY_LEVEL`], pinned to [`KUBERNETES_MINOR`] so a cluster upgrade does not
+/// tighten the policy under running workloads without a regeneration.
+pub fn pod_security_labels() -> BTreeMap<String, String> {
+    POD_SECURITY_MODES
+        .iter()
+        .flat_map(|mode| {
+            [
+                (
+                    format!("pod-security.kubernetes.io/{mode}"),
+                    POD_SECURITY_LEVEL.to_string(),
+                ),
+                (
+                    format!("pod-security.kubernetes.io/{mode}-version"),
+                    KUBERNETES_MINOR.to_string(),
+                ),
+            ]
+        })
+        .collect()
+}
+
 /// Seconds the kubelet waits after the drain and the shutdown timeout before it kills: the
 /// process still has to flush logs and exit.
 pub const GRACE_MARGIN_SECONDS: i64 = 5;
@@ -77,11 +112,17 @@ fn http_port() -> IntOrString {
     IntOrString::String(HTTP_PORT_NAME.into())
 }
 
+/// The probes' port, by name: the probe listener the contract declares, which a flood of the
+/// HTTP port cannot delay.
+fn probe_port() -> IntOrString {
+    IntOrString::String(PROBE_PORT_NAME.into())
+}
+
 fn http_probe(path: &str, period: i32, timeout: i32, failures: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: http_port(),
+            port: probe_port(),
             scheme: Some("HTTP".into()),
             ..HTTPGetAction::default()
         }),
@@ -186,12 +227,20 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
         // would fail to pull; a content-derived tag makes IfNotPresent safe (a new build is
         // a new tag).
         image_pull_policy: Some("IfNotPresent".into()),
-        ports: Some(vec![ContainerPort {
-            name: Some(HTTP_PORT_NAME.into()),
-            container_port: contract::http_port_i32(),
-            protocol: Some("TCP".into()),
-            ..ContainerPort::default()
-        }]),
+        ports: Some(vec![
+            ContainerPort {
+                name: Some(HTTP_PORT_NAME.into()),
+                container_port: contract::http_port_i32(),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+            ContainerPort {
+                name: Some(PROBE_PORT_NAME.into()),
+                container_port: i32::from(contract::PROBE_PORT),
+                protocol: Some("TCP".into()),
+                ..ContainerPort::default()
+            },
+        ]),
         env: Some(container_env()),
         volume_mounts: Some(vec![secret_volume().1]),
         // Start-up gets 1 s checks for 15 s before liveness takes over. Readiness every 1 s,
@@ -236,7 +285,10 @@ pub fn base_deployment(image: &ImageRef) -> Deployment {
             ..ObjectMeta::default()
         },
         spec: Some(DeploymentSpec {
-            replicas: Some(1),
+            // No count in the base: an overlay without an autoscaler sets one, and an overlay
+            // whose HorizontalPodAutoscaler owns the count must not declare any (a deploy would
+            // reset it; docs/generator.md, "Replicas and the autoscaler").
+            replicas: None,
             revision_history_limit: Some(5),
             progress_deadline_seconds: Some(120),
             selector: LabelSelector {
@@ -333,15 +385,22 @@ fn base_selector() -> LabelSelector {
 /// The base Namespace. Its name is a placeholder: an overlay's `namespace:` renames it (and
 /// every other object's namespace) to the overlay's.
 pub fn base_namespace() -> Namespace {
+    let mut metadata = base_meta(APP_NAME);
+    metadata
+        .labels
+        .get_or_insert_with(BTreeMap::new)
+        .extend(pod_security_labels());
     Namespace {
-        metadata: base_meta(APP_NAME),
+        metadata,
         ..Namespace::default()
     }
 }
 
 /// Ingress to the pods only on the HTTP port, from anywhere (it is the public entry point);
 /// no egress rule, since the service calls nothing. In the base, so development tests what
-/// production enforces.
+/// production enforces. The probe port is not admitted: the kubelet probes from the pod's own
+/// node, and a NetworkPolicy always allows a pod's node (Kubernetes' NetworkPolicy semantics),
+/// so the probe listener stays out of reach of every other pod and of the Service.
 pub fn base_network_policy() -> NetworkPolicy {
     NetworkPolicy {
         metadata: base_meta(APP_NAME),

@@ -10,7 +10,7 @@ use clap::{ArgGroup, Args, Parser, Subcommand};
 use crate::overlay::{Overlay, Overlays, SecretSource};
 use crate::overrides::{ImageRef, Literal, Overrides, namespace};
 use crate::plan::Plan;
-use crate::render::{self, SecretData};
+use crate::render;
 use crate::tree::{self, REGENERATE, Refs};
 use crate::{cmdline, docs, secret_env};
 
@@ -115,6 +115,14 @@ pub enum Command {
         #[command(flatten)]
         declaration: DeclarationArg,
     },
+    /// Print the table of --set value classes as JSON lines (for the real-cluster round trip)
+    ///
+    /// One object per line: {"class", "key", "value", "accepted"}, `accepted` being whether
+    /// `manifest-gen --env dev --set=KEY=VALUE` writes the pair with exit 0. Every accepted
+    /// pair must read back from the API server byte for byte after `kubectl apply -k` and
+    /// `kubectl kustomize | kubectl apply -f -`.
+    #[command(hide = true)]
+    ValueClasses,
     /// Fill or check the generated blocks of README.md and docs/*.md
     #[command(group(ArgGroup::new("mode").required(true).args(["write", "check"])))]
     Docs {
@@ -151,7 +159,7 @@ pub struct OverrideArgs {
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_literal)]
     pub set: Vec<Literal>,
 
-    /// Deploy into this namespace (not default or kube-*)
+    /// Deploy into this namespace (a DNS-1123 label, not default, not starting with kube-)
     #[arg(long, value_name = "NS", value_parser = namespace)]
     pub namespace: Option<String>,
 }
@@ -266,7 +274,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     let path = secret_env_file
                         .unwrap_or_else(|| root.join("overlays").join(&overlay.name).join(file));
                     let data = secret_env::read(&path)?;
-                    check_secret(&data, &path)?;
+                    secret_env::check(
+                        &data,
+                        plan.overlay.environment,
+                        &format!("the Secret file {}", path.display()),
+                    )?;
                     data
                 }
             };
@@ -302,6 +314,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|n| format!("{n}\n"))
                     .collect::<String>(),
             )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::ValueClasses) => {
+            print(&crate::classes::value_classes_json())?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Docs {
@@ -347,7 +363,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                     )?)?;
                 }
                 Some(dir) => {
-                    let refs = references(&dir, &cli.root)?;
+                    let refs = references(&dir, &cli.root, &overlays, &name)?;
                     args.extend([
                         "--root".to_string(),
                         path_arg(&cli.root),
@@ -373,29 +389,79 @@ fn planned(overlay: &Overlay, overrides: &Overrides) -> Result<Plan> {
     Ok(plan)
 }
 
-/// The Secret must hold what the service needs, checked by the service's own rules (whose
-/// messages never show the value), within the API server's size limit.
-fn check_secret(data: &SecretData, path: &Path) -> Result<()> {
-    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if size > crate::overrides::MAX_DATA_BYTES {
-        bail!(
-            "the Secret file {} holds {size} bytes of keys and values, above the API server's limit of {} bytes (1 MiB)",
-            path.display(),
-            crate::overrides::MAX_DATA_BYTES
-        );
+/// `path` made absolute with every symlink resolved, whether or not it exists yet: its
+/// longest existing ancestor canonicalized, plus the rest, which may not hold `..` (a
+/// component that does not exist cannot be a symlink, so the result is where writes land).
+fn resolved(path: &Path) -> Result<PathBuf> {
+    let absolute =
+        std::path::absolute(path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let existing = absolute
+        .ancestors()
+        .find(|a| a.exists())
+        .unwrap_or(Path::new("/"));
+    let mut out = existing
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", existing.display()))?;
+    for component in absolute
+        .strip_prefix(existing)
+        .unwrap_or(Path::new(""))
+        .components()
+    {
+        match component {
+            std::path::Component::Normal(part) => out.push(part),
+            std::path::Component::CurDir => {}
+            _ => bail!(
+                "--out-dir {}: `..` after a directory that does not exist yet; name the directory without it",
+                path.display()
+            ),
+        }
     }
-    let pairs = data
-        .iter()
-        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()));
-    let with_env = pairs.chain([("ENV".to_string(), "production".to_string())]);
-    contract::RawConfig::from_pairs(with_env)
-        .and_then(contract::Settings::from_raw)
-        .map(drop)
-        .with_context(|| format!("in the Secret file {}", path.display()))
+    Ok(out)
 }
 
-/// Where an overlay written to `dir` finds `<root>/base` and `<root>/components`.
-fn references(dir: &Path, root: &Path) -> Result<Refs> {
+/// Refuses an `--out-dir` that is a directory of the generated tree under `root` (canonical)
+/// other than `own`'s overlay directory: the tree's root, `overlays/`, the base, the
+/// components (or anything under them) and the other declared overlays (or anything under
+/// them). `make manifests` owns those, and an overlay written there breaks or replaces them.
+pub fn check_out_dir(
+    dir: &Path,
+    target: &Path,
+    root: &Path,
+    overlays: &Overlays,
+    own: &str,
+) -> Result<()> {
+    let overlays_dir = root.join("overlays");
+    let refused = if target == root {
+        Some("the root of the generated tree".to_string())
+    } else if target == overlays_dir {
+        Some("the directory of the generated overlays".to_string())
+    } else if target.starts_with(root.join("base")) {
+        Some("the generated base (or inside it)".to_string())
+    } else if target.starts_with(root.join("components")) {
+        Some("the generated components (or inside them)".to_string())
+    } else {
+        overlays
+            .names()
+            .into_iter()
+            .filter(|n| *n != own)
+            .find(|n| target.starts_with(overlays_dir.join(n)))
+            .map(|n| format!("the generated overlay {n} (or inside it)"))
+    };
+    match refused {
+        Some(what) => bail!(
+            "--out-dir {}: {} is {what} of {}; expected the overlay's own directory {} or a directory outside the generated tree",
+            dir.display(),
+            target.display(),
+            root.display(),
+            overlays_dir.join(own).display()
+        ),
+        None => Ok(()),
+    }
+}
+
+/// Where an overlay written to `dir` finds `<root>/base` and `<root>/components`, once `dir`
+/// is known to be allowed (see [`check_out_dir`]); creates `dir`.
+fn references(dir: &Path, root: &Path, overlays: &Overlays, own: &str) -> Result<Refs> {
     let base = root.join("base");
     let base = base.canonicalize().with_context(|| {
         format!(
@@ -404,19 +470,25 @@ fn references(dir: &Path, root: &Path) -> Result<Refs> {
         )
     })?;
     let root = base.parent().unwrap_or(&base).to_path_buf();
-    std::fs::create_dir_all(dir)
+    let target = resolved(dir)?;
+    if target.exists() && !target.is_dir() {
+        bail!(
+            "--out-dir {}: {} exists and is not a directory",
+            dir.display(),
+            target.display()
+        );
+    }
+    check_out_dir(dir, &target, &root, overlays, own)?;
+    std::fs::create_dir_all(&target)
         .with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let dir = dir
-        .canonicalize()
-        .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let relative = |to: &Path| {
-        pathdiff::diff_paths(to, &dir)
+        pathdiff::diff_paths(to, &target)
             .map(|p| p.to_string_lossy().into_owned())
             .with_context(|| {
                 format!(
                     "cannot express {} relative to {}",
                     to.display(),
-                    dir.display()
+                    target.display()
                 )
             })
     };

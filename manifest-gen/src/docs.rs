@@ -64,7 +64,11 @@ pub fn overlays_table(overlays: &Overlays) -> String {
             "| `{}` | `{}` | {} | {} | {} | {} |\n",
             overlay.name,
             overlay.namespace,
-            overlay.replicas,
+            match (overlay.replicas, overlay.autoscaling()) {
+                (Some(n), _) => n.to_string(),
+                (None, Some(s)) => format!("{}-{} (HPA)", s.min_replicas, s.max_replicas),
+                (None, None) => "-".to_string(),
+            },
             overlay.node_port,
             overlay.environment,
             adds.join("; ")
@@ -187,8 +191,7 @@ pub fn run(root: &Path, overlays: &Overlays, mode: Mode) -> Result<ExitCode> {
     let mut blocks = 0;
     for file in documents(root)? {
         let path = root.join(&file);
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let text = crate::input::read("the document", &path, crate::input::MAX_DOCUMENT_BYTES)?;
         blocks += find_blocks(&text, &path)?.len();
         let (filled, changed) = fill(&text, &path, overlays)?;
         for (name, line) in changed {
@@ -245,7 +248,7 @@ mod tests {
             "{filled}"
         );
         assert!(
-            filled.contains("| `prod` | `hello-k8s-prod` | 3 | 31181 |"),
+            filled.contains("| `prod` | `hello-k8s-prod` | 3-10 (HPA) | 31181 |"),
             "{filled}"
         );
         let (again, changed) = fill(&filled, Path::new("x.md"), &overlays()).unwrap();

@@ -7,9 +7,11 @@
 //! [`tree`] writes the kustomize files; [`docs`] fills the documentation's generated blocks.
 
 pub mod builders;
+pub mod classes;
 pub mod cli;
 pub mod cmdline;
 pub mod docs;
+pub mod input;
 pub mod kustomization;
 pub mod overlay;
 pub mod overrides;

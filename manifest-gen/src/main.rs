@@ -8,7 +8,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            ExitCode::from(manifest_gen::input::exit_code(&err))
         }
     }
 }

@@ -97,7 +97,8 @@ struct DeclaredSecret {
 struct Declared {
     name: String,
     environment: EnvironmentName,
-    replicas: i32,
+    #[serde(default)]
+    replicas: Option<i32>,
     node_port: i32,
     secret: DeclaredSecret,
     #[serde(default)]
@@ -112,7 +113,8 @@ pub struct Overlay {
     pub name: String,
     /// The service environment the overlay runs (its ConfigMap literals follow from it).
     pub environment: Environment,
-    pub replicas: i32,
+    /// The Deployment's replica count; `None` when a HorizontalPodAutoscaler owns it.
+    pub replicas: Option<i32>,
     pub node_port: i32,
     pub secret: SecretSource,
     pub components: Vec<Component>,
@@ -166,8 +168,11 @@ impl Overlays {
         let Some(file) = file else {
             return Self::builtin();
         };
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the overlay declaration {}", file.display()))?;
+        let text = crate::input::read(
+            "the overlay declaration",
+            file,
+            crate::input::MAX_DECLARATION_BYTES,
+        )?;
         Self::parse(&text, Some(file.display().to_string()))
             .with_context(|| format!("in the overlay declaration {}", file.display()))
     }
@@ -200,8 +205,23 @@ impl Overlays {
                     d.node_port
                 );
             }
-            if d.replicas < 1 {
-                bail!("overlay {name}: replicas is {}, expected >= 1", d.replicas);
+            let mut components = d.components.clone();
+            components.sort();
+            components.dedup();
+            let autoscaled = components.iter().find_map(|c| c.autoscaling());
+            match (d.replicas, autoscaled) {
+                (Some(n), None) if n < 1 => {
+                    bail!("overlay {name}: replicas is {n}, expected >= 1")
+                }
+                (None, None) => bail!(
+                    "overlay {name}: replicas is missing; expected a count >= 1 (only an overlay with an autoscaling component leaves it out)"
+                ),
+                (Some(n), Some(scaling)) => bail!(
+                    "overlay {name}: replicas is {n}, but its HorizontalPodAutoscaler owns the count ({}-{}); leave replicas out, or a deploy would reset the autoscaler's count",
+                    scaling.min_replicas,
+                    scaling.max_replicas
+                ),
+                _ => {}
             }
             let ns = d
                 .namespace
@@ -221,15 +241,20 @@ impl Overlays {
                 ),
                 _ => bail!("overlay {name}: secret: expected either literals or env_file"),
             };
-            let mut components = d.components.clone();
-            components.sort();
-            components.dedup();
+            let environment = match d.environment {
+                EnvironmentName::Development => Environment::Development,
+                EnvironmentName::Production => Environment::Production,
+            };
+            if let SecretSource::Literals(pairs) = &secret {
+                crate::secret_env::check(
+                    &crate::render::literal_secret_data(pairs),
+                    environment,
+                    &format!("overlay {name}: secret.literals"),
+                )?;
+            }
             list.push(Overlay {
                 name: d.name,
-                environment: match d.environment {
-                    EnvironmentName::Development => Environment::Development,
-                    EnvironmentName::Production => Environment::Production,
-                },
+                environment,
                 replicas: d.replicas,
                 node_port: d.node_port,
                 secret,
@@ -301,6 +326,7 @@ mod tests {
     #[test]
     fn bad_declarations_are_refused_naming_the_overlay_and_field() {
         let base = "- name: a\n  environment: development\n  replicas: 1\n  node_port: 31000\n  secret: {env_file: secret.env}\n";
+        let hardened = format!("{base}  components: [hardening]\n");
         for (text, says) in [
             (format!("{base}{base}"), "declared twice"),
             (base.replace("31000", "80"), "outside the NodePort range"),
@@ -310,10 +336,38 @@ mod tests {
             (base.replace("development", "staging"), "unknown variant"),
             ("[]".to_string(), "no overlay"),
             (
+                hardened.clone(),
+                "its HorizontalPodAutoscaler owns the count (3-10)",
+            ),
+            (base.replace("  replicas: 1\n", ""), "replicas is missing"),
+            (format!("{base}  namespace: kube-foo\n"), "reserved"),
+            (
                 base.replace("{env_file: secret.env}", "{}"),
                 "either literals or env_file",
             ),
             (base.replace("secret.env}", "../x.env}"), "ending in .env"),
+            (
+                base.replace("{env_file: secret.env}", "{literals: {API_KEY: two words}}"),
+                "overlay a: secret.literals: invalid configuration: API_KEY is set to a value that is not valid (value not shown)",
+            ),
+            (
+                base.replace("{env_file: secret.env}", "{literals: {API_KEY: k, a b: v}}"),
+                "overlay a: secret.literals: the key \"a b\"",
+            ),
+            (
+                base.replace(
+                    "{env_file: secret.env}",
+                    "{literals: {API_KEY: k, ../../etc/x: v}}",
+                ),
+                "the API server's rule",
+            ),
+            (
+                base.replace(
+                    "{env_file: secret.env}",
+                    "{literals: {API_KEY: \"k\\x7F\"}}",
+                ),
+                "U+007F",
+            ),
         ] {
             let err = format!("{:#}", Overlays::parse(&text, None).unwrap_err());
             assert!(err.contains(says), "{says}: {err}");

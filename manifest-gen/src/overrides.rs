@@ -25,7 +25,7 @@ pub struct ImageRef {
 }
 
 /// The whole rule, stated in every image error.
-pub const IMAGE_RULE: &str = "expected NAME:TAG, NAME@sha256:<64 hex> or NAME:TAG@sha256:<64 hex>, e.g. hello-k8s:0.2.0 or registry.example:5000/team/hello-k8s:0.2.0 (NAME: lower-case components of letters and digits joined by '.', '_', '__' or '-'s, separated by '/', optionally after a registry host[:port]; TAG: 1 to 128 characters, the first a letter, digit or '_', the rest letters, digits, '_', '.' or '-'; DIGEST: sha256 with 64 or sha512 with 128 lower-case hex digits)";
+pub const IMAGE_RULE: &str = "expected NAME:TAG, NAME@sha256:<64 hex> or NAME:TAG@sha256:<64 hex>, e.g. hello-k8s:0.2.0 or registry.example:5000/team/hello-k8s:0.2.0 (NAME: path components of lower-case letters and digits, each separator between two of them exactly one of '.', '_', '__' or a run of '-', components separated by '/', optionally after a registry host[:port] whose labels are letters, digits and inner '-'; TAG: 1 to 128 characters, the first a letter, digit or '_', the rest letters, digits, '_', '.' or '-'; DIGEST: sha256 with 64 or sha512 with 128 lower-case hex digits)";
 
 impl ImageRef {
     /// The default image: `IMAGE_NAME:IMAGE_TAG` from `image.env`.
@@ -134,34 +134,34 @@ fn valid_digest(digest: &str) -> bool {
     }
 }
 
+/// The name grammar of the OCI distribution reference (distribution/reference's
+/// `regexp.go`, which Docker and containerd share): an optional registry `host[:port]/`, then
+/// path components of lower-case letters and digits joined by one separator each: `.`, `_`,
+/// `__` or a run of `-`. A first component is the registry only when it holds `.` or `:` or is
+/// `localhost`, as Docker splits it.
 fn valid_image_name(name: &str) -> bool {
+    use std::sync::LazyLock;
+    const PATH_COMPONENT: &str = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*";
+    const DOMAIN_COMPONENT: &str = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
+    static PATH: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
+        regex_lite::Regex::new(&format!("^{PATH_COMPONENT}(?:/{PATH_COMPONENT})*$"))
+            .unwrap_or_else(|e| unreachable!("the path pattern compiles: {e}"))
+    });
+    static DOMAIN: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
+        regex_lite::Regex::new(&format!(
+            r"^(?:{DOMAIN_COMPONENT}(?:\.{DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])(?::[0-9]+)?$"
+        ))
+        .unwrap_or_else(|e| unreachable!("the domain pattern compiles: {e}"))
+    });
     if name.is_empty() || name.len() > 255 {
         return false;
     }
-    let mut parts: Vec<&str> = name.split('/').collect();
-    // A first component with '.' or ':' (or `localhost`) is a registry host[:port].
-    if parts.len() > 1 && (parts[0].contains(['.', ':']) || parts[0] == "localhost") {
-        let host = parts.remove(0);
-        let (host, port) = host.split_once(':').unwrap_or((host, "1"));
-        let host_ok = !host.is_empty()
-            && host.split('.').all(|l| {
-                !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
-        if !host_ok || port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
+    match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            DOMAIN.is_match(first) && PATH.is_match(rest)
         }
+        _ => PATH.is_match(name),
     }
-    parts.iter().all(|component| {
-        // [a-z0-9]+ separated by '.', '_', '__' or '-'s, never at either end.
-        let bytes = component.as_bytes();
-        !bytes.is_empty()
-            && bytes.iter().all(|b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
-            })
-            && bytes[0].is_ascii_alphanumeric()
-            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-            && !component.contains("..")
-    })
 }
 
 /// One `--set KEY=VALUE`: an extra or overriding ConfigMap literal.
@@ -407,19 +407,23 @@ pub fn literal_warning(key: &str) -> Option<String> {
     }
 }
 
-/// Namespaces an overlay must not own: the cluster's own (`kube-system`, `kube-public`,
-/// `kube-node-lease`), and `default`, which every cluster shares and which cannot be deleted.
-/// An overlay owns its Namespace object (it creates and labels it, and `kubectl delete -k`
-/// deletes it), so it takes a namespace of its own.
-pub const RESERVED_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces an overlay must not own: every name with the `kube-` prefix, which Kubernetes
+/// reserves for its own (`kube-system`, `kube-public`, `kube-node-lease`, and any it adds), and
+/// `default`, which every cluster shares and which cannot be deleted. An overlay owns its
+/// Namespace object (it creates and labels it, and `kubectl delete -k` deletes it), so it takes
+/// a namespace of its own.
+pub const RESERVED_NAMESPACE_PREFIX: &str = "kube-";
+/// The reserved names besides the prefix.
+pub const RESERVED_NAMESPACES: &[&str] = &["default"];
+/// The namespace rule, as help, errors and docs state it.
+pub const NAMESPACE_RULE: &str = "a DNS-1123 label (1 to 63 lower-case letters, digits or '-', starting and ending with a letter or digit), not default and not starting with kube- (Kubernetes reserves that prefix)";
 
 /// A namespace an overlay may own: a DNS-1123 label, not reserved.
 pub fn namespace(s: &str) -> Result<String, String> {
-    let name = dns_label(s)?;
-    if RESERVED_NAMESPACES.contains(&s) {
+    let name = dns_label(s).map_err(|e| format!("{e}; expected {NAMESPACE_RULE}"))?;
+    if RESERVED_NAMESPACES.contains(&s) || s.starts_with(RESERVED_NAMESPACE_PREFIX) {
         return Err(format!(
-            "{s} is reserved ({}): the overlay owns, labels and deletes its Namespace, so it needs one of its own, e.g. hello-k8s-demo",
+            "{s} is reserved: Kubernetes keeps the {RESERVED_NAMESPACE_PREFIX} prefix for its own namespaces and every cluster shares {}; the overlay owns, labels and deletes its Namespace, so it needs one of its own, e.g. hello-k8s-demo (expected {NAMESPACE_RULE})",
             RESERVED_NAMESPACES.join(", ")
         ));
     }
@@ -474,6 +478,10 @@ mod tests {
             "registry.example:5000/team/hello-k8s:v1_2-rc.3",
             "localhost/hello:1",
             "a__b/c:X",
+            "a---b:1",
+            "x/a.b_c__d-e:1",
+            "Registry-1.Example:443/x/y:1",
+            "[::1]:5000/hello:1",
             "hello-k8s:1.0-",
             "hello-k8s:_x",
             "hello-k8s:a.",
@@ -503,6 +511,14 @@ mod tests {
             "hello:1/2",
             "registry.example:5000/hello",
             "a..b:1",
+            "hello___k8s:1",
+            "hello._k8s:1",
+            "hello-_k8s:1",
+            "hello_.k8s:1",
+            "hello.-k8s:1",
+            "reg-.example/hello:1",
+            "-reg.example/hello:1",
+            "registry.example:/hello:1",
             too_long.as_str(),
             short_digest.as_str(),
             upper_digest.as_str(),
@@ -671,11 +687,20 @@ mod tests {
         for bad in ["", "Dev", "-a", "a-", "a_b", &"a".repeat(64)] {
             assert!(namespace(bad).is_err(), "{bad}");
         }
-        for reserved in RESERVED_NAMESPACES {
+        for reserved in [
+            "default",
+            "kube-system",
+            "kube-public",
+            "kube-node-lease",
+            "kube-foo",
+            "kube-",
+        ] {
             assert!(
-                namespace(reserved).unwrap_err().contains("reserved"),
+                namespace(reserved).unwrap_err().contains("reserved") || reserved.ends_with('-'),
                 "{reserved}"
             );
         }
+        assert!(namespace("kubernetes-dev").is_ok());
+        assert!(namespace("my-kube-x").is_ok());
     }
 }

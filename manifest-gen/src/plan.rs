@@ -27,7 +27,9 @@ pub struct Plan {
     pub base_image: ImageRef,
     /// The image the overlay runs.
     pub image: ImageRef,
-    pub replicas: i32,
+    /// The Deployment's replica count; `None` when the overlay's HorizontalPodAutoscaler owns
+    /// it (nothing then declares a count, so a deploy keeps the autoscaler's).
+    pub replicas: Option<i32>,
     /// ConfigMap literals in output order: the overlay's, overridden in place, then extras.
     pub literals: Vec<(String, String)>,
     /// True when any override is in effect (the file header then says so).
@@ -47,6 +49,13 @@ impl Plan {
     /// validates the objects the plan renders to.
     pub(crate) fn checked(overlay: &Overlay, overrides: &Overrides) -> Result<Self> {
         let base_image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
+        if let (Some(n), Some(scaling)) = (overrides.replicas, overlay.autoscaling()) {
+            bail!(
+                "--replicas {n}: the {overlay} overlay's HorizontalPodAutoscaler owns the replica count ({}-{}), so the overlay declares none (a deploy would reset the autoscaler's count); leave --replicas out",
+                scaling.min_replicas,
+                scaling.max_replicas
+            );
+        }
         let mut literals = overlay.literals();
         let mut warnings = Vec::new();
         for literal in &overrides.set {
@@ -96,7 +105,7 @@ impl Plan {
                 .clone()
                 .unwrap_or_else(|| base_image.clone()),
             base_image,
-            replicas: overrides.replicas.unwrap_or(overlay.replicas),
+            replicas: overrides.replicas.or(overlay.replicas),
             literals,
             overridden: *overrides != Overrides::default(),
             warnings,

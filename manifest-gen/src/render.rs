@@ -162,7 +162,9 @@ pub fn render(plan: &Plan, secret_data: &SecretData) -> Rendered {
     let mut deployment = builders::base_deployment(&plan.base_image);
     overlay_meta(&mut deployment.metadata, plan);
     if let Some(spec) = deployment.spec.as_mut() {
-        spec.replicas = Some(plan.replicas);
+        if plan.replicas.is_some() {
+            spec.replicas = plan.replicas;
+        }
         overlay_selector(&mut spec.selector, plan);
         let template_meta = spec
             .template

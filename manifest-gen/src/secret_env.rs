@@ -21,16 +21,56 @@ pub fn create_hint(path: &Path) -> String {
     )
 }
 
-/// Reads and parses a secret env file.
+/// Reads and parses a secret env file: a regular file of at most
+/// [`crate::input::MAX_SECRET_ENV_BYTES`], the bound enforced while reading.
 pub fn read(path: &Path) -> Result<SecretData> {
-    let bytes = std::fs::read(path).with_context(|| {
-        format!(
-            "cannot read the Secret file {} (it is operator-provided and git-ignored); create it with: {}",
-            path.display(),
-            create_hint(path)
-        )
-    })?;
-    parse(&bytes).with_context(|| format!("in the Secret file {}", path.display()))
+    let text = match crate::input::read("the Secret file", path, crate::input::MAX_SECRET_ENV_BYTES)
+    {
+        Ok(text) => text,
+        Err(err) if err.is_missing() => {
+            let hint = format!(
+                "the Secret file {} is missing (it is operator-provided and git-ignored); create it with: {}",
+                path.display(),
+                create_hint(path)
+            );
+            return Err(anyhow::Error::new(err).context(hint));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    parse(text.as_bytes()).with_context(|| format!("in the Secret file {}", path.display()))
+}
+
+/// Checks a Secret's data, from the overlay declaration's literals or a secret.env, by the
+/// rules of each reader downstream, before any output, never showing a value: each key by the
+/// API server's (`IsConfigMapKey`, Secrets share it) and kustomize's
+/// ([`crate::overrides::config_map_key`]); each value by kustomize's (no character it refuses,
+/// [`crate::overrides::config_map_value`]); the whole within the API server's 1 MiB; and the
+/// keys the service reads (`API_KEY`) by the service's own rules, in the overlay's
+/// `environment`. `origin` names the input in errors.
+pub fn check(data: &SecretData, environment: contract::Environment, origin: &str) -> Result<()> {
+    for (key, value) in data {
+        crate::overrides::config_map_key(key).map_err(|e| anyhow::anyhow!("{origin}: {e}"))?;
+        let text = std::str::from_utf8(value).map_err(|_| {
+            anyhow::anyhow!("{origin}: the value of {key} is not UTF-8 (value not shown)")
+        })?;
+        crate::overrides::config_map_value(text)
+            .map_err(|e| anyhow::anyhow!("{origin}: the value of {key}: {e} (value not shown)"))?;
+    }
+    let size: usize = data.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > crate::overrides::MAX_DATA_BYTES {
+        bail!(
+            "{origin} holds {size} bytes of keys and values, above the API server's limit of {} bytes (1 MiB)",
+            crate::overrides::MAX_DATA_BYTES
+        );
+    }
+    let pairs = data
+        .iter()
+        .map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned()));
+    let with_env = pairs.chain([("ENV".to_string(), environment.to_string())]);
+    contract::RawConfig::from_pairs(with_env)
+        .and_then(contract::Settings::from_raw)
+        .map(drop)
+        .map_err(|e| anyhow::anyhow!("{origin}: {e}"))
 }
 
 /// Parses env-file content with kustomize's rules.
@@ -99,6 +139,46 @@ mod tests {
             err.contains("appears twice") && !err.contains("supersecret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keys_values_and_the_api_key_are_checked_by_their_readers_rules_without_the_value() {
+        use contract::Environment::{Development, Production};
+        let data = |pairs: &[(&str, &[u8])]| -> SecretData {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect()
+        };
+        check(&data(&[("API_KEY", b"tok")]), Production, "x").unwrap();
+        for (pairs, says) in [
+            (
+                data(&[("API_KEY", b"tok"), ("a b", b"v")]),
+                "the API server's rule",
+            ),
+            (
+                data(&[("API_KEY", b"tok"), ("../../etc/x", b"v")]),
+                "the API server's rule",
+            ),
+            (
+                data(&[("API_KEY", b"tok"), ("true", b"v")]),
+                "json: unsupported type",
+            ),
+            (data(&[("API_KEY", b"qzq\x7fqzq")]), "U+007F"),
+            (data(&[("API_KEY", b"two words")]), "API_KEY"),
+            (data(&[("API_KEY", b"\xff")]), "not UTF-8"),
+        ] {
+            let err = check(&pairs, Development, "overlay dev: secret.literals").unwrap_err();
+            let text = format!("{err:#}");
+            assert!(
+                text.contains(says) && text.starts_with("overlay dev:"),
+                "{text}"
+            );
+            assert!(
+                !text.contains("two words") && !text.contains("qzq"),
+                "{text}"
+            );
+        }
     }
 
     #[test]

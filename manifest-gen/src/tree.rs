@@ -166,10 +166,15 @@ pub fn overlay_kustomization(plan: &Plan, refs: &Refs) -> Result<Kustomization> 
         new_tag: plan.image.tag.clone(),
         digest: plan.image.digest.clone(),
     }];
-    k.replicas = vec![Replica {
-        name: APP_NAME.into(),
-        count: plan.replicas,
-    }];
+    // An overlay whose HorizontalPodAutoscaler owns the count declares none.
+    k.replicas = plan
+        .replicas
+        .map(|count| Replica {
+            name: APP_NAME.into(),
+            count,
+        })
+        .into_iter()
+        .collect();
     k.config_map_generator = vec![Generator {
         name: CONFIG_MAP_NAME.into(),
         type_: None,
@@ -306,6 +311,16 @@ pub fn write(root: &Path, files: &Files, remove_stale: bool) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
         staged.push((temp, path));
     }
+    // A directory in a file's place would fail its rename after others were renamed; a
+    // symlink is replaced by the rename itself, so nothing is written where it points.
+    for (_, path) in &staged {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) {
+            anyhow::bail!(
+                "cannot write {}: it is a directory, expected a file or nothing",
+                path.display()
+            );
+        }
+    }
     for (temp, path) in staged {
         temp.persist(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -345,10 +360,14 @@ pub fn check(root: &Path, files: &Files) -> Result<String> {
     let mut report = String::new();
     for (relative, expected) in files {
         let path = root.join(relative);
-        let actual = match std::fs::read_to_string(&path) {
+        let actual = match crate::input::read(
+            "the generated file",
+            &path,
+            crate::input::MAX_TREE_FILE_BYTES,
+        ) {
             Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+            Err(e) if e.is_missing() => String::new(),
+            Err(e) => return Err(e.into()),
         };
         if actual != *expected {
             let name = relative.display().to_string();

@@ -142,6 +142,7 @@ pub fn validate(r: &Rendered) -> Check {
     }
 
     probes_use_container_ports(&deployment, container)?;
+    pod_security_restricted(r, &deployment, pod)?;
     env_matches_generated_keys(r, &deployment, container)?;
     secret_is_mounted(r, &deployment, pod, container)?;
     grace_period_covers_shutdown(r, &deployment, pod)?;
@@ -177,14 +178,13 @@ pub fn validate(r: &Rendered) -> Check {
                 format!("is {} {}, expected {deployment}", target.kind, target.name),
             );
         }
-        let min = spec.min_replicas.unwrap_or(1);
-        let replicas = d_spec.replicas.unwrap_or(1);
-        if !(min..=spec.max_replicas).contains(&replicas) {
+        if let Some(replicas) = d_spec.replicas {
             return fail(
                 &deployment,
                 "spec.replicas",
                 format!(
-                    "is {replicas}, expected {min}-{} (the bounds of {object}, which would override it at once)",
+                    "is {replicas}, expected no count: {object} owns it ({}-{}), and a deploy that declares one resets the autoscaler's",
+                    spec.min_replicas.unwrap_or(1),
                     spec.max_replicas
                 ),
             );
@@ -294,6 +294,154 @@ fn probes_use_container_ports(deployment: &str, container: &Container) -> Check 
                     container.name
                 ),
             );
+        }
+        if get.port != IntOrString::String(contract::PROBE_PORT_NAME.into()) {
+            return fail(
+                deployment,
+                format!("{field}.httpGet.port"),
+                format!(
+                    "is {}, expected the probe port {:?} (the contract's probe listener, which a flood of the HTTP port cannot delay)",
+                    show(&get.port),
+                    contract::PROBE_PORT_NAME
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The capabilities the restricted Pod Security Standard lets a container add back.
+const RESTRICTED_ADDABLE_CAPABILITIES: &[&str] = &["NET_BIND_SERVICE"];
+/// The volume types the restricted Pod Security Standard allows.
+const RESTRICTED_VOLUME_TYPES: &str =
+    "configMap, csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret";
+
+/// The Namespace enforces the restricted Pod Security Standard, and the pod template meets
+/// it (what Pod Security Admission checks, so the pods are admitted with no warning):
+/// non-root, no privilege escalation, all capabilities dropped (none added but
+/// NET_BIND_SERVICE), seccomp RuntimeDefault or Localhost, not privileged, no host
+/// namespaces, ports or paths, and only the allowed volume types.
+fn pod_security_restricted(r: &Rendered, deployment: &str, pod: &PodSpec) -> Check {
+    let namespace = format!("Namespace {}", name_of(&r.namespace.metadata));
+    let labels = r.namespace.metadata.labels.clone().unwrap_or_default();
+    for mode in crate::builders::POD_SECURITY_MODES {
+        let key = format!("pod-security.kubernetes.io/{mode}");
+        if labels.get(&key).map(String::as_str) != Some(crate::builders::POD_SECURITY_LEVEL) {
+            return fail(
+                &namespace,
+                format!("metadata.labels[{key}]"),
+                format!(
+                    "is {:?}, expected {:?}",
+                    labels.get(&key),
+                    crate::builders::POD_SECURITY_LEVEL
+                ),
+            );
+        }
+    }
+    let pod_context = pod.security_context.as_ref();
+    let spec = "spec.template.spec";
+    if pod.host_network == Some(true) || pod.host_pid == Some(true) || pod.host_ipc == Some(true) {
+        return fail(
+            deployment,
+            spec,
+            "shares a host namespace (hostNetwork, hostPID or hostIPC), which the restricted Pod Security Standard forbids",
+        );
+    }
+    for (i, volume) in pod.volumes.iter().flatten().enumerate() {
+        let allowed = volume.config_map.is_some()
+            || volume.csi.is_some()
+            || volume.downward_api.is_some()
+            || volume.empty_dir.is_some()
+            || volume.ephemeral.is_some()
+            || volume.persistent_volume_claim.is_some()
+            || volume.projected.is_some()
+            || volume.secret.is_some();
+        if !allowed {
+            return fail(
+                deployment,
+                format!("{spec}.volumes[{i}]"),
+                format!(
+                    "({}) is of a type the restricted Pod Security Standard forbids; expected one of {RESTRICTED_VOLUME_TYPES}",
+                    volume.name
+                ),
+            );
+        }
+    }
+    let pod_non_root = pod_context.and_then(|c| c.run_as_non_root);
+    let pod_seccomp = pod_context
+        .and_then(|c| c.seccomp_profile.as_ref())
+        .map(|p| p.type_.as_str());
+    if pod_context.and_then(|c| c.run_as_user) == Some(0) {
+        return fail(
+            deployment,
+            format!("{spec}.securityContext.runAsUser"),
+            "is 0, which the restricted Pod Security Standard forbids",
+        );
+    }
+    for (i, c) in pod.containers.iter().enumerate() {
+        let field = format!("{spec}.containers[{i}].securityContext");
+        let context = c.security_context.as_ref();
+        let problem = if context.and_then(|s| s.allow_privilege_escalation) != Some(false) {
+            Some(("allowPrivilegeEscalation", "expected false".to_string()))
+        } else if context.and_then(|s| s.privileged) == Some(true) {
+            Some(("privileged", "expected false".to_string()))
+        } else if context.and_then(|s| s.run_as_non_root).or(pod_non_root) != Some(true) {
+            Some((
+                "runAsNonRoot",
+                "expected true here or in the pod's securityContext".to_string(),
+            ))
+        } else if context.and_then(|s| s.run_as_user) == Some(0) {
+            Some(("runAsUser", "is 0, expected a non-root user".to_string()))
+        } else if !context
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|caps| caps.drop.as_ref())
+            .is_some_and(|drop| drop.iter().any(|d| d == "ALL"))
+        {
+            Some(("capabilities.drop", "expected it to hold ALL".to_string()))
+        } else if let Some(added) = context
+            .and_then(|s| s.capabilities.as_ref())
+            .and_then(|caps| caps.add.as_ref())
+            .and_then(|add| {
+                add.iter()
+                    .find(|a| !RESTRICTED_ADDABLE_CAPABILITIES.contains(&a.as_str()))
+            })
+        {
+            Some((
+                "capabilities.add",
+                format!("holds {added}, expected none but {RESTRICTED_ADDABLE_CAPABILITIES:?}"),
+            ))
+        } else if !matches!(
+            context
+                .and_then(|s| s.seccomp_profile.as_ref())
+                .map(|p| p.type_.as_str())
+                .or(pod_seccomp),
+            Some("RuntimeDefault" | "Localhost")
+        ) {
+            Some((
+                "seccompProfile.type",
+                "expected RuntimeDefault or Localhost here or in the pod's securityContext"
+                    .to_string(),
+            ))
+        } else {
+            None
+        };
+        if let Some((name, expected)) = problem {
+            return fail(
+                deployment,
+                format!("{field}.{name}"),
+                format!(
+                    "{expected} (the restricted Pod Security Standard, which {namespace} enforces)"
+                ),
+            );
+        }
+        for (j, port) in c.ports.iter().flatten().enumerate() {
+            if port.host_port.is_some_and(|p| p != 0) {
+                return fail(
+                    deployment,
+                    format!("{spec}.containers[{i}].ports[{j}].hostPort"),
+                    "is set, which the restricted Pod Security Standard forbids",
+                );
+            }
         }
     }
     Ok(())
@@ -519,22 +667,37 @@ fn config_matches_container(r: &Rendered, deployment: &str, container: &Containe
             );
         }
     }
-    let port = data.get("PORT").map(String::as_str).unwrap_or_default();
-    if !container_has_port(container, &IntOrString::Int(port.parse().unwrap_or(-1))) {
-        return fail(
-            &object,
-            "data.PORT",
-            format!(
-                "is {port:?}, but container {} of {deployment} exposes {:?}; probes and the Service would miss the server",
-                container.name,
-                container
-                    .ports
-                    .iter()
-                    .flatten()
-                    .map(|p| p.container_port)
-                    .collect::<Vec<_>>()
-            ),
-        );
+    // Each listener's port is the container port of its name: PORT the Service's, PROBE_PORT
+    // (when the contract declares it) the probes'.
+    let listeners = [
+        ("PORT", contract::HTTP_PORT_NAME, "the Service"),
+        (
+            "PROBE_PORT",
+            contract::PROBE_PORT_NAME,
+            "the kubelet's probes",
+        ),
+    ];
+    for (key, port_name, who) in listeners {
+        if contract::key(key).is_none() {
+            continue;
+        }
+        let value = data.get(key).map(String::as_str).unwrap_or_default();
+        let declared = container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some(port_name))
+            .map(|p| p.container_port);
+        if value.parse::<i32>().ok() != declared || declared.is_none() {
+            return fail(
+                &object,
+                format!("data.{key}"),
+                format!(
+                    "is {value:?}, but container {} of {deployment} declares the port {port_name:?} as {declared:?}; {who} would miss the server",
+                    container.name
+                ),
+            );
+        }
     }
     let host = data.get("HOST").map(String::as_str).unwrap_or_default();
     if !host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified()) {
@@ -681,6 +844,79 @@ mod tests {
     }
 
     #[test]
+    fn probes_must_use_the_contracts_probe_port() {
+        let mut r = rendered("dev");
+        container(&mut r)
+            .liveness_probe
+            .as_mut()
+            .unwrap()
+            .http_get
+            .as_mut()
+            .unwrap()
+            .port = IntOrString::String("http".into());
+        let e = error(&r);
+        assert!(
+            e.contains(
+                "livenessProbe.httpGet.port is \"http\", expected the probe port \"probes\""
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pods_must_meet_the_restricted_pod_security_standard_the_namespace_enforces() {
+        let r = rendered("prod");
+        let labels = r.namespace.metadata.labels.clone().unwrap();
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+        assert_eq!(
+            labels["pod-security.kubernetes.io/enforce-version"],
+            "v1.34"
+        );
+        let mut r = rendered("dev");
+        r.namespace.metadata.labels.as_mut().unwrap().insert(
+            "pod-security.kubernetes.io/enforce".into(),
+            "baseline".into(),
+        );
+        assert!(
+            error(&r).contains(
+                "metadata.labels[pod-security.kubernetes.io/enforce] is Some(\"baseline\")"
+            )
+        );
+        let mut r = rendered("dev");
+        container(&mut r)
+            .security_context
+            .as_mut()
+            .unwrap()
+            .allow_privilege_escalation = None;
+        assert!(error(&r).contains("securityContext.allowPrivilegeEscalation expected false"));
+        let mut r = rendered("dev");
+        container(&mut r)
+            .security_context
+            .as_mut()
+            .unwrap()
+            .capabilities
+            .as_mut()
+            .unwrap()
+            .add = Some(vec!["NET_ADMIN".into()]);
+        assert!(error(&r).contains("capabilities.add holds NET_ADMIN"));
+        let mut r = rendered("dev");
+        container(&mut r)
+            .security_context
+            .as_mut()
+            .unwrap()
+            .seccomp_profile = None;
+        pod(&mut r)
+            .security_context
+            .as_mut()
+            .unwrap()
+            .seccomp_profile = None;
+        assert!(error(&r).contains("seccompProfile.type expected RuntimeDefault"));
+        let mut r = rendered("dev");
+        pod(&mut r).host_network = Some(true);
+        assert!(error(&r).contains("shares a host namespace"));
+    }
+
+    #[test]
     fn env_reference_to_a_missing_key_is_refused() {
         let mut r = rendered("dev");
         r.config_map.data.as_mut().unwrap().remove("WORKERS");
@@ -770,6 +1006,13 @@ mod tests {
         set_config(&mut r, "PORT", "8080");
         assert!(error(&r).contains("data.PORT is \"8080\""));
         let mut r = rendered("dev");
+        set_config(&mut r, "PROBE_PORT", "5600");
+        assert!(
+            error(&r).contains("data.PROBE_PORT is \"5600\""),
+            "{}",
+            error(&r)
+        );
+        let mut r = rendered("dev");
         set_config(&mut r, "HOST", "127.0.0.1");
         assert!(error(&r).contains("data.HOST is \"127.0.0.1\", expected 0.0.0.0 or ::"));
     }
@@ -810,7 +1053,9 @@ mod tests {
 
         let mut r = rendered("prod");
         r.deployment.spec.as_mut().unwrap().replicas = Some(11);
-        assert!(error(&r).starts_with("Deployment hello-k8s: spec.replicas is 11, expected 3-10"));
+        assert!(
+            error(&r).starts_with("Deployment hello-k8s: spec.replicas is 11, expected no count: HorizontalPodAutoscaler hello-k8s owns it (3-10)")
+        );
 
         let mut r = rendered("prod");
         pod(&mut r).topology_spread_constraints.as_mut().unwrap()[0].label_selector =
