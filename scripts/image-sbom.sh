@@ -4,8 +4,10 @@
 #
 #   scripts/image-sbom.sh        -> target/image/hello-k8s-<IMAGE_TAG>.cdx.json   (make sbom)
 #
-# Made by cargo-cyclonedx (crates.io, the CycloneDX project's cargo subcommand), installed with
-# `cargo install --locked cargo-cyclonedx` when missing. cargo-cyclonedx writes one file beside
+# Made by cargo-cyclonedx (crates.io, the CycloneDX project's cargo subcommand), pinned to
+# CYCLONEDX_VERSION. No registry publishes it prebuilt (PyPI and npm have no package of it), so
+# when the cargo home lacks that release it is compiled once with `cargo install --locked`, into
+# the cargo home, outside every clone, and reused by all of them (docs/testing.md, "Tools"). cargo-cyclonedx writes one file beside
 # every workspace member's Cargo.toml, so it runs on a copy of the workspace under
 # target/image/, never in the checkout. The timestamp is the last commit's (SOURCE_DATE_EPOCH),
 # so the same commit gives the same SBOM.
@@ -15,17 +17,27 @@ CARGO="${CARGO:-cargo}"
 PACKAGE="hello-k8s"
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT_DIR="${IMAGE_OUT_DIR:-$ROOT/target/image}"
+CYCLONEDX_VERSION="0.5.9"
 
 # shellcheck source=scripts/log.sh
 source "$ROOT/scripts/log.sh"
 
-# Installs cargo-cyclonedx unless it is there.
+# Prints the version of the cargo-cyclonedx cargo finds ("" when none).
+cyclonedx_version() {
+  "$CARGO" cyclonedx --version 2>/dev/null | awk 'NR == 1 {print $NF}'
+}
+
+# Installs cargo-cyclonedx CYCLONEDX_VERSION unless that release is there; checks --version after.
 ensure_cyclonedx() {
-  if "$CARGO" cyclonedx --version >/dev/null 2>&1; then
-    return 0
-  fi
-  say "installing cargo-cyclonedx (cargo install --locked cargo-cyclonedx, from crates.io)"
-  "$CARGO" install --locked cargo-cyclonedx >&2 || die "cargo install cargo-cyclonedx failed (it needs crates.io)"
+  local have
+  have="$(cyclonedx_version)"
+  [[ "$have" == "$CYCLONEDX_VERSION" ]] && return 0
+  say "installing cargo-cyclonedx $CYCLONEDX_VERSION${have:+ (found $have)}: cargo install --locked, from crates.io, once (a few minutes)"
+  "$CARGO" install --locked "cargo-cyclonedx@$CYCLONEDX_VERSION" >&2 \
+    || die "cargo install cargo-cyclonedx@$CYCLONEDX_VERSION failed (it needs crates.io)"
+  have="$(cyclonedx_version)"
+  [[ "$have" == "$CYCLONEDX_VERSION" ]] \
+    || die "after the install, cargo cyclonedx --version says [${have:-nothing}], expected $CYCLONEDX_VERSION (another cargo-cyclonedx earlier on PATH?)"
 }
 
 main() {

