@@ -15,8 +15,6 @@
 # and a later purge would delete it).
 set -euo pipefail
 
-KUBECTL="${KUBECTL:-kubectl}"
-MINIKUBE_PROFILE="${MINIKUBE_PROFILE:-minikube}"
 SELECTOR="${SELECTOR:-app.kubernetes.io/name=hello-k8s}"
 OWNER_LABEL="app.kubernetes.io/managed-by"
 OWNER="manifest-gen"
@@ -24,6 +22,8 @@ RESERVED=(default kube-system kube-public kube-node-lease)
 
 # shellcheck source=scripts/log.sh
 source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
+# shellcheck source=scripts/kube.sh
+source "$(dirname "${BASH_SOURCE[0]}")/kube.sh"
 
 # Prints the usage text.
 usage() {
@@ -36,14 +36,11 @@ usage: scripts/namespaces.sh check | delete-app | delete NAMESPACE...
   delete       delete each NAMESPACE
 
 Only namespaces labeled $OWNER_LABEL=$OWNER in the cluster are touched; reserved ones
-(${RESERVED[*]}) are refused. Environment: KUBECTL (kubectl), MINIKUBE_PROFILE
-(minikube: the kubectl context), SELECTOR.
+(${RESERVED[*]}) are refused. Environment: KUBECTL (kubectl; arguments allowed, e.g.
+"kubectl --kubeconfig /x"), KUBECONFIG, KUBE_CONTEXT (default: MINIKUBE_PROFILE on minikube,
+else the kubeconfig's current context), CLUSTER (minikube or other), MINIKUBE_PROFILE
+(minikube), SELECTOR.
 EOF
-}
-
-# kubectl pinned to the minikube profile's context, so nothing lands on another cluster.
-kc() {
-  "$KUBECTL" --context "$MINIKUBE_PROFILE" "$@"
 }
 
 # The owner label of a namespace: "-" when it has none, "" when the namespace does not exist.
@@ -51,7 +48,7 @@ owner_of() {
   local ns="$1" out
   out="$(kc get namespace "$ns" --ignore-not-found \
     -o jsonpath='{.metadata.name}{"|"}{.metadata.labels.app\.kubernetes\.io/managed-by}' 2>&1)" ||
-    die "could not read namespace $ns from kubectl context $MINIKUBE_PROFILE: $out"
+    die "could not read namespace $ns through $(kube_where): $out"
   if [[ -z "$out" ]]; then
     echo ""
   elif [[ "$out" == "$ns|" ]]; then
@@ -122,6 +119,7 @@ owned_existing() {
 }
 
 main() {
+  kube_init
   [[ $# -ge 1 ]] || {
     usage >&2
     exit 2

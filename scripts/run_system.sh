@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Deploys hello-k8s to minikube, idempotently: scripts/run_system.sh --env NAME | --dev | --prod
+# Deploys hello-k8s to minikube or any other cluster, idempotently:
+# scripts/run_system.sh --env NAME | --dev | --prod
 #
-# Run by `make auto-deploy-<env>`. The environments are the overlays in k8s/overlays. Unlike the origin's script it never
-# deletes before applying (a deploy is a rolling update, not an outage), tags the image by
-# content (a code change always yields a new tag, so a new rollout), lets minikube choose its
-# driver unless MINIKUBE_DRIVER says otherwise, and waits with `kubectl rollout status`.
+# Run by `make auto-deploy-<env>`. The environments are the overlays in k8s/overlays. Unlike the
+# origin's script it never deletes before applying (a deploy is a rolling update, not an outage),
+# tags the image by content (a code change always yields a new tag, so a new rollout), lets
+# minikube choose its driver unless MINIKUBE_DRIVER says otherwise, applies server-side and waits
+# with `kubectl rollout status`. The cluster is minikube unless CLUSTER=other (scripts/kube.sh):
+# then nothing of minikube is called, the image is built with CONTAINER, saved to an archive and
+# handed to IMAGE_IMPORT, and the URL comes from the node's InternalIP and the NodePort.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 APP="hello-k8s"
 SELECTOR="${SELECTOR:-app.kubernetes.io/name=$APP}"
-MINIKUBE_PROFILE="${MINIKUBE_PROFILE:-minikube}"
 MINIKUBE_DRIVER="${MINIKUBE_DRIVER:-}"
+# The image builder: docker (BuildKit) or podman (with PODMAN_FLAGS, as make build runs it).
+CONTAINER="${CONTAINER:-docker}"
+PODMAN_FLAGS="${PODMAN_FLAGS:-}"
+# The command that puts an image archive into the cluster's runtime; the archive's path is
+# appended as its last argument. Default on minikube: `minikube -p PROFILE image load`.
+IMAGE_IMPORT="${IMAGE_IMPORT:-}"
+# The server-side apply field manager of every deploy (make deploy-<env> uses the same one).
+FIELD_MANAGER="hello-k8s-deploy"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-180s}"
 # A prebuilt manifest-gen binary; empty: `cargo run -p manifest-gen`.
 MANIFEST_GEN="${MANIFEST_GEN:-}"
@@ -37,8 +48,8 @@ usage() {
   cat <<EOF
 usage: scripts/run_system.sh --env NAME | --dev | --prod [--help]
 
-Builds the hello-k8s image into minikube's image store (tagged by content), applies the
-environment's manifests without deleting anything first, and waits for the rollout.
+Builds the hello-k8s image (tagged by content) into the cluster's image store, applies the
+environment's manifests server-side without deleting anything first, and waits for the rollout.
 
   --env NAME  the overlay k8s/overlays/NAME; environments here: $(environments)
   --dev       --env dev (namespace hello-k8s-dev, 1 replica, NodePort 31180)
@@ -47,30 +58,84 @@ environment's manifests without deleting anything first, and waits for the rollo
 
 An overlay with a secret.env.example (prod) needs a secret.env beside it: it is created with
 a random API_KEY when missing (mode 600, never printed, must be git-ignored). When the rendered
-objects hold a HorizontalPodAutoscaler, minikube's metrics-server addon is enabled.
+objects hold a HorizontalPodAutoscaler, minikube's metrics-server addon is enabled (other
+clusters: a warning when none serves metrics.k8s.io).
 
-Environment: MINIKUBE_DRIVER (default: minikube's choice), MINIKUBE_PROFILE (minikube),
-NAMESPACE (override; only a new namespace or one this project created: scripts/namespaces.sh),
-ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built manifest-gen).
+The cluster (scripts/kube.sh):
+  CLUSTER           minikube (default) or other; unset: other when KUBE_CONTEXT names a
+                    context other than MINIKUBE_PROFILE
+  KUBE_CONTEXT      the context of every kubectl call (default: MINIKUBE_PROFILE on minikube,
+                    else the kubeconfig's current context, pinned at the start)
+  KUBECONFIG        honoured by every kubectl call
+  KUBECTL           kubectl command, arguments allowed ("kubectl --kubeconfig /x")
+The image:
+  CONTAINER         builder: docker (default) or podman (PODMAN_FLAGS: its global flags)
+  IMAGE_IMPORT      command importing an image archive into the cluster's runtime, the
+                    archive's path appended, e.g. "sudo ctr -n k8s.io images import" (required
+                    on other; on minikube the default is "minikube -p PROFILE image load")
+  minikube only: with docker and no IMAGE_IMPORT the build runs in minikube's daemon
+  (docker-env); MINIKUBE_DRIVER (default: minikube's choice), MINIKUBE_PROFILE (minikube).
+Also: NAMESPACE (override; only a new namespace or one this project created:
+scripts/namespaces.sh), ROLLOUT_TIMEOUT (180s), MANIFEST_GEN (path to a built manifest-gen).
 EOF
 }
 
 # shellcheck source=scripts/log.sh
 source "$ROOT/scripts/log.sh"
+# shellcheck source=scripts/kube.sh
+source "$ROOT/scripts/kube.sh"
 
 # Progress line for step N of STEPS, to stderr.
 step() {
   printf '\n%s[%s/%s] %s%s\n' "$C_BLUE" "$1" "$STEPS" "$2" "$C_OFF" >&2
 }
 
-# kubectl pinned to the minikube profile's context, so a deploy never lands on another cluster.
-kc() {
-  kubectl --context "$MINIKUBE_PROFILE" "$@"
-}
-
-# minikube on the chosen profile.
+# minikube on the chosen profile (minikube only).
 mk() {
   minikube -p "$MINIKUBE_PROFILE" "$@"
+}
+
+# The builder (CONTAINER) as a command array; podman reads the project's containers.conf.
+builder() {
+  local -a cmd flags
+  read -r -a cmd <<<"$CONTAINER"
+  if [[ "$(basename "${cmd[0]}")" == podman ]]; then
+    read -r -a flags <<<"$PODMAN_FLAGS"
+    if [[ -f "$ROOT/containers/containers.conf" ]]; then
+      CONTAINERS_CONF="$ROOT/containers/containers.conf" "${cmd[@]}" "${flags[@]}" "$@"
+    else
+      "${cmd[@]}" "${flags[@]}" "$@"
+    fi
+  else
+    DOCKER_BUILDKIT=1 "${cmd[@]}" "$@"
+  fi
+}
+
+# The builder's program name: docker or podman (or whatever CONTAINER's first word is).
+builder_name() {
+  local -a cmd
+  read -r -a cmd <<<"$CONTAINER"
+  basename "${cmd[0]:-docker}"
+}
+
+# How the image reaches the cluster: "daemon" (built inside minikube's docker, minikube only)
+# or "import" (built locally, saved to an archive, handed to the import command).
+delivery() {
+  if [[ "$CLUSTER" == minikube && -z "$IMAGE_IMPORT" && "$(builder_name)" == docker ]]; then
+    echo daemon
+  else
+    echo import
+  fi
+}
+
+# The import command as an array in IMPORT_CMD (IMAGE_IMPORT, or minikube image load).
+import_command() {
+  IMPORT_CMD=()
+  if [[ -n "$IMAGE_IMPORT" ]]; then
+    read -r -a IMPORT_CMD <<<"$IMAGE_IMPORT"
+  elif [[ "$CLUSTER" == minikube ]]; then
+    IMPORT_CMD=(minikube -p "$MINIKUBE_PROFILE" image load)
+  fi
 }
 
 # Runs manifest-gen, prebuilt (MANIFEST_GEN) or through cargo.
@@ -84,8 +149,17 @@ manifest_gen() {
 
 # Checks every external tool up front and names the make target that installs it.
 preflight() {
-  local missing=() tool
-  for tool in minikube kubectl docker git sha256sum; do
+  local missing=() tool tools=() builder_cmd=()
+  read -r -a builder_cmd <<<"$CONTAINER"
+  [[ "$CLUSTER" == minikube ]] && tools+=(minikube)
+  tools+=("${KUBECTL_CMD[0]}" "${builder_cmd[0]:-docker}")
+  if [[ "$(delivery)" == import ]]; then
+    import_command
+    [[ ${#IMPORT_CMD[@]} -gt 0 ]] ||
+      die "IMAGE_IMPORT is not set: on a cluster other than minikube, set it to the command that imports an image archive into the cluster's runtime (the archive's path is appended), e.g. IMAGE_IMPORT=\"sudo ctr -a /run/containerd/containerd.sock -n k8s.io images import\", \"kind load image-archive\" or \"k3d image import\""
+    tools+=("${IMPORT_CMD[0]}")
+  fi
+  for tool in "${tools[@]}" git sha256sum; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [[ -z "$MANIFEST_GEN" ]] && ! command -v cargo >/dev/null 2>&1; then
@@ -93,14 +167,43 @@ preflight() {
   fi
   if [[ ${#missing[@]} -gt 0 ]]; then
     printf '%serror: missing required tool(s): %s%s\n' "$C_RED" "${missing[*]}" "$C_OFF" >&2
-    printf '  install docker, kubectl and minikube with: make install-k8s_env\n' >&2
+    printf '  install docker, kubectl and minikube with: make install-k8s_env (podman and runc: make image-install)\n' >&2
     printf '  (git and sha256sum come with your distribution; cargo with rustup: https://rustup.rs)\n' >&2
     exit 1
   fi
-  # The Dockerfile's cache mounts need BuildKit, which the docker CLI reaches through buildx.
-  docker buildx version >/dev/null 2>&1 ||
-    die "docker buildx is missing (the Dockerfile needs BuildKit): run make install-k8s_env, which installs the buildx plugin (docker-buildx-plugin from Docker's apt repository, or your distribution's docker-buildx)"
-  ok "minikube, kubectl, docker and buildx found"
+  if [[ "$(builder_name)" == docker ]]; then
+    # The Dockerfile's cache mounts need BuildKit, which the docker CLI reaches through buildx.
+    builder buildx version >/dev/null 2>&1 ||
+      die "docker buildx is missing (the Dockerfile needs BuildKit): run make install-k8s_env, which installs the buildx plugin (docker-buildx-plugin from Docker's apt repository, or your distribution's docker-buildx)"
+    tools+=(buildx)
+  fi
+  ok "$(tools_sentence "${tools[@]}") found"
+}
+
+# "a, b and c" from the arguments.
+tools_sentence() {
+  local -a words=("$@")
+  local n=${#words[@]} IFS=,
+  if ((n <= 1)); then
+    printf '%s' "${words[*]}"
+  else
+    local head="${words[*]:0:n-1}"
+    printf '%s and %s' "${head//,/, }" "${words[n - 1]}"
+  fi
+}
+
+# On a cluster other than minikube without KUBE_CONTEXT: pins the kubeconfig's current context,
+# so every later call (and scripts/namespaces.sh) goes to the same cluster.
+pin_context() {
+  if [[ -z "$KUBE_CONTEXT" ]]; then
+    KUBE_CONTEXT="$(kc config current-context 2>/dev/null)" && [[ -n "$KUBE_CONTEXT" ]] ||
+      die "the kubeconfig${KUBECONFIG:+ $KUBECONFIG} has no current context: set KUBE_CONTEXT to one of: $(kc config get-contexts -o name 2>/dev/null | tr '\n' ' ')"
+    info "KUBE_CONTEXT not set: using the kubeconfig's current context $KUBE_CONTEXT for every call"
+  fi
+  export KUBE_CONTEXT CLUSTER
+  local out
+  out="$(kc version 2>&1)" || die "cannot reach the API server through $(kube_where): $out"
+  ok "API server reached through $(kube_where)"
 }
 
 # Starts minikube unless it is already running; the driver is minikube's choice unless set.
@@ -155,19 +258,62 @@ content_tag() {
   fi
 }
 
-# Builds the image into minikube unless an image with exactly this content tag exists.
+# The image reference the cluster runs: on the import path fully qualified
+# (docker.io/library/NAME:TAG unless NAME names a registry), the name every CRI resolves a
+# short name to; podman would otherwise save it as localhost/NAME, which no pod spec matches.
+image_ref() {
+  local name="$1" tag="$2" first="${1%%/*}"
+  if [[ "$(delivery)" == import && ! ("$name" == */* && ("$first" == *.* || "$first" == *:* || "$first" == localhost)) ]]; then
+    [[ "$name" == */* ]] || name="library/$name"
+    name="docker.io/$name"
+  fi
+  printf '%s:%s\n' "$name" "$tag"
+}
+
+# Builds the image unless an image with exactly this content tag exists (in minikube's daemon on
+# the daemon path, in the builder's local store on the import path).
 build_image() {
-  local ref="$1"
-  if docker image inspect "$ref" >/dev/null 2>&1; then
-    ok "image $ref already built, nothing to rebuild"
+  local ref="$1" where
+  where="$([[ "$(delivery)" == daemon ]] && echo "minikube's image store" || echo "the local $(builder_name) store")"
+  if builder image inspect "$ref" >/dev/null 2>&1; then
+    ok "image $ref already built, nothing to rebuild (in $where)"
     return
   fi
-  info "building $ref (BuildKit; the first build compiles every dependency)"
-  local -a labels
+  info "building $ref with $(builder_name) (the first build compiles every dependency)"
+  local -a labels format=()
   # The OCI labels (version, revision, source) from git, as make build gives them.
   read -r -a labels <<<"$("$ROOT/scripts/image-meta.sh" --build-args)" || die "scripts/image-meta.sh failed (see above)"
-  DOCKER_BUILDKIT=1 docker build "${labels[@]}" --tag "$ref" "$ROOT" >&2 || die "docker build of $ref failed (see above)"
-  ok "image $ref built in minikube's image store"
+  # podman: the docker format keeps the HEALTHCHECK (as make build CONTAINER=podman does).
+  [[ "$(builder_name)" == podman ]] && format=(--format docker)
+  builder build "${format[@]}" "${labels[@]}" --tag "$ref" "$ROOT" >&2 ||
+    die "$(builder_name) build of $ref failed (see above)"
+  ok "image $ref built in $where"
+}
+
+# Saves the image to target/image/NAME-TAG.tar (kept: the tag names the content) and hands the
+# archive to the import command, every run (the cluster may have lost it; importing is
+# idempotent).
+import_image() {
+  local ref="$1" tag="${1##*:}" name archive out
+  name="${1%:*}"
+  archive="$ROOT/target/image/${name##*/}-$tag.tar"
+  if [[ -s "$archive" ]]; then
+    ok "archive ${archive#"$ROOT/"} already saved"
+  else
+    mkdir -p "$(dirname "$archive")"
+    rm -f "$archive.tmp"
+    builder save --output "$archive.tmp" "$ref" >&2 || die "$(builder_name) save of $ref failed (see above)"
+    mv -f "$archive.tmp" "$archive"
+    ok "saved $ref to ${archive#"$ROOT/"}"
+  fi
+  import_command
+  info "importing: ${IMPORT_CMD[*]} ${archive#"$ROOT/"}"
+  out="$("${IMPORT_CMD[@]}" "$archive" 2>&1)" || {
+    printf '%s\n' "$out" >&2
+    die "the image import failed: ${IMPORT_CMD[*]} $archive (IMAGE_IMPORT: a command that imports an image archive into the cluster's runtime, the archive's path appended)"
+  }
+  [[ -z "$out" ]] || printf '%s\n' "$out" | sed 's/^/  /' >&2
+  ok "image $ref imported into the cluster's runtime"
 }
 
 # Creates the overlay's git-ignored secret file with a random API_KEY if it is missing; never
@@ -191,10 +337,18 @@ ensure_secret() {
   ok "created $rel with a random API_KEY (mode 600, git-ignored, not shown)"
 }
 
-# Enables metrics-server, which the prod HorizontalPodAutoscaler reads CPU usage from.
+# The prod HorizontalPodAutoscaler reads CPU usage from metrics.k8s.io: on minikube its
+# metrics-server addon is enabled; another cluster is only checked (installing it is the
+# cluster's business), with a warning when nothing serves that API.
 enable_metrics_server() {
-  mk addons enable metrics-server >&2 || die "minikube addons enable metrics-server failed"
-  ok "metrics-server addon enabled (HPA metrics)"
+  if [[ "$CLUSTER" == minikube ]]; then
+    mk addons enable metrics-server >&2 || die "minikube addons enable metrics-server failed"
+    ok "metrics-server addon enabled (HPA metrics; minikube only)"
+  elif kc api-versions 2>/dev/null | grep -q '^metrics\.k8s\.io/'; then
+    ok "the cluster serves metrics.k8s.io (HPA metrics)"
+  else
+    warn "the cluster serves no metrics.k8s.io: the HPA will show cpu <unknown> and never scale; install metrics-server (with the API server's aggregation layer configured)"
+  fi
 }
 
 # Renders the environment with the content-tagged image into $WORK/manifest.yaml.
@@ -210,25 +364,35 @@ render_manifests() {
   ok "rendered $ENV_NAME with image $ref"
 }
 
-# Applies the rendered objects; nothing is deleted.
+# Applies the rendered objects server-side; nothing is deleted. Server-side apply owns only
+# the fields the manifests declare (a Deployment without `replicas` leaves the HPA's count
+# alone) and refuses, instead of overwriting, a field another manager set to another value.
+# `kubectl diff` first tells an unchanged apply from a changing one (server-side apply reports
+# every object "serverside-applied"); its output, which would show the Secret, is discarded.
 apply_manifests() {
-  local manifest="$WORK/manifest.yaml" out
+  local manifest="$WORK/manifest.yaml" out diff_rc=0
   # Labeled at creation like the generator's Namespace: should the apply below fail, the
-  # namespace is still recognised as this project's by the next deploy and by the deletes.
+  # namespace is still recognised as this project's by the next deploy and by the deletes. Its
+  # own field manager: under the deploy's, this label-only Namespace would strip the labels the
+  # rendered Namespace adds (Pod Security) until the apply below put them back.
   out="$(kc create namespace "$NS" --dry-run=client -o yaml |
     kc label --local -f - app.kubernetes.io/managed-by=manifest-gen -o yaml |
-    kc apply -f - 2>&1)" ||
+    kc apply -f - --server-side --field-manager="$FIELD_MANAGER-namespace" 2>&1)" ||
     die "could not create namespace $NS: $out"
-  out+=$'\n'"$(kc apply -f "$manifest" 2>&1)" || {
+  kc diff -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" >/dev/null 2>&1 || diff_rc=$?
+  out+=$'\n'"$(kc apply -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" 2>&1)" || {
     printf '%s\n' "$out" >&2
+    if grep -qi 'conflict' <<<"$out"; then
+      die "kubectl apply --server-side refused: another field manager owns a field these manifests set to another value (above; spec.replicas owned by the HorizontalPodAutoscaler's scale updates means the manifest must not declare replicas). Nothing was overwritten; --force-conflicts would take the field over"
+    fi
     die "kubectl apply failed (see above)"
   }
   printf '%s\n' "$out" | sed 's/^/  /' >&2
-  if grep -Eq ' (created|configured)$' <<<"$out"; then
-    ok "kubectl apply: changes applied"
-  else
-    ok "kubectl apply: unchanged"
-  fi
+  case "$diff_rc" in
+    0) ok "kubectl apply: unchanged" ;;
+    1) ok "kubectl apply: changes applied" ;;
+    *) ok "kubectl apply: applied (kubectl diff failed, so whether anything changed is not known)" ;;
+  esac
 }
 
 # Names of the app's pods that are not ready, one per line.
@@ -263,27 +427,53 @@ wait_rollout() {
   fi
   diagnose
   printf '\n' >&2
-  warn "the previous ReplicaSet keeps serving (maxUnavailable 0); to go back: kubectl --context $MINIKUBE_PROFILE rollout undo deployment/$APP -n $NS"
+  warn "the previous ReplicaSet keeps serving (maxUnavailable 0); to go back: $(kc_hint) rollout undo deployment/$APP -n $NS"
   die "rollout of deployment/$APP in $NS did not complete within $ROLLOUT_TIMEOUT"
+}
+
+# The NodePort URL without minikube: the first node's InternalIP and the Service's nodePort of
+# its port named http (the NodePort answers on every node).
+node_url() {
+  local ip port
+  ip="$(kc get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null)" || return 1
+  port="$(kc get service "$APP" -n "$NS" -o jsonpath='{.spec.ports[?(@.name=="http")].nodePort}' 2>/dev/null)" || return 1
+  [[ -n "$ip" && -n "$port" ]] || return 1
+  [[ "$ip" == *:* ]] && ip="[$ip]"
+  printf 'http://%s:%s\n' "$ip" "$port"
 }
 
 # The final report on stdout: status table, URL, useful commands.
 summary() {
-  local url
+  local url kubectl
   echo "=========================================="
   kc get pods,svc,deploy -n "$NS" -l "$SELECTOR" || true
   echo
-  url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | head -n 1)" || url=""
+  if [[ "$CLUSTER" == minikube ]]; then
+    url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | head -n 1)" || url=""
+  else
+    url="$(node_url)" || url=""
+  fi
   echo "=========================================="
   echo "✓ $APP deployed to $NS ($ENV_NAME)"
   echo "=========================================="
-  echo "URL: ${url:-(unavailable: run \"minikube service $APP -n $NS --url\")}"
+  if [[ "$CLUSTER" == minikube ]]; then
+    echo "URL: ${url:-(unavailable: run \"minikube service $APP -n $NS --url\")}"
+    # minikube start made its context the current one.
+    kubectl=kubectl
+  else
+    local why
+    why="(unavailable: the node's InternalIP or the Service's nodePort could not be read; see $(kc_hint) get nodes -o wide, and get service $APP -n $NS)"
+    echo "URL: ${url:-$why}"
+    kubectl="$(kc_hint)"
+  fi
   echo
   echo "Useful commands:"
+  if [[ "$CLUSTER" == minikube ]]; then
+    printf '  %-62s # %s\n' "minikube service $APP -n $NS" "open in the browser (minikube only)"
+  fi
   printf '  %-62s # %s\n' \
-    "minikube service $APP -n $NS" "open in the browser" \
-    "kubectl logs -n $NS -l $SELECTOR -f" "follow the logs" \
-    "kubectl get all -n $NS" "every resource" \
+    "$kubectl logs -n $NS -l $SELECTOR -f" "follow the logs" \
+    "$kubectl get all -n $NS" "every resource" \
     "make status" "pods, services, HPA, PDB of both environments" \
     "make delete-$ENV_NAME" "remove the app (keeps the namespace)"
   echo "=========================================="
@@ -329,6 +519,8 @@ namespace_of_env() {
 
 main() {
   parse_args "$@"
+  kube_init
+  export KUBECTL="${KUBECTL_CMD[*]}"
   cd "$ROOT"
   # shellcheck source=SCRIPTDIR/../image.env
   source "$ROOT/image.env"
@@ -338,22 +530,35 @@ main() {
   trap 'rm -rf "$WORK"' EXIT
 
   echo "==========================================" >&2
-  echo "Deploying $APP: environment $ENV_NAME, namespace $NS" >&2
+  echo "Deploying $APP: environment $ENV_NAME, namespace $NS, cluster $CLUSTER ($(kube_where))" >&2
   echo "==========================================" >&2
 
   step 1 "Preflight"
   preflight
-  step 2 "minikube, namespace $NS"
-  ensure_minikube
+  if [[ "$CLUSTER" == minikube ]]; then
+    step 2 "minikube, namespace $NS"
+    ensure_minikube
+    export KUBE_CONTEXT CLUSTER
+  else
+    step 2 "Cluster ($CLUSTER), namespace $NS"
+    pin_context
+  fi
   # Only a new namespace or one this project created: applying would label any other as ours.
-  KUBECTL=kubectl "$ROOT/scripts/namespaces.sh" check "$NS"
-  step 3 "Docker client -> minikube"
-  point_docker_at_minikube
+  "$ROOT/scripts/namespaces.sh" check "$NS"
+  if [[ "$(delivery)" == daemon ]]; then
+    step 3 "Docker client -> minikube (minikube only: docker-env)"
+    point_docker_at_minikube
+  else
+    import_command
+    step 3 "Image delivery: $(builder_name) build, then ${IMPORT_CMD[*]} <archive>"
+    ok "the image is built locally, saved and imported into the cluster's runtime"
+  fi
   step 4 "Image"
   local ref
-  ref="$IMAGE_NAME:$(content_tag)"
+  ref="$(image_ref "$IMAGE_NAME" "$(content_tag)")"
   info "content tag: $ref"
   build_image "$ref"
+  [[ "$(delivery)" == daemon ]] || import_image "$ref"
   step 5 "Render and prerequisites ($ENV_NAME)"
   if [[ -f "$ROOT/k8s/overlays/$ENV_NAME/secret.env.example" ]]; then
     ensure_secret
@@ -366,7 +571,7 @@ main() {
   else
     ok "$ENV_NAME has no HorizontalPodAutoscaler: no addon needed"
   fi
-  step 6 "kubectl apply ($ENV_NAME, no delete)"
+  step 6 "kubectl apply --server-side ($ENV_NAME, no delete)"
   apply_manifests
   step 7 "Rollout"
   wait_rollout

@@ -71,7 +71,7 @@ make_sysbin() {
     for tool in "$entry"/*; do
       [[ -f "$tool" && -x "$tool" ]] || continue
       case "${tool##*/}" in
-        minikube | kubectl | docker | manifest-gen | cargo | sudo | apt-get | apt-cache | curl | usermod) continue ;;
+        minikube | kubectl | docker | podman | ctr | manifest-gen | cargo | sudo | apt-get | apt-cache | curl | usermod) continue ;;
       esac
       [[ -e "$dir/${tool##*/}" ]] || ln -s "$tool" "$dir/${tool##*/}"
     done
@@ -102,7 +102,8 @@ new_sandbox() {
   LOG="$SANDBOX/calls.log"
   mkdir -p "$REPO/scripts" "$REPO/service/src" "$SANDBOX/bin" "$SANDBOX/home"
   cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" \
-    "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$REPO/scripts/"
+    "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$PROJECT_ROOT/scripts/kube.sh" \
+    "$REPO/scripts/"
   cp "$PROJECT_ROOT/image.env" "$PROJECT_ROOT/Dockerfile" "$PROJECT_ROOT/.gitignore" "$REPO/"
   copy_overlays "$REPO"
   printf 'fn main() {}\n' >"$REPO/service/src/main.rs"
@@ -114,7 +115,8 @@ new_sandbox() {
   export PATH="$SANDBOX/bin:$SYSBIN"
   export STANDIN_LOG="$LOG" STANDIN_STATE="$SANDBOX/state"
   export MANIFEST_GEN="$SANDBOX/bin/manifest-gen"
-  unset MINIKUBE_DRIVER NAMESPACE MINIKUBE_PROFILE DOCKER_HOST
+  unset MINIKUBE_DRIVER NAMESPACE MINIKUBE_PROFILE DOCKER_HOST KUBECONFIG KUBE_CONTEXT CLUSTER KUBECTL \
+    IMAGE_IMPORT CONTAINER PODMAN_FLAGS
 }
 
 # Tells the stand-in kubectl that namespace $1 exists, with managed-by label $2 ("-": none).
@@ -138,7 +140,7 @@ deploy() {
   "$REPO/scripts/run_system.sh" "$@" >"$OUT" 2>&1 </dev/null || RC=$?
 }
 
-# The image reference of the last `docker build` in the log.
+# The image reference of the last `docker build` (or `podman build`: $1=podman) in the log.
 last_built_tag() {
-  grep -E '^docker .* build ' "$LOG" | tail -n 1 | sed -E 's/.*--tag ([^ ]+).*/\1/'
+  grep -E "^${1:-docker} .* build " "$LOG" | tail -n 1 | sed -E 's/.*--tag ([^ ]+).*/\1/'
 }

@@ -79,14 +79,15 @@ test_docs_make_targets_detects_and_fixes_drift() {
   assert_file_contains "$out" "no make-targets block"
 }
 
-# Copies the Makefile and what it reads (image.env, mk/, scripts/namespaces.sh, the overlays'
+# Copies the Makefile and what it reads (image.env, mk/, scripts/namespaces.sh and kube.sh, the overlays'
 # kustomization.yaml and secret.env.example) into a throw-away directory; sets MK_DIR.
 makefile_copy() {
   MK_DIR="$(mktemp -d "$TEST_TMP/make.XXXXXX")"
   cp "$PROJECT_ROOT/Makefile" "$PROJECT_ROOT/image.env" "$MK_DIR/"
   cp -r "$PROJECT_ROOT/mk" "$MK_DIR/"
   mkdir -p "$MK_DIR/scripts"
-  cp "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$MK_DIR/scripts/"
+  cp "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$PROJECT_ROOT/scripts/kube.sh" \
+    "$MK_DIR/scripts/"
   copy_overlays "$MK_DIR"
 }
 
