@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the fully static release binary of hello-k8s and prints its path on stdout.
 #
-# The one release build command of the project: the Dockerfile, `make release`, `make run`,
-# `make image-test`, e2e and bench all call this script, so they cannot diverge.
+# The one release build command of the project: the Dockerfile, `make release`,
+# `make run RUN_PROFILE=release`, `make image-test`, e2e and bench all call this script, so they
+# cannot diverge. Its output is the binary users deploy (fat LTO, [profile.release]).
 # Static glibc (crt-static) rather than musl: no musl target is available to every builder,
 # and a static binary runs in distroless/static or an empty root with nothing beside it.
 # `--target` is explicit so RUSTFLAGS reach only the binary, not build scripts or proc macros,

@@ -3,7 +3,8 @@
 # directory (one clone per command), then prints
 #   - make run: seconds from `make run` to the first 200 from GET / on 127.0.0.1;
 #   - make test: its wall time, as make venv + make test-tools + the make test recipe, with the
-#     recipe's own phases (cargo test build, cargo test run, scripts/tests/run.sh);
+#     recipe's own phases (build: the tests and the release binary, side by side; cargo test run;
+#     scripts/tests/run.sh);
 # each beside its budget, read from the clone's docs/testing.md ("Budgets"), and the conditions
 # (cores, load average before and after, which caches outside the clone were warm).
 #
@@ -170,7 +171,7 @@ time_test() {
     fi
   done
   line="$(grep '^make test phases: ' "$WORK/test-test.log" 2>/dev/null | tail -n 1 || true)"
-  if [[ "$line" =~ cargo\ test\ build\ ([0-9]+)\ s,\ cargo\ test\ run\ ([0-9]+)\ s,\ scripts/tests/run\.sh\ ([0-9]+)\ s ]]; then
+  if [[ "$line" =~ phases:\ build\ ([0-9]+)\ s.*,\ cargo\ test\ run\ ([0-9]+)\ s,\ scripts/tests/run\.sh\ ([0-9]+)\ s ]]; then
     PHASE[build]="${BASH_REMATCH[1]}"
     PHASE[cargo-run]="${BASH_REMATCH[2]}"
     PHASE[scripts]="${BASH_REMATCH[3]}"
@@ -235,7 +236,7 @@ main() {
     report "make test" "$TEST_SECONDS" "$docs"
     report "venv" "${PHASE[venv]:-?}" "$docs"
     report "test-tools" "${PHASE[test-tools]:-?}" "$docs"
-    report "cargo test build" "${PHASE[build]:-?}" "$docs"
+    report "build" "${PHASE[build]:-?}" "$docs"
     report "cargo test run" "${PHASE[cargo-run]:-?}" "$docs"
     report "scripts/tests/run.sh" "${PHASE[scripts]:-?}" "$docs"
     echo "  CPU time (user + system; 2 cores give at most 2 CPU seconds a second, less when shared):" \

@@ -46,12 +46,14 @@ echo "0 passed, 0 failed, 0 skipped"
 STANDIN
   chmod +x "$MK_DIR/scripts/tests/run.sh"
   local out="$TEST_TMP/make-test.out" rc=0
-  env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= >"$out" 2>&1 || rc=$?
+  env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= \
+    RELEASE_BESIDE_TESTS='echo release >>"$(CURDIR)/release.calls"' >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code of make test (stand-ins)"
+  assert_eq "$(cat "$MK_DIR/release.calls")" release "the release build beside the test build"
   assert_eq "$(cut -d' ' -f1-5 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-run
 cargo test --workspace --all-targets PORT=" "the cargo calls of make test: build, then run"
   assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
-  grep -Eq '^make test phases: cargo test build [0-9]+ s, cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s' "$out" \
+  grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run beside scripts/build-release.sh\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s' "$out" \
     || fail "make test printed no phases line: $(cat "$out")"
   # make image-test runs the script tests without that exclusion, so the SBOM test runs there.
   make --no-print-directory -C "$MK_DIR" -n image-test 2>/dev/null | grep -qx 'scripts/tests/run.sh test_image_' \
@@ -110,7 +112,7 @@ test-tools:
 	@echo tools
 test:
 	@echo "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out"
-	@echo "make test phases: cargo test build 1 s, cargo test run 2 s, scripts/tests/run.sh 3 s (budgets: docs/testing.md)"
+	@echo "make test phases: build 1 s (cargo test --no-run beside scripts/build-release.sh), cargo test run 2 s, scripts/tests/run.sh 3 s (budgets: docs/testing.md)"
 	@echo "4 passed, 0 failed, 0 skipped"
 	@exit $${STANDIN_TEST_RC:-0}
 run:
