@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use contract::{Count, Settings};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// What the process needs whatever its connections: code, runtime, workers, metrics.
 pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
@@ -122,6 +122,38 @@ impl Limits {
 /// Descriptors the process keeps for itself: stdio, the listener, the runtime's.
 const OWN_FILES: u64 = 64;
 
+/// Descriptors the process needs whatever its workers (counted in `/proc/<pid>/fd` of a
+/// running server): stdio, the HTTP listener and its drain copy, the probe listener, the
+/// epoll, wake and timer descriptors of the main runtime, the accept thread and the probe
+/// thread, the signal pipe.
+pub const FIXED_FILES: u64 = 20;
+/// Descriptors of each worker (its runtime's epoll and wake descriptors, its channels).
+pub const FILES_PER_WORKER: u64 = 4;
+
+/// The fewest open files `workers` workers can start with and still serve one connection.
+pub const fn open_files_needed(workers: u64) -> u64 {
+    FIXED_FILES + FILES_PER_WORKER * workers + 1
+}
+
+/// Refuses to start when the open-files limit (after raising the soft limit to the hard
+/// one) cannot hold the listeners, the workers and one connection: actix-server's workers
+/// would otherwise panic when they cannot create their event loops.
+pub fn check_open_files(workers: usize) -> Result<(), String> {
+    let Some(soft) = raise_open_files_limit().or_else(open_files_limit) else {
+        return Ok(()); // no limit known: nothing to refuse
+    };
+    let workers = u64::try_from(workers).unwrap_or(u64::MAX);
+    let needed = open_files_needed(workers);
+    if soft < needed {
+        return Err(format!(
+            "the open-files limit (RLIMIT_NOFILE) is {soft}, and {workers} worker(s) need at \
+             least {needed}: the listeners, each worker's event loop and one connection; raise \
+             it (ulimit -n, or the container runtime's nofile limit) or lower WORKERS"
+        ));
+    }
+    Ok(())
+}
+
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit, as Go's runtime does at start: the
 /// soft default (often 1024) exists for `select(2)`, which nothing here uses. Returns the
 /// soft limit in force afterwards.
@@ -201,6 +233,22 @@ pub struct Admission {
     pub limits: Limits,
     served: Arc<Semaphore>,
     open: AtomicUsize,
+    /// Connections under the total cap that have sent nothing yet.
+    silent: AtomicUsize,
+    /// Wakes the oldest silent connection to close it (see [`Admission::evict_silent`]).
+    evict: Notify,
+}
+
+/// A connection counted as silent while this lives.
+#[derive(Debug)]
+pub struct Silent<'a> {
+    admission: &'a Admission,
+}
+
+impl Drop for Silent<'_> {
+    fn drop(&mut self) {
+        self.admission.silent.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// Where a new connection stands.
@@ -229,6 +277,8 @@ impl Admission {
         Admission {
             served: Arc::new(Semaphore::new(limits.served)),
             open: AtomicUsize::new(0),
+            silent: AtomicUsize::new(0),
+            evict: Notify::new(),
             limits,
         }
     }
@@ -258,6 +308,33 @@ impl Admission {
     pub async fn serve_within(&self, wait: std::time::Duration) -> Option<OwnedSemaphorePermit> {
         let acquire = Arc::clone(&self.served).acquire_owned();
         tokio::time::timeout(wait, acquire).await.ok()?.ok()
+    }
+
+    /// Counts the caller as a silent connection (one that has sent nothing) while the guard
+    /// lives; see [`Admission::evict_silent`].
+    pub fn silent(&self) -> Silent<'_> {
+        self.silent.fetch_add(1, Ordering::AcqRel);
+        Silent { admission: self }
+    }
+
+    /// Resolves when this silent connection is chosen to make room (oldest first).
+    pub async fn evicted(&self) {
+        self.evict.notified().await;
+    }
+
+    /// Over the total cap, a client that has sent its head takes a silent connection's
+    /// place: the oldest silent connection is told to close. False when none is silent.
+    pub fn evict_silent(&self) -> bool {
+        if self.silent.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        self.evict.notify_one();
+        true
+    }
+
+    /// Connections silent now.
+    pub fn silent_now(&self) -> usize {
+        self.silent.load(Ordering::Relaxed)
     }
 
     /// Connections held now (served and waiting).

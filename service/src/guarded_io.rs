@@ -13,6 +13,12 @@
 //! - Pipelining: at most [`IoLimits::unanswered_heads`] request heads are handed to the HTTP
 //!   parser before the output has been written out in full; what one read brings beyond
 //!   them is held back (at most one read) until then.
+//! - Closure (RFC 9112 section 9.6): nothing after a request head that closes the connection
+//!   (`Connection: close`, or HTTP/1.0 without `Connection: keep-alive`) is handed to the
+//!   HTTP parser: actix-http answers that request and closes; what follows is never processed.
+//! - Oversized heads: [`IoLimits::read_ahead`] bytes of one head with no response written is
+//!   a head too large; it is answered `431` at once (the client's further bytes are read and
+//!   dropped, at most 64 KiB, so the close does not reset the answer away) and closed.
 //! - Prefix: bytes already read by the admission step (see `overflow`) are handed back first.
 
 use std::future::Future;
@@ -38,6 +44,112 @@ pub struct IoLimits {
     pub unanswered_heads: u32,
 }
 
+/// The answer to an oversized head.
+const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 31\r\nconnection: close\r\n\r\nrequest head larger than 16 KiB";
+/// What the client may still send after the 431 before the connection is closed.
+const OVERSIZED_DRAIN_BYTES: usize = 64 * 1024;
+
+/// Where the answer to an oversized head stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Oversized {
+    /// This many bytes of the 431 are written.
+    Answering(usize),
+    ShuttingDown,
+    /// Dropping what the client still sends, at most this many more bytes.
+    Draining(usize),
+    Done,
+}
+
+/// The bytes of a header line kept to judge it (`connection: keep-alive, close` fits).
+const LINE_PREFIX: usize = 64;
+
+/// A byte-at-a-time scanner of request heads: where each ends (an empty line), whether it
+/// closes the connection, and how long the current one is. It keeps 64 bytes of the current
+/// line and the last 8, not the head.
+#[derive(Debug, Clone, Copy)]
+struct HeadScan {
+    /// The last byte (carriage returns aside) ended a line.
+    at_line_start: bool,
+    /// The current line's first bytes, lower-cased, and its length so far.
+    line: [u8; LINE_PREFIX],
+    line_len: usize,
+    /// The current line's last 8 bytes (the request line's version).
+    tail: [u8; 8],
+    /// The next line to end is the head's request line.
+    request_line: bool,
+    http10: bool,
+    keep_alive: bool,
+    close: bool,
+    /// Bytes of the current head so far (reset too when the output is written out).
+    head_bytes: usize,
+}
+
+impl HeadScan {
+    const fn new() -> Self {
+        HeadScan {
+            at_line_start: false,
+            line: [0; LINE_PREFIX],
+            line_len: 0,
+            tail: [0; 8],
+            request_line: true,
+            http10: false,
+            keep_alive: false,
+            close: false,
+            head_bytes: 0,
+        }
+    }
+
+    /// Takes one byte; at the end of a head, whether that head closes the connection.
+    fn step(&mut self, byte: u8) -> Option<bool> {
+        self.head_bytes = self.head_bytes.saturating_add(1);
+        match byte {
+            b'\n' if self.at_line_start => {
+                let closes = self.close || (self.http10 && !self.keep_alive);
+                *self = HeadScan::new();
+                Some(closes)
+            }
+            b'\n' => {
+                self.line_done();
+                self.at_line_start = true;
+                None
+            }
+            b'\r' => None,
+            _ => {
+                self.at_line_start = false;
+                let lower = byte.to_ascii_lowercase();
+                if self.line_len < LINE_PREFIX {
+                    self.line[self.line_len] = lower;
+                }
+                self.line_len = self.line_len.saturating_add(1);
+                self.tail.rotate_left(1);
+                self.tail[7] = lower;
+                None
+            }
+        }
+    }
+
+    fn line_done(&mut self) {
+        if self.line_len == 0 {
+            return; // an empty line before the request line
+        }
+        if self.request_line {
+            self.request_line = false;
+            self.http10 = self.line_len >= 8 && &self.tail == b"http/1.0";
+        } else if let Some(value) =
+            self.line[..self.line_len.min(LINE_PREFIX)].strip_prefix(b"connection:")
+        {
+            for token in value.split(|&b| b == b',') {
+                match token.trim_ascii() {
+                    b"close" => self.close = true,
+                    b"keep-alive" => self.keep_alive = true,
+                    _ => {}
+                }
+            }
+        }
+        self.line_len = 0;
+    }
+}
+
 /// A connection's IO with the bounds of [`IoLimits`].
 #[derive(Debug)]
 pub struct GuardedIo<T> {
@@ -48,8 +160,12 @@ pub struct GuardedIo<T> {
     budget: usize,
     /// Request heads read since the output was last written out in full.
     heads: u32,
-    /// The last byte read (carriage returns aside) ended a line.
-    at_line_start: bool,
+    /// Where the request heads read so far end, and what they say about closing.
+    scan: HeadScan,
+    /// A head that closes the connection was handed on: nothing more is read.
+    closing: bool,
+    /// An oversized head is being answered `431` (see the module documentation).
+    oversized: Option<Oversized>,
     /// The last write returned `Pending`: the client is not reading.
     write_blocked: bool,
     /// A read returned `Pending` without polling the socket; wake the task when unblocked.
@@ -68,7 +184,9 @@ impl<T> GuardedIo<T> {
             inner,
             budget: limits.read_ahead,
             heads: 0,
-            at_line_start: false,
+            scan: HeadScan::new(),
+            closing: false,
+            oversized: None,
             answer_due: (!prefix.is_empty()).then(|| now + limits.progress),
             prefix,
             limits,
@@ -80,44 +198,39 @@ impl<T> GuardedIo<T> {
     }
 
     /// How much of `bytes` may be handed to the HTTP parser: up to the end of the last head
-    /// the allowance of unanswered heads permits (all of it when that is not reached).
-    fn deliverable(&self, bytes: &[u8]) -> usize {
-        let (mut heads, mut at_line_start) = (self.heads, self.at_line_start);
+    /// the allowance of unanswered heads permits, or of a head that closes the connection
+    /// (all of it when neither is reached); and whether it ends with a closing head.
+    fn deliverable(&self, bytes: &[u8]) -> (usize, bool) {
+        let (mut heads, mut scan) = (self.heads, self.scan);
         for (i, &byte) in bytes.iter().enumerate() {
-            match byte {
-                b'\n' if at_line_start => {
-                    heads += 1;
-                    at_line_start = false;
-                    if heads >= self.limits.unanswered_heads {
-                        return i + 1;
-                    }
+            if let Some(closes) = scan.step(byte) {
+                heads += 1;
+                if closes {
+                    return (i + 1, true);
                 }
-                b'\n' => at_line_start = true,
-                b'\r' => {}
-                _ => at_line_start = false,
+                if heads >= self.limits.unanswered_heads {
+                    return (i + 1, false);
+                }
             }
         }
-        bytes.len()
+        (bytes.len(), false)
     }
 
     /// Counts the request heads that end in `bytes` (an empty line: `\r\n\r\n` or `\n\n`).
     /// A body holding empty lines counts too, which only makes reads pause sooner.
     fn count_heads(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            match byte {
-                b'\n' if self.at_line_start => {
-                    self.heads = self.heads.saturating_add(1);
-                    self.at_line_start = false;
-                }
-                b'\n' => self.at_line_start = true,
-                b'\r' => {}
-                _ => self.at_line_start = false,
+            if self.scan.step(byte).is_some() {
+                self.heads = self.heads.saturating_add(1);
             }
         }
     }
 
     fn may_read(&self) -> bool {
-        !self.write_blocked && self.budget > 0 && self.heads < self.limits.unanswered_heads
+        !self.closing
+            && !self.write_blocked
+            && self.budget > 0
+            && self.heads < self.limits.unanswered_heads
     }
 
     fn deadline(&self) -> Instant {
@@ -155,6 +268,9 @@ impl<T> GuardedIo<T> {
         self.budget = self.budget.saturating_sub(bytes.len());
         self.count_heads(bytes);
         self.last_progress = now;
+        if self.scan.head_bytes >= self.limits.read_ahead {
+            self.oversized = Some(Oversized::Answering(0));
+        }
         if self.answer_due.is_none() {
             self.answer_due = Some(now + self.limits.progress);
         }
@@ -167,7 +283,70 @@ impl<T> GuardedIo<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    /// The 431 of an oversized head: written, the write side shut, the client's further
+    /// bytes read and dropped (at most [`OVERSIZED_DRAIN_BYTES`], within the progress
+    /// deadline), then end of stream for the HTTP parser, which closes the connection.
+    fn poll_oversized(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let Some(state) = self.oversized else {
+                return Poll::Ready(Ok(()));
+            };
+            match state {
+                Oversized::Answering(written) => {
+                    let rest = &RESPONSE_431[written..];
+                    match Pin::new(&mut self.inner).poll_write(cx, rest) {
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Ok(())),
+                        Poll::Ready(Ok(n)) if written + n == RESPONSE_431.len() => {
+                            self.last_progress = Instant::now();
+                            self.answer_due = None;
+                            self.oversized = Some(Oversized::ShuttingDown);
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            self.oversized = Some(Oversized::Answering(written + n));
+                        }
+                        Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Oversized::ShuttingDown => match Pin::new(&mut self.inner).poll_shutdown(cx) {
+                    Poll::Ready(_) => {
+                        self.oversized = Some(Oversized::Draining(OVERSIZED_DRAIN_BYTES));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                },
+                Oversized::Draining(left) => {
+                    let mut sink = [0u8; 512];
+                    let mut sink = ReadBuf::new(&mut sink);
+                    match Pin::new(&mut self.inner).poll_read(cx, &mut sink) {
+                        Poll::Ready(Ok(())) if !sink.filled().is_empty() && left > 0 => {
+                            self.last_progress = Instant::now();
+                            let left = left.saturating_sub(sink.filled().len());
+                            self.oversized = Some(Oversized::Draining(left));
+                        }
+                        // End of stream (or the drain budget spent): the parser sees the end.
+                        Poll::Ready(_) => {
+                            self.oversized = Some(Oversized::Done);
+                            return Poll::Ready(Ok(()));
+                        }
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                Oversized::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
+}
+
+impl<T> GuardedIo<T> {
+    /// A head that closes the connection was handed on: reads stop for good.
+    fn close_after_head(&mut self) {
+        self.closing = true;
+        self.prefix = Bytes::new();
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -177,6 +356,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         if let Poll::Ready(err) = this.poll_deadline(cx) {
             return Poll::Ready(Err(err));
         }
+        if this.oversized.is_some() {
+            return this.poll_oversized(cx);
+        }
         if !this.may_read() {
             this.parked = Some(cx.waker().clone());
             return Poll::Pending;
@@ -184,10 +366,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         if !this.prefix.is_empty() {
             // Bytes read earlier (by admission, or held back below) come first.
             let offered = this.prefix.len().min(buf.remaining());
-            let n = this.deliverable(&this.prefix[..offered]);
+            let (n, closes) = this.deliverable(&this.prefix[..offered]);
             buf.put_slice(&this.prefix[..n]);
             let delivered = this.prefix.split_to(n);
             this.read_done(&delivered);
+            if closes {
+                this.close_after_head();
+            }
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
@@ -204,7 +389,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
         };
         if buf.filled().len() > before {
             let read = &buf.filled()[before..];
-            let n = this.deliverable(read);
+            let (n, closes) = this.deliverable(read);
+            if closes {
+                // Nothing after a closing head is processed: the rest of the read is dropped.
+                buf.set_filled(before + n);
+                this.read_done(&buf.filled()[before..]);
+                this.close_after_head();
+                return polled;
+            }
             if n < read.len() {
                 // More heads than allowed arrived in one read: hold the rest back (at most
                 // one read, within the read-ahead) until the output is written out.
@@ -235,6 +427,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
                     // The output is written out: reading may go on.
                     this.budget = this.limits.read_ahead;
                     this.heads = 0;
+                    this.scan.head_bytes = 0;
                     this.unpark();
                 }
                 Poll::Ready(Ok(n))
@@ -282,8 +475,12 @@ mod tests {
     #[tokio::test]
     async fn reads_stop_after_the_read_ahead_until_the_output_is_written() {
         let (mut client, server) = tokio::io::duplex(1024);
-        let mut io = GuardedIo::new(server, Bytes::new(), LIMITS);
-        client.write_all(&[b'x'; 40]).await.unwrap();
+        let limits = IoLimits {
+            unanswered_heads: 100,
+            ..LIMITS
+        };
+        let mut io = GuardedIo::new(server, Bytes::new(), limits);
+        client.write_all(&b"x\n\n".repeat(14)).await.unwrap();
         let mut got = vec![0; 40];
         let n = io.read(&mut got).await.unwrap();
         assert_eq!(n, 16);
@@ -307,6 +504,54 @@ mod tests {
         io.write_all(b"answers").await.unwrap();
         assert_eq!(io.read(&mut got).await.unwrap(), 5);
         assert_eq!(&got[..5], b"C\r\n\r\n");
+    }
+
+    #[tokio::test]
+    async fn nothing_after_a_head_that_closes_the_connection_is_read() {
+        for closing in [
+            &b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+            b"GET / HTTP/1.0\r\n\r\n",
+        ] {
+            let (mut client, server) = tokio::io::duplex(1024);
+            let limits = IoLimits {
+                read_ahead: 1024,
+                ..LIMITS
+            };
+            let mut io = GuardedIo::new(server, Bytes::new(), limits);
+            client
+                .write_all(&[closing, b"GET /next HTTP/1.1\r\n\r\n"].concat())
+                .await
+                .unwrap();
+            let mut got = vec![0; 256];
+            let n = io.read(&mut got).await.unwrap();
+            assert_eq!(&got[..n], closing);
+            let more = tokio::time::timeout(Duration::from_millis(50), io.read(&mut got)).await;
+            assert!(more.is_err(), "read past a closing head");
+        }
+        let mut scan = HeadScan::new();
+        let ends: Vec<bool> = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
+            .iter()
+            .filter_map(|&b| scan.step(b))
+            .collect();
+        assert_eq!(ends, [false], "HTTP/1.0 with keep-alive stays open");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_head_is_answered_431_and_ends_the_stream() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut io = GuardedIo::new(server, Bytes::new(), LIMITS);
+        client.write_all(&[b'x'; 40]).await.unwrap();
+        let mut got = vec![0; 64];
+        assert_eq!(io.read(&mut got).await.unwrap(), 16);
+        drop(client.shutdown().await);
+        assert_eq!(
+            io.read(&mut got).await.unwrap(),
+            0,
+            "end of stream after the 431"
+        );
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert_eq!(answer, RESPONSE_431);
     }
 
     #[tokio::test]

@@ -1,5 +1,7 @@
-//! `hello-k8s healthcheck`: GET the running server's `/healthz` and exit 0 on 200, 1 otherwise
-//! (the image HEALTHCHECK; the runtime image has no shell and no curl).
+//! `hello-k8s healthcheck`: GET the running server's `/healthz` on its probe listener
+//! (`PROBE_PORT`, see `probe_listener`) and exit 0 on 200, 1 otherwise (the image HEALTHCHECK;
+//! the runtime image has no shell and no curl). The probe port answers within its timeout even
+//! while the HTTP port is flooded, and its liveness still checks every worker's heartbeat.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
@@ -13,7 +15,12 @@ pub const TIMEOUT: Duration = Duration::from_secs(2);
 pub fn run() -> ExitCode {
     let result = Settings::from_env()
         .map_err(|err| err.to_string())
-        .and_then(|settings| probe(target(settings.config.host, settings.config.port), TIMEOUT));
+        .and_then(|settings| {
+            probe(
+                target(settings.config.host, settings.config.probe_port),
+                TIMEOUT,
+            )
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

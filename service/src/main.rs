@@ -6,7 +6,7 @@ use clap::Parser;
 use hello_k8s::cli::{Cli, Command};
 use hello_k8s::configuration::{self, Settings};
 use hello_k8s::startup::Application;
-use hello_k8s::{allocator, healthcheck, telemetry};
+use hello_k8s::{admission, allocator, healthcheck, telemetry};
 
 /// jemalloc rather than glibc's malloc: it gives the memory of a connection flood back to the
 /// OS once the flood is over (see `hello_k8s::allocator`).
@@ -28,6 +28,12 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before anything starts: a process that cannot hold its listeners, its workers and one
+    // connection refuses to start rather than panic in a worker.
+    if let Err(err) = admission::check_open_files(configuration::workers(&settings)) {
+        eprintln!("error: {err}");
+        return ExitCode::from(2);
+    }
     let subscriber =
         telemetry::get_subscriber(settings.log_level, settings.log_format, std::io::stdout);
     telemetry::init_subscriber(subscriber);

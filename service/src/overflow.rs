@@ -1,7 +1,9 @@
-//! Connections over the served cap (see `admission`), handled by the same worker that
-//! accepted them, with a 1 KiB buffer instead of actix-http's buffers:
+//! Connections before they hold a served slot (see `admission`), handled by the same worker
+//! that accepted them, with a 1 KiB buffer instead of actix-http's buffers:
 //!
-//! - the request head is read (at most [`HEAD_BYTES`], within [`HEAD_TIMEOUT`]);
+//! - a connection waits for its first bytes without a buffer (at most [`SILENT_WAIT`]), then
+//!   its request head is read (at most [`HEAD_BYTES`], within [`HEAD_TIMEOUT`]); only then
+//!   does it take a served slot, when one is free;
 //! - `GET`/`HEAD` `/healthz` and `/readyz` are answered at once from the same readiness state
 //!   the HTTP routes use, on the worker's own event loop: a wedged worker answers nothing,
 //!   so liveness still tells the truth about the workers that serve users;
@@ -9,8 +11,9 @@
 //!   (the bytes already read are handed to actix-http first), or is answered
 //!   `503 Service Unavailable` with `Retry-After` and closed;
 //! - over the total cap, a small probe reserve reads heads for [`PROBE_ONLY_TIMEOUT`] only:
-//!   probes are answered, everything else is closed at once; beyond the reserve, only a
-//!   probe whose head arrives within [`INSTANT_PROBE_WAIT`] is answered, the rest is closed.
+//!   probes are answered, a client takes the place of the oldest silent connection (when
+//!   there is one), everything else is closed at once; beyond the reserve, the same within
+//!   [`INSTANT_PROBE_WAIT`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,22 +48,48 @@ pub enum Outcome {
     Done,
 }
 
-/// Handles one connection that found every served slot taken.
+/// How long a connection under the total cap may stay silent (no byte sent) before it is
+/// closed without an answer; a silent connection holds a waiting place, never a served slot,
+/// and is the first to go when the total cap is reached (see [`Admission::evict_silent`]).
+pub const SILENT_WAIT: Duration = Duration::from_secs(5);
+
+/// Waits for a connection's first request head (see `admission`: a served slot is for a
+/// client that has sent one). Nothing is allocated while the client is silent; once bytes
+/// arrive, at most [`HEAD_BYTES`] of the head are read within [`HEAD_TIMEOUT`]. `None` when
+/// the client sent no head in time, closed, or was evicted while silent.
+pub async fn first_head(
+    stream: &mut TcpStream,
+    admission: &Admission,
+) -> Option<(Option<ProbeRequest>, Bytes)> {
+    {
+        let _silent = admission.silent();
+        tokio::select! {
+            biased;
+            readable = stream.readable() => readable.ok()?,
+            () = admission.evicted() => return None,
+            () = tokio::time::sleep(SILENT_WAIT) => return None,
+        }
+    }
+    let mut buf = [0u8; HEAD_BYTES];
+    let (probe, len) = read_head(stream, &mut buf, HEAD_TIMEOUT).await?;
+    Some((probe, Bytes::copy_from_slice(&buf[..len])))
+}
+
+/// Handles one connection whose head arrived while every served slot is taken: a probe is
+/// answered at once; anything else waits [`SLOT_WAIT`] for a slot or gets a 503.
 pub async fn handle(
     stream: &mut TcpStream,
+    probe: Option<ProbeRequest>,
+    head: Bytes,
     admission: &Admission,
     shared: &Arc<Shared>,
 ) -> Outcome {
-    let mut buf = [0u8; HEAD_BYTES];
-    let Some((probe, len)) = read_head(stream, &mut buf, HEAD_TIMEOUT).await else {
-        return Outcome::Done;
-    };
     if let Some(probe) = probe {
         answer_probe(stream, probe, shared).await;
         return Outcome::Done;
     }
     if let Some(permit) = admission.serve_within(SLOT_WAIT).await {
-        return Outcome::Serve(permit, Bytes::copy_from_slice(&buf[..len]));
+        return Outcome::Serve(permit, head);
     }
     if let Some(metrics) = &shared.metrics {
         metrics.record_shed();
@@ -79,25 +108,44 @@ pub async fn handle(
 }
 
 /// Handles one connection over the total cap (see `admission`): a probe whose whole head
-/// arrives within `wait` is answered, anything else is closed. The probe reserve waits
-/// [`PROBE_ONLY_TIMEOUT`]; beyond it, [`INSTANT_PROBE_WAIT`] (clients send the request right
-/// after the handshake, so on a node it is there within a millisecond; the short wait costs a
-/// descriptor for a few milliseconds, which the caps' headroom for open files covers).
-/// Returns whether a probe was answered.
-pub async fn probe_only(stream: &mut TcpStream, shared: &Arc<Shared>, wait: Duration) -> bool {
+/// arrives within `wait` is answered; a client whose whole head arrives within `wait` takes
+/// the place of the oldest silent connection, if there is one (silent connections cannot
+/// crowd out clients), and is handled as under the cap; anything else is closed. The probe
+/// reserve waits [`PROBE_ONLY_TIMEOUT`]; beyond it, [`INSTANT_PROBE_WAIT`] (clients send the
+/// request right after the handshake, so on a node it is there within a millisecond; the
+/// short wait costs a descriptor for a few milliseconds, which the caps' headroom for open
+/// files covers).
+pub async fn over_total(
+    stream: &mut TcpStream,
+    admission: &Admission,
+    shared: &Arc<Shared>,
+    wait: Duration,
+) -> Outcome {
     let mut buf = [0u8; HEAD_BYTES];
     match read_head(stream, &mut buf, wait).await {
         Some((Some(probe), _)) => {
             answer_probe(stream, probe, shared).await;
-            true
+            Outcome::Done
         }
-        _ => false,
+        Some((None, len)) if admission.evict_silent() => {
+            let head = Bytes::copy_from_slice(&buf[..len]);
+            match admission.try_serve() {
+                Some(slot) => Outcome::Serve(slot, head),
+                None => Box::pin(handle(stream, None, head, admission, shared)).await,
+            }
+        }
+        _ => {
+            if let Some(metrics) = &shared.metrics {
+                metrics.record_closed_at_cap();
+            }
+            Outcome::Done
+        }
     }
 }
 
 /// Reads a request head into `buf` within `timeout`: whether it is a probe, and the bytes
 /// read. `None` when the client sent no whole head in time (or closed).
-async fn read_head(
+pub(crate) async fn read_head(
     stream: &mut TcpStream,
     buf: &mut [u8; HEAD_BYTES],
     timeout: Duration,
@@ -122,42 +170,48 @@ async fn read_head(
     .flatten()
 }
 
-/// Answers a probe from the shared readiness state, as the routes do.
-async fn answer_probe(stream: &mut TcpStream, probe: ProbeRequest, shared: &Shared) {
-    let (status, body) = match probe.path {
-        Probe::Liveness => ("200 OK", "ok"),
-        Probe::Readiness => match shared.readiness.check() {
-            Ok(()) => ("200 OK", "ready"),
-            Err(reason) => ("503 Service Unavailable", reason.as_str()),
-        },
-    };
+/// Answers a probe from the shared state, as the routes do.
+pub(crate) async fn answer_probe(stream: &mut TcpStream, probe: ProbeRequest, shared: &Shared) {
+    let (status, body) = probe_answer(probe.path, shared);
     // A probe sends nothing after its head, so the close needs no lingering read: the
     // connection is gone as soon as the answer is written (probes answered beyond the caps
     // hold nothing).
-    respond(stream, status, body, probe.head_only, "", Linger::No).await;
+    respond(stream, status, &body, probe.head_only, "", Linger::No).await;
+}
+
+/// The status line and body of a probe's answer: what the routes answer.
+pub(crate) fn probe_answer(probe: Probe, shared: &Shared) -> (&'static str, String) {
+    let answer = match probe {
+        Probe::Liveness => crate::state::liveness(shared),
+        Probe::Readiness => crate::state::readiness(shared),
+    };
+    match answer {
+        Ok(body) => ("200 OK", body.to_owned()),
+        Err(reason) => ("503 Service Unavailable", reason),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Probe {
+pub enum Probe {
     Liveness,
     Readiness,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ProbeRequest {
-    path: Probe,
-    head_only: bool,
+pub struct ProbeRequest {
+    pub path: Probe,
+    pub head_only: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
-enum Head {
+pub(crate) enum Head {
     /// A whole head: a probe, or `None` for any other request.
     Complete(Option<ProbeRequest>),
     Partial,
     Invalid,
 }
 
-fn parse(bytes: &[u8]) -> Head {
+pub(crate) fn parse(bytes: &[u8]) -> Head {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut request = httparse::Request::new(&mut headers);
     match request.parse(bytes) {
@@ -183,7 +237,7 @@ fn parse(bytes: &[u8]) -> Head {
 
 /// Whether a close waits for the client's unread bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Linger {
+pub(crate) enum Linger {
     /// Read what the client still sends (at most 64 KiB, within [`HEAD_TIMEOUT`]) so that
     /// unread request bytes (a body) do not turn the close into a reset that destroys the
     /// response.
@@ -193,7 +247,7 @@ enum Linger {
 
 /// Writes a whole `Connection: close` response (within [`HEAD_TIMEOUT`]), then shuts the
 /// write side down, lingering as told.
-async fn respond(
+pub(crate) async fn respond(
     stream: &mut TcpStream,
     status: &str,
     body: &str,

@@ -17,7 +17,6 @@ use actix_server::Server;
 use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::dev::AppConfig;
 use actix_web::{App, web};
-use bytes::Bytes;
 use contract::Settings;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -25,6 +24,7 @@ use tokio::sync::mpsc;
 use crate::admission::{Admission, Limits, Place};
 use crate::guarded_io::{GuardedIo, IoLimits};
 use crate::overflow::{self, Outcome};
+use crate::probe_listener::{self, ProbeServer};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
@@ -53,6 +53,7 @@ pub const IO_LIMITS: IoLimits = IoLimits {
 /// A bound, not yet running, server.
 pub struct Application {
     address: SocketAddr,
+    probes: ProbeServer,
     server: Server,
     drain_listener: TcpListener,
     shared: Arc<Shared>,
@@ -66,6 +67,7 @@ impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
             .field("address", &self.address)
+            .field("probe_address", &self.probes.address())
             .field("drain_delay", &self.drain_delay)
             .field("limits", &self.admission.limits)
             .finish_non_exhaustive()
@@ -99,6 +101,8 @@ impl Application {
         // A second descriptor of the listening socket, for the end of the drain (see
         // `shutdown`): actix-server owns and closes the first.
         let drain_listener = listener.try_clone()?;
+        let probe_address = SocketAddr::new(settings.config.host, settings.config.probe_port);
+        let probes = ProbeServer::start(probe_listener::bind(probe_address)?, Arc::clone(&shared))?;
         let workers = crate::configuration::workers(&settings);
         let limits = Limits::from_settings(&settings);
         tracing::info!(
@@ -138,6 +142,7 @@ impl Application {
 
         Ok(Application {
             address,
+            probes,
             server,
             drain_listener,
             shared,
@@ -163,6 +168,11 @@ impl Application {
         self.address
     }
 
+    /// The probe listener's port actually bound.
+    pub fn probe_port(&self) -> u16 {
+        self.probes.address().port()
+    }
+
     /// Starts the shutdown sequence programmatically, exactly as SIGTERM or SIGINT would.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
@@ -180,6 +190,7 @@ impl Application {
     pub async fn run_without_os_signals(self) -> io::Result<()> {
         let Application {
             address,
+            probes,
             server,
             drain_listener,
             shared,
@@ -188,7 +199,7 @@ impl Application {
             signals,
             drain_delay,
         } = self;
-        tracing::info!(%address, "listening");
+        tracing::info!(%address, probe_address = %probes.address(), "listening");
         let supervisor = tokio::spawn(shutdown::supervise(
             signals,
             shared,
@@ -198,6 +209,7 @@ impl Application {
         ));
         let result = server.await;
         supervisor.abort();
+        drop(probes);
         drop(shutdown);
         tracing::info!("stopped");
         result
@@ -248,9 +260,11 @@ where
             let handler = Rc::new(http.new_service(()).await.map_err(|err| {
                 tracing::error!(error = ?err, "a worker could not build the application");
             })?);
-            if built.fetch_add(1, Ordering::AcqRel) + 1 == workers
-                && shared.readiness.mark_serving()
-            {
+            // The heartbeat that liveness checks: a timer on this worker's own event loop.
+            let index = built.fetch_add(1, Ordering::AcqRel);
+            shared.heartbeats.beat(index);
+            actix_web::rt::spawn(Arc::clone(&shared.heartbeats).keep(index));
+            if index + 1 == workers && shared.readiness.mark_serving() {
                 tracing::info!(workers, "ready: every worker is serving");
             }
             Ok(fn_service(move |stream: TcpStream| {
@@ -265,7 +279,8 @@ where
     })
 }
 
-/// One accepted connection, from admission to close.
+/// One accepted connection, from admission to close. A served slot is taken only once the
+/// client has sent a request head (slots for clients, not for sockets; see `admission`).
 async fn connection<H>(
     mut stream: TcpStream,
     http: Rc<H>,
@@ -275,25 +290,42 @@ async fn connection<H>(
 where
     H: Service<(GuardedIo<TcpStream>, Option<SocketAddr>)>,
 {
-    let held = match admission.hold() {
-        Some(Place::Any(held)) => held,
-        Some(Place::ProbesOnly(_held)) => {
-            probe_only(&mut stream, &shared, overflow::PROBE_ONLY_TIMEOUT).await;
-            return Ok(());
+    let (held, outcome) = match admission.hold() {
+        Some(Place::Any(held)) => {
+            let Some((probe, head)) = Box::pin(overflow::first_head(&mut stream, &admission)).await
+            else {
+                return Ok(());
+            };
+            let outcome = match admission.try_serve() {
+                Some(slot) => Outcome::Serve(slot, head),
+                None => {
+                    Box::pin(overflow::handle(
+                        &mut stream,
+                        probe,
+                        head,
+                        &admission,
+                        &shared,
+                    ))
+                    .await
+                }
+            };
+            (Some(held), outcome)
+        }
+        Some(Place::ProbesOnly(held)) => {
+            let wait = overflow::PROBE_ONLY_TIMEOUT;
+            let outcome = Box::pin(overflow::over_total(&mut stream, &admission, &shared, wait));
+            (Some(held), outcome.await)
         }
         None => {
-            probe_only(&mut stream, &shared, overflow::INSTANT_PROBE_WAIT).await;
-            return Ok(());
+            let wait = overflow::INSTANT_PROBE_WAIT;
+            let outcome = Box::pin(overflow::over_total(&mut stream, &admission, &shared, wait));
+            (None, outcome.await)
         }
     };
-    let peer = stream.peer_addr().ok();
-    let (slot, prefix) = match admission.try_serve() {
-        Some(slot) => (slot, Bytes::new()),
-        None => match Box::pin(overflow::handle(&mut stream, &admission, &shared)).await {
-            Outcome::Serve(slot, prefix) => (slot, prefix),
-            Outcome::Done => return Ok(()),
-        },
+    let Outcome::Serve(slot, prefix) = outcome else {
+        return Ok(());
     };
+    let peer = stream.peer_addr().ok();
     // Errors end the connection; actix-http has already answered what it could.
     let _ = http
         .call((GuardedIo::new(stream, prefix, IO_LIMITS), peer))
@@ -301,18 +333,4 @@ where
     drop(slot);
     drop(held);
     Ok(())
-}
-
-/// A connection over the total cap: only a probe whose head arrives within `wait` is
-/// answered. Boxed: the probe path's buffers are not part of every connection's task.
-async fn probe_only(stream: &mut TcpStream, shared: &Arc<Shared>, wait: std::time::Duration) {
-    if !Box::pin(overflow::probe_only(stream, shared, wait)).await {
-        record_closed(shared);
-    }
-}
-
-fn record_closed(shared: &Shared) {
-    if let Some(metrics) = &shared.metrics {
-        metrics.record_closed_at_cap();
-    }
 }

@@ -1,12 +1,14 @@
 //! State shared by every worker: readiness, metrics, the operator key and the responses that
 //! never change during the life of the process (prepared once at start-up).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::web::Bytes;
 use askama::Template;
 use contract::{ApiKey, Settings};
 
+use crate::heartbeat::{Heartbeats, Stalled};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -23,6 +25,8 @@ pub struct InstanceInfo {
 #[derive(Debug)]
 pub struct Shared {
     pub readiness: Readiness,
+    /// One heartbeat per worker (see `heartbeat`): what liveness and readiness check.
+    pub heartbeats: Arc<Heartbeats>,
     pub metrics: Option<Metrics>,
     pub api_key: Option<ApiKey>,
     pub instance: InstanceInfo,
@@ -65,6 +69,7 @@ impl Shared {
         .render()?;
         Ok(Shared {
             readiness,
+            heartbeats: Arc::new(Heartbeats::new(crate::configuration::workers(settings))),
             metrics,
             api_key: settings.api_key.clone(),
             instance,
@@ -72,4 +77,26 @@ impl Shared {
             html_page: Bytes::from(html_page),
         })
     }
+}
+
+/// What `/healthz` answers: `ok`, or why not.
+pub fn liveness(shared: &Shared) -> Result<&'static str, String> {
+    shared
+        .heartbeats
+        .check()
+        .map(|()| "ok")
+        .map_err(|stalled| stalled.to_string())
+}
+
+/// What `/readyz` answers: `ready`, or why not (a stalled worker is not ready either).
+pub fn readiness(shared: &Shared) -> Result<&'static str, String> {
+    shared
+        .readiness
+        .check()
+        .map_err(|r| r.as_str().to_owned())?;
+    shared
+        .heartbeats
+        .check()
+        .map_err(|stalled: Stalled| stalled.to_string())?;
+    Ok("ready")
 }

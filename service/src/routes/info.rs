@@ -31,7 +31,7 @@ pub async fn info(shared: web::Data<Shared>) -> HttpResponse {
         namespace: &instance.namespace,
         node: &instance.node,
         uptime_seconds: shared.started.elapsed().as_secs(),
-        ready: shared.readiness.check().is_ok(),
+        ready: crate::state::readiness(&shared).is_ok(),
         draining: shared.readiness.is_draining(),
     };
     match serde_json::to_vec(&body) {

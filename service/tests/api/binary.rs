@@ -48,6 +48,7 @@ pub fn run_to_completion(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, St
 
 pub struct Server {
     pub port: u16,
+    pub probe_port: u16,
     child: Child,
     stdout: Arc<Mutex<Vec<String>>>,
     readers: Vec<JoinHandle<()>>,
@@ -67,10 +68,12 @@ impl Server {
     pub fn start(env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let port_text = port.to_string();
+        let probe_port = free_port();
         let mut child = Command::new(BIN)
             .env_clear()
             .env("HOST", "127.0.0.1")
             .env("PORT", &port_text)
+            .env("PROBE_PORT", probe_port.to_string())
             .env("WORKERS", "2")
             .envs(env.iter().copied())
             .stdout(Stdio::piped())
@@ -97,6 +100,7 @@ impl Server {
         ];
         let mut server = Server {
             port,
+            probe_port,
             child,
             stdout,
             readers,

@@ -97,7 +97,11 @@ fn os(text: &str) -> OsString {
 /// Loopback on a free port, then `extra` (which may set HOST or PORT again, on purpose).
 fn environment(port: u16, extra: &[(OsString, OsString)]) -> Vec<(OsString, OsString)> {
     let mut env = Vec::new();
-    for (name, value) in [("HOST", "127.0.0.1".to_owned()), ("PORT", port.to_string())] {
+    for (name, value) in [
+        ("HOST", "127.0.0.1".to_owned()),
+        ("PORT", port.to_string()),
+        ("PROBE_PORT", free_port().to_string()),
+    ] {
         if !extra.iter().any(|(n, _)| n == OsStr::new(name)) {
             env.push((os(name), os(&value)));
         }

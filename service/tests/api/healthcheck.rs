@@ -4,9 +4,14 @@ use crate::binary::{Server, free_port, run_to_completion};
 fn healthcheck_exits_0_against_a_running_server() {
     let server = Server::start(&[("DRAIN_DELAY_SECONDS", "0")]);
     let port = server.port.to_string();
+    let probe_port = server.probe_port.to_string();
     let (status, stdout, stderr) = run_to_completion(
         &["healthcheck"],
-        &[("HOST", "0.0.0.0"), ("PORT", port.as_str())],
+        &[
+            ("HOST", "0.0.0.0"),
+            ("PORT", port.as_str()),
+            ("PROBE_PORT", probe_port.as_str()),
+        ],
     );
     assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(stdout.is_empty() && stderr.is_empty(), "{stdout}{stderr}");
@@ -19,7 +24,7 @@ fn healthcheck_exits_1_with_one_line_when_nothing_listens() {
     let port = free_port().to_string();
     let (status, _, stderr) = run_to_completion(
         &["healthcheck"],
-        &[("HOST", "127.0.0.1"), ("PORT", port.as_str())],
+        &[("HOST", "127.0.0.1"), ("PROBE_PORT", port.as_str())],
     );
     assert_eq!(status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

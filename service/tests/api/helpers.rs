@@ -32,6 +32,8 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
 
 pub struct TestApp {
     pub address: String,
+    /// `http://127.0.0.1:<probe port>`.
+    pub probe_address: String,
     pub client: reqwest::Client,
     pub shutdown: ShutdownHandle,
     pub server: JoinHandle<std::io::Result<()>>,
@@ -54,6 +56,7 @@ pub fn settings(pairs: &[(&str, &str)]) -> Settings {
     let mut settings = Settings::from_raw(RawConfig::from_pairs(all).unwrap()).unwrap();
     // The contract refuses port 0 (a deployment must name its port); tests want any port.
     settings.config.port = 0;
+    settings.config.probe_port = 0;
     settings
 }
 
@@ -68,10 +71,12 @@ where
     LazyLock::force(&TRACING);
     let application = Application::build_with(settings(pairs), extra_routes).unwrap();
     let address = format!("http://127.0.0.1:{}", application.port());
+    let probe_address = format!("http://127.0.0.1:{}", application.probe_port());
     let shutdown = application.shutdown_handle();
     let server = tokio::spawn(application.run_without_os_signals());
     let app = TestApp {
         address,
+        probe_address,
         client: client(),
         shutdown,
         server,

@@ -136,8 +136,15 @@ fn over_the_total_cap_probes_are_still_answered_and_other_connections_closed_una
     ]);
     let mut holder = connect(&server);
     assert!(exchange(&mut holder, GET_ROOT).starts_with("HTTP/1.1 200"));
-    // 16 connections that say nothing wait for their head (2 s) in the waiting places.
-    let idle: Vec<TcpStream> = (0..16).map(|_| connect(&server)).collect();
+    // 16 connections that send a head slowly wait for the rest (2 s) in the waiting places
+    // (silent ones would be evicted for a client, see closure.rs).
+    let idle: Vec<TcpStream> = (0..16)
+        .map(|_| {
+            let mut slow = connect(&server);
+            slow.write_all(b"GET / HT").unwrap();
+            slow
+        })
+        .collect();
     std::thread::sleep(Duration::from_millis(200));
     // Over the total cap: a request that is not a probe is closed without an answer...
     let mut beyond = connect(&server);

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod binary;
+mod closure;
 mod config_errors;
 mod fail_closed;
 mod greeting;
@@ -13,6 +14,7 @@ mod info;
 mod limits;
 mod logging;
 mod metrics;
+mod probe_port;
 mod probes;
 mod readiness_switch;
 mod secrets;
