@@ -125,9 +125,10 @@ STANDIN
 
 test_fresh_clone_timings_prints_both_timings_beside_their_budgets() {
   exec </dev/null
-  local repo="$TEST_TMP/standin-repo" out="$TEST_TMP/timings.out" rc=0
+  local repo="$TEST_TMP/standin-repo" out="$TEST_TMP/timings.out" rc=0 tmp="$TEST_TMP/tmp"
   standin_repo "$repo"
-  REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" >"$out" 2>&1 || rc=$?
+  mkdir -p "$tmp"
+  TMPDIR="$tmp" REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code: $(cat "$out")"
   grep -Eq '^  make run \(first 200\) +[0-9]+\.[0-9] s   within 60 s$' "$out" || fail "no make run line within its budget: $(cat "$out")"
   grep -Eq '^  make test +[0-9]+\.[0-9] s   within 300 s$' "$out" || fail "no make test line: $(cat "$out")"
@@ -135,7 +136,9 @@ test_fresh_clone_timings_prints_both_timings_beside_their_budgets() {
   assert_file_contains "$out" "cargo: 3 passed, 0 failed, 1 ignored; scripts: 4 passed, 0 failed, 0 skipped; make test exit 0"
   assert_file_contains "$out" "cores; load average before"
   # Nothing left behind: no clone, no server.
-  assert_eq "$(find "${TMPDIR:-/tmp}" -maxdepth 1 -name 'fresh-clone-timings.*' -newer "$repo/Makefile" | wc -l)" 0 "clones left in ${TMPDIR:-/tmp}"
+  assert_eq "$(find "$tmp" -mindepth 1 | wc -l)" 0 "files left in the script's TMPDIR"
+  curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$(sed -n 's/.*PORT=\([0-9]*\)).*/\1/p' "$out")/" \
+    && fail "the stand-in server still answers after the script ended"
   # A failing make test fails the script, after the report.
   rc=0
   STANDIN_TEST_RC=1 REPO="$repo" "$PROJECT_ROOT/scripts/fresh-clone-timings.sh" --only test >"$out" 2>&1 || rc=$?
