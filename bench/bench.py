@@ -117,6 +117,8 @@ class System:
     kind: str  # origin | ceiling | service
     note: str = ""
     port: int = 0
+    # hello-k8s serves its probes on a listener of its own (PROBE_PORT); 0: on `port`.
+    probe_port: int = 0
     proc: subprocess.Popen | None = None
     log_path: Path | None = None
     nginx_prefix: Path | None = None
@@ -125,7 +127,11 @@ class System:
         return [a.replace("@PORT@", str(port)) for a in self.argv]
 
     def environment(self, port: int) -> dict[str, str]:
-        return {k: v.replace("@PORT@", str(port)) for k, v in self.env.items()}
+        return {k: v.replace("@PORT@", str(port)).replace("@PROBE_PORT@", str(self.probe_port)) for k, v in self.env.items()}
+
+    def probe_target(self, port: int) -> int:
+        """Where the kubelet's probes go: the probe listener when the system has one."""
+        return self.probe_port or port
 
 
 def base_env() -> dict[str, str]:
@@ -139,6 +145,7 @@ def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
     service_common = {
         "HOST": HOST,
         "PORT": "@PORT@",
+        "PROBE_PORT": "@PROBE_PORT@",
         "WORKERS": workers,
         # The bench stops servers many times; the drain delay matters in a cluster, not here.
         "DRAIN_DELAY_SECONDS": "0",
@@ -226,6 +233,8 @@ def spawn(
     """Starts a system in its own process group; `cpus` pins it with taskset (e.g. "0")."""
     if system.nginx_prefix is not None:
         write_nginx_conf(system, port, workers, nginx_tuning)
+    if "@PROBE_PORT@" in system.env.values():
+        system.probe_port = free_port()
     # Append mode, so the bench can truncate the log between runs while the server writes.
     out = open(log_path, "ab")  # noqa: SIM115 - owned by the child from here on
     try:
@@ -425,7 +434,7 @@ def measured_run(args: argparse.Namespace, system: System) -> dict:
     seconds = parse_seconds(args.duration)
     # The probes start after wrk has ramped up and stop before it winds down.
     probe = subprocess.Popen(
-        [sys.executable, str(BENCH_DIR / "probe.py"), "--port", str(system.port), "--path", system.ready_path,
+        [sys.executable, str(BENCH_DIR / "probe.py"), "--port", str(system.probe_target(system.port)), "--path", system.ready_path,
          "--interval", str(args.probe_interval), "--delay", "1", "--duration", str(max(seconds - 2.0, 1.0))],
         stdout=subprocess.PIPE,
         text=True,

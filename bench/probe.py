@@ -52,6 +52,8 @@ def main() -> int:
     time.sleep(args.delay)
     latencies_us: list[int] = []
     failures: list[str] = []
+    # One entry a probe: [seconds since the first probe, "ok" or the failure, latency in ms].
+    timeline: list[list] = []
     # The kubelet restarts a container after failureThreshold failures in a row.
     in_a_row = max_in_a_row = 0
     start = time.perf_counter()
@@ -74,12 +76,14 @@ def main() -> int:
         except (OSError, ValueError) as err:
             failures.append(type(err).__name__)
             latencies_us.append(round(max(time.perf_counter() - t0, args.timeout) * 1e6))
-        in_a_row = in_a_row + 1 if len(failures) > before else 0
+        failed = len(failures) > before
+        timeline.append([round(t0 - start, 2), failures[-1] if failed else "ok", round(latencies_us[-1] / 1000, 1)])
+        in_a_row = in_a_row + 1 if failed else 0
         max_in_a_row = max(max_in_a_row, in_a_row)
         next_at += args.interval
         # A probe slower than the interval must not trigger a burst of catch-up probes.
         next_at = max(next_at, time.perf_counter())
-    json.dump({"path": args.path, "latencies_us": latencies_us, "failures": failures, "max_failures_in_a_row": max_in_a_row}, sys.stdout)
+    json.dump({"path": args.path, "latencies_us": latencies_us, "failures": failures, "max_failures_in_a_row": max_in_a_row, "timeline": timeline}, sys.stdout)
     sys.stdout.write("\n")
     return 0
 

@@ -17,6 +17,11 @@
 # BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
 # (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
 # beside this tree's, e.g. an allocator experiment).
+#
+# A third section, `flood`, runs only when asked (`--only flood`; root and cgroup v1 needed): the
+# release binary alone in a cgroup with the Deployment's limits (500m, 128Mi), `wrk -t2 -c10000`
+# for BENCH_FLOOD_DURATION (120 s), probed every second with a 2 s timeout on the probe port
+# and the HTTP port (bench/flood.py); its record goes to bench/.work/flood.json.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,12 +43,15 @@ BENCH_SCALE_LEVELS="${BENCH_SCALE_LEVELS:-1000,5000,10000}"
 BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
 BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
 BENCH_SCALE_VARIANTS="${BENCH_SCALE_VARIANTS:-}"
+BENCH_FLOOD_DURATION="${BENCH_FLOOD_DURATION:-120}"
 
 usage() {
   cat <<'USAGE'
-usage: bench/run.sh [--only main|scale|main,scale]
+usage: bench/run.sh [--only main|scale|flood|main,scale]
   main   hello-k8s beside the Flask origin and nginx (throughput, probes, start-up, memory)
   scale  hello-k8s and nginx under 1k, 5k and 10k keep-alive connections (req/s, RSS, 503s)
+  flood  hello-k8s under 500m/128Mi (a cgroup v1 of its own, root), wrk -c10000 for 120 s,
+         probed every second (timeline, failures, longest run); only when asked
 Without --only, BENCH_SECTIONS (default main,scale) decides.
 USAGE
 }
@@ -64,7 +72,7 @@ while [ "$#" -gt 0 ]; do
       exit 0
       ;;
     *)
-      printf 'bench: error: unexpected argument %s (expected --only main|scale)\n' "$1" >&2
+      printf 'bench: error: unexpected argument %s (expected --only main|scale|flood)\n' "$1" >&2
       usage >&2
       exit 2
       ;;
@@ -72,13 +80,15 @@ while [ "$#" -gt 0 ]; do
 done
 RUN_MAIN=false
 RUN_SCALE=false
+RUN_FLOOD=false
 IFS=',' read -r -a sections <<<"$BENCH_SECTIONS"
 for section in "${sections[@]}"; do
   case "$section" in
     main) RUN_MAIN=true ;;
     scale) RUN_SCALE=true ;;
+    flood) RUN_FLOOD=true ;;
     *)
-      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, scale or main,scale)\n' "$section" >&2
+      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, scale, flood or a comma-separated list)\n' "$section" >&2
       exit 2
       ;;
   esac
@@ -217,6 +227,16 @@ if "$RUN_SCALE"; then
     --levels "$BENCH_SCALE_LEVELS" \
     --duration "$BENCH_SCALE_DURATION" \
     "${variants[@]}"
+fi
+
+if "$RUN_FLOOD"; then
+  [ "$(id -u)" -eq 0 ] || die "the flood section makes a cgroup of its own: run it as root"
+  say "measuring the flood section (about $((BENCH_FLOOD_DURATION + 20)) s): wrk -t2 -c10000 for ${BENCH_FLOOD_DURATION}s under 500m/128Mi"
+  measure "$PYTHON" bench/flood.py --bin "$BIN" --duration "$BENCH_FLOOD_DURATION" --out "$WORK/flood.json"
+fi
+
+if ! "$RUN_MAIN" && ! "$RUN_SCALE"; then
+  exit 0
 fi
 
 # Only the sections measured now are rendered again; the others keep their text in the report.

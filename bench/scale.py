@@ -58,6 +58,7 @@ def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
     service_env = core.base_env() | {
         "HOST": HOST,
         "PORT": "@PORT@",
+        "PROBE_PORT": "@PROBE_PORT@",
         "WORKERS": "1",
         "ENV": "production",
         "API_KEY": "bench-key",
@@ -168,7 +169,7 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
         idle = tree_stats(proc.pid)
         seconds = core.parse_seconds(args.duration)
         probe = subprocess.Popen(
-            [sys.executable, str(BENCH_DIR / "probe.py"), "--port", str(port), "--path", LIVENESS_PATH,
+            [sys.executable, str(BENCH_DIR / "probe.py"), "--port", str(system.probe_target(port)), "--path", LIVENESS_PATH,
              "--interval", "0.2", "--delay", "2", "--duration", str(max(seconds - 3.0, 1.0))],
             stdout=subprocess.PIPE,
             text=True,
@@ -217,7 +218,7 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
             # again: a trickle of probes, as the kubelet sends, then the RSS once more.
             for _ in range(TRICKLE_PROBES):
                 try:
-                    core.http_get(port, LIVENESS_PATH, timeout=1.0)
+                    core.http_get(system.probe_target(port), LIVENESS_PATH, timeout=1.0)
                 except (OSError, ValueError):
                     pass
                 time.sleep(TRICKLE_INTERVAL_S)
