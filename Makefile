@@ -24,8 +24,8 @@ help: ## List every target with one line of help
 	  | { if [ -t 1 ]; then cat; else sed 's/\x1b\[[0-9;]*m//g'; fi }
 
 # make run builds cargo's dev profile by default: the same code and defaults as the image's binary,
-# but unoptimized and dynamically linked, so it serves within a minute of a fresh clone (and after
-# make test at once: it shares make test's build). RUN_PROFILE=release runs the binary users deploy
+# but unoptimized and dynamically linked, so it serves within a minute of a fresh clone (sooner
+# after make test, whose dependencies it shares). RUN_PROFILE=release runs the binary users deploy
 # (scripts/build-release.sh: static, fat LTO, about 100 s from a fresh clone).
 RUN_PROFILE ?= dev
 
