@@ -47,7 +47,7 @@ STANDIN
   chmod +x "$MK_DIR/scripts/tests/run.sh"
   local out="$TEST_TMP/make-test.out" rc=0
   env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= \
-    RELEASE_BESIDE_TESTS='echo release >>"$(CURDIR)/release.calls"' >"$out" 2>&1 || rc=$?
+    RELEASE_BESIDE_TESTS="echo release >>$MK_DIR/release.calls" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code of make test (stand-ins)"
   assert_eq "$(cat "$MK_DIR/release.calls")" release "the release build beside the test build"
   assert_eq "$(cut -d' ' -f1-5 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-run
