@@ -113,7 +113,9 @@ time_run() {
   port="$(free_port)"
   say "make run (fresh clone, PORT=$port): waiting for the first 200 on http://127.0.0.1:$port/ (at most $RUN_TIMEOUT s)"
   start="$(now)"
-  setsid "$MAKE" --no-print-directory -C "$dir" run PORT="$port" </dev/null >"$WORK/run.log" 2>&1 &
+  local -a timer=()
+  [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -q -f '%U %S' -o "$WORK/cpu-run")
+  setsid "${timer[@]}" "$MAKE" --no-print-directory -C "$dir" run PORT="$port" </dev/null >"$WORK/run.log" 2>&1 &
   pid=$!
   SERVER_PGID="$pid"
   while :; do
@@ -231,6 +233,7 @@ main() {
   echo "  warm caches outside the clones: ${warm[*]:-none}"
   if [[ -n "$RUN_SECONDS" ]]; then
     report "make run (first 200)" "$RUN_SECONDS" "$docs"
+    echo "  CPU time of make run (its build, then serving one request): $(cpu_of run) s"
   fi
   if [[ -n "$TEST_SECONDS" ]]; then
     report "make test" "$TEST_SECONDS" "$docs"
