@@ -26,15 +26,107 @@ const END: &str = "<!-- END generated: ";
 const END_END: &str = " -->";
 
 /// The names of the blocks this command fills.
-pub const BLOCKS: &[&str] = &["configuration", "overlays"];
+pub const BLOCKS: &[&str] = &["checks", "configuration", "overlays"];
 
 /// The text of the block `name`.
 pub fn block(name: &str, overlays: &Overlays) -> Option<String> {
     match name {
         "configuration" => Some(contract::docs::configuration_table()),
         "overlays" => Some(overlays_table(overlays)),
+        "checks" => Some(checks_list()),
         _ => None,
     }
+}
+
+/// The checks manifest-gen runs before any output: each input with the rule of the reader
+/// that reads it next (the same constants the errors state), the file bounds, and the checks
+/// on the final objects ([`crate::validate::OBJECT_CHECKS`]).
+pub fn checks_list() -> String {
+    use crate::input::{
+        EXIT_BAD_INPUT, MAX_DECLARATION_BYTES, MAX_DOCUMENT_BYTES, MAX_SECRET_ENV_BYTES,
+        MAX_TREE_FILE_BYTES,
+    };
+    use crate::overrides::{
+        CONFIG_MAP_KEY_RULE, IMAGE_RULE, MAX_DATA_BYTES, NAMESPACE_RULE, VALUE_RULE,
+    };
+    let inputs = [
+        (
+            "`--image`",
+            "the OCI distribution reference grammar (kubelet, containerd)",
+            IMAGE_RULE.trim_start_matches("expected ").to_string(),
+        ),
+        (
+            "`--set` keys, Secret keys (declaration `literals`, secret.env)",
+            "the API server (`IsConfigMapKey`)",
+            CONFIG_MAP_KEY_RULE.to_string(),
+        ),
+        (
+            "`--set` keys, Secret keys",
+            "kustomize (a YAML 1.1 round trip of its own output)",
+            "not a key YAML 1.1 reads as a boolean, null, number or date (`true`, `NULL`, `0123`, `0x1F`, `1e3`, `.inf`, `1_000`, `2001-12-14`)".to_string(),
+        ),
+        (
+            "`--set` values, Secret values",
+            "kustomize",
+            VALUE_RULE.to_string(),
+        ),
+        (
+            "`--set` keys",
+            "the service's contract",
+            "not the Secret's key in any spelling (`api-key`), not a downward-API key; a key the service does not read is accepted with a warning".to_string(),
+        ),
+        (
+            "`--set` values, `API_KEY` (declaration `literals`, secret.env)",
+            "the service's own configuration check",
+            "what the service accepts for that key (e.g. `DEBUG` true or false, `API_KEY` a token without whitespace), with the message the service would print; values of secrets are never shown".to_string(),
+        ),
+        (
+            "ConfigMap and Secret data",
+            "the API server",
+            format!("at most {MAX_DATA_BYTES} bytes of keys and values (1 MiB)"),
+        ),
+        (
+            "`--namespace`, declared `namespace`",
+            "the API server, and Kubernetes' reserved names",
+            NAMESPACE_RULE.to_string(),
+        ),
+        (
+            "`--replicas`, declared `replicas`",
+            "the HorizontalPodAutoscaler",
+            "at least 1; refused for an overlay whose component adds an autoscaler (it owns the count)".to_string(),
+        ),
+        (
+            "`--out-dir`",
+            "`make manifests` (which owns the tree)",
+            "not the tree's root, `overlays/`, the base, the components or another declared overlay (or anything under them), symlinks resolved; the overlay's own directory or any directory outside the tree".to_string(),
+        ),
+    ];
+    let files = [
+        ("`--overlays FILE`", MAX_DECLARATION_BYTES),
+        (
+            "`--secret-env-file FILE` (and `<root>/overlays/<name>/secret.env`)",
+            MAX_SECRET_ENV_BYTES,
+        ),
+        ("the tree's files (`check`)", MAX_TREE_FILE_BYTES),
+        ("README.md and docs/*.md (`docs`)", MAX_DOCUMENT_BYTES),
+    ];
+    let mut out = String::from("| Input | Whose rule | Accepted |\n|---|---|---|\n");
+    for (input, reader, rule) in inputs {
+        out.push_str(&format!(
+            "| {input} | {reader} | {} |\n",
+            rule.replace('|', "\\|")
+        ));
+    }
+    for (input, limit) in files {
+        out.push_str(&format!(
+            "| {input} | the service's rule for its own files | a regular file (not a FIFO, device or directory) of UTF-8 text of at most {limit} bytes, the bound enforced while reading; otherwise exit {EXIT_BAD_INPUT} |\n"
+        ));
+    }
+    out.push_str("\nOn the final objects:\n");
+    for check in crate::validate::OBJECT_CHECKS {
+        out.push_str(&format!("- {check};\n"));
+    }
+    out
 }
 
 /// The Markdown table of the declared overlays.

@@ -334,6 +334,9 @@ fn yaml_date(s: &str) -> bool {
     (1..=days).contains(&day)
 }
 
+/// The value rule, as the docs state it (the errors name the character at fault).
+pub const VALUE_RULE: &str = "any text but DEL (U+007F), the C1 controls U+0080 to U+009F (kustomize refuses them, and turns NEL U+0085 into a space) and U+FFFE and U+FFFF (refused as control characters)";
+
 /// A ConfigMap value kustomize keeps as it is: no DEL (U+007F), no C1 control (U+0080 to
 /// U+009F: kustomize refuses them, except NEL U+0085, which it silently turns into a space),
 /// no U+FFFE or U+FFFF (refused as control characters).

@@ -61,6 +61,20 @@ fn name_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) ->
     meta.name.as_deref().unwrap_or("<unnamed>")
 }
 
+/// What [`validate`] checks on the final objects, one line each, for the docs' "Checks before
+/// any output" (kept beside the checks it lists).
+pub const OBJECT_CHECKS: &[&str] = &[
+    "the selectors (Deployment, Service, PodDisruptionBudget, NetworkPolicy, topology spread) match the pod template labels, and none is empty",
+    "the Service's `targetPort` names a container port, and its `nodePort` lies in 30000-32767",
+    "every probe uses the container port `probes` (the contract's probe listener), and that port exists",
+    "the ConfigMap's `PORT` is the container port `http` and its `PROBE_PORT` the container port `probes`; its `HOST` is an any-address",
+    "every env reference points at a generated ConfigMap or Secret key; the container's env names are exactly the contract's keys, each from where the contract says",
+    "the Secret is mounted read-only at the contract's directory, holds `API_KEY`, and the ConfigMap's `API_KEY_FILE` names that file",
+    "the grace period covers `DRAIN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS` + 5 s",
+    "the Namespace enforces, warns and audits the restricted Pod Security Standard, and the pod template meets it (non-root, no privilege escalation, capabilities drop ALL and add none but NET_BIND_SERVICE, seccomp RuntimeDefault or Localhost, no host namespaces or ports, allowed volume types only)",
+    "a Deployment scaled by a HorizontalPodAutoscaler declares no `replicas`, and the HPA targets that Deployment",
+];
+
 /// Runs every check; the first failure is returned.
 pub fn validate(r: &Rendered) -> Check {
     let deployment = format!("Deployment {}", name_of(&r.deployment.metadata));

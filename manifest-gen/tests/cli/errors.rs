@@ -95,8 +95,8 @@ fn objects_that_would_not_work_are_refused_with_object_and_field() {
     );
     refused(&["--env", "dev", "--set", "HOST=127.0.0.1"], &["data.HOST"]);
     refused(
-        &["--env", "prod", "--replicas", "20"],
-        &["Deployment hello-k8s: spec.replicas is 20, expected 3-10"],
+        &["--env", "prod", "--replicas", "5"],
+        &["--replicas 5: the prod overlay's HorizontalPodAutoscaler owns the replica count (3-10)"],
     );
 }
 

@@ -291,7 +291,13 @@ fn secret_like_keys_are_refused_in_any_spelling_or_warned_about() {
 
 #[test]
 fn reserved_namespaces_are_refused() {
-    for ns in ["kube-system", "kube-public", "kube-node-lease", "default"] {
+    for ns in [
+        "kube-system",
+        "kube-public",
+        "kube-node-lease",
+        "default",
+        "kube-foo",
+    ] {
         let run = manifest_gen(&["--env", "dev", "--namespace", ns]).failure();
         assert!(run.stderr.contains("reserved"), "{ns}: {}", run.stderr);
     }
@@ -308,6 +314,22 @@ fn image_tags_follow_the_oci_rule_and_the_error_states_it_whole() {
             &format!("hello-k8s:{tag}"),
         ])
         .success();
+    }
+    // Names the OCI grammar refuses (each separator is one of '.', '_', '__' or a run of '-').
+    for name in [
+        "hello___k8s",
+        "hello._k8s",
+        "hello-_k8s",
+        "hello_.k8s",
+        "hello.-k8s",
+        "reg-.example/hello",
+    ] {
+        let run = manifest_gen(&["--env", "dev", "--image", &format!("{name}:1")]).failure();
+        assert!(
+            run.stderr.contains("is not a valid image name") && run.stderr.contains("a run of '-'"),
+            "{name}: {}",
+            run.stderr
+        );
     }
     for tag in [".x", "-x", &"t".repeat(129)] {
         let run = manifest_gen(&["--env", "dev", "--image", &format!("hello-k8s:{tag}")]).failure();

@@ -40,6 +40,28 @@ fn kubectl_kustomize_equals_render_for_every_environment() {
 }
 
 #[test]
+fn replicas_reach_an_overlay_without_an_autoscaler_and_none_reach_one_with_it() {
+    let Some(kubectl) = tool("kubectl") else {
+        return;
+    };
+    let (_tmp, root) = tree_copy();
+    let dir = root.join("overlays/dev");
+    write_overlay(&root, "dev", &dir, &["--replicas", "2"]).success();
+    let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
+    assert_eq!(kustomized["Deployment/hello-k8s"]["spec"]["replicas"], 2);
+    assert_objects_eq(
+        &objects(&render(&root, "dev", &["--replicas", "2"])),
+        &kustomized,
+        "render",
+        "kubectl kustomize",
+    );
+    let prod = objects(&kubectl_kustomize(&kubectl, &root.join("overlays/prod")));
+    let spec = &prod["Deployment/hello-k8s"]["spec"];
+    assert!(spec.get("replicas").is_none(), "{spec}");
+    assert!(prod.contains_key("HorizontalPodAutoscaler/hello-k8s"));
+}
+
+#[test]
 fn a_config_change_changes_the_configmap_name_and_the_deployment_reference() {
     let (_tmp, root) = tree_copy();
     let before = objects(&render(&root, "dev", &[]));
@@ -77,8 +99,6 @@ fn overrides_reach_kubectl_kustomize_and_render_alike() {
     let overrides = [
         "--image",
         "registry.example:5000/team/hello-k8s:2.0.1-rc1",
-        "--replicas",
-        "5",
         "--namespace",
         "hello-prod-blue",
         "--set",
@@ -90,7 +110,8 @@ fn overrides_reach_kubectl_kustomize_and_render_alike() {
     let rendered = objects(&render(&root, "prod", &overrides));
     assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
     let deployment = &rendered["Deployment/hello-k8s"];
-    assert_eq!(deployment["spec"]["replicas"], 5);
+    // The HorizontalPodAutoscaler owns the count: no path declares one.
+    assert!(deployment["spec"].get("replicas").is_none(), "{deployment}");
     assert_eq!(deployment["metadata"]["namespace"], "hello-prod-blue");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["containers"][0]["image"],

@@ -3,11 +3,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod classes;
 mod contract_keys;
 mod docs;
 mod errors;
 mod helpers;
 mod hostile;
+mod inputs;
 mod kustomize;
 mod overlays;
 mod print;

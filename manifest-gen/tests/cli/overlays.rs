@@ -5,7 +5,6 @@ use crate::helpers::*;
 
 const STAGING: &str = "- name: staging
   environment: production
-  replicas: 3
   node_port: 31182
   secret:
     env_file: secret.env

@@ -24,7 +24,7 @@ fn kubernetes_validate_strict_passes_for_the_oldest_and_newest_supported_version
     };
     let (tmp, root) = tree_copy();
     rendered_files(tmp.path(), &root, &[]);
-    for version in [OLDEST, "1.33.0", NEWEST] {
+    for version in [OLDEST, "1.34.0", NEWEST] {
         for env in ["dev", "prod"] {
             let file = tmp.path().join(format!("{env}.yaml"));
             let run = run_tool(
