@@ -123,8 +123,10 @@ pub fn checks_list() -> String {
         ));
     }
     out.push_str("\nOn the final objects:\n");
-    for check in crate::validate::OBJECT_CHECKS {
-        out.push_str(&format!("- {check};\n"));
+    let last = crate::validate::OBJECT_CHECKS.len().saturating_sub(1);
+    for (i, check) in crate::validate::OBJECT_CHECKS.iter().enumerate() {
+        let end = if i == last { '.' } else { ';' };
+        out.push_str(&format!("- {check}{end}\n"));
     }
     out
 }

@@ -176,6 +176,31 @@ fn render_prod_with_a_bad_secret_never_shows_it() {
     );
     assert!(!run.stderr.contains(&canary));
 
+    // A character kustomize refuses, and a key the API server refuses, in the file.
+    std::fs::write(&file, format!("API_KEY={canary}\u{7f}\n")).unwrap();
+    let run = refused(
+        &[
+            "render",
+            "--env",
+            "prod",
+            "--secret-env-file",
+            file.to_str().unwrap(),
+        ],
+        &["the value of API_KEY", "U+007F", "value not shown"],
+    );
+    assert!(!run.stderr.contains(&canary));
+    std::fs::write(&file, format!("API_KEY={canary}\ntrue=x\n")).unwrap();
+    refused(
+        &[
+            "render",
+            "--env",
+            "prod",
+            "--secret-env-file",
+            file.to_str().unwrap(),
+        ],
+        &["the key \"true\"", "json: unsupported type"],
+    );
+
     std::fs::write(&file, format!("# comment\nOTHER={canary}\n")).unwrap();
     let run = refused(
         &[
