@@ -162,9 +162,9 @@ manifests-check: venv ## Check k8s/ for drift, validate, run kubernetes-validate
 # ---------------------------------------------------------------- image, scripts, minikube
 # Deploy variables; every one can be overridden: `make deploy-prod NAMESPACE=demo`,
 # `make auto-deploy-dev MINIKUBE_DRIVER=docker`, `make get-url DEPLOY_ENV=prod`.
-# The cluster (docs/deploy.md, "Any cluster"): CLUSTER=minikube (default) or other, any cluster
-# reached through KUBECONFIG (honoured by every kubectl call) and KUBE_CONTEXT; unset, CLUSTER is
-# other when KUBE_CONTEXT names a context other than MINIKUBE_PROFILE. KUBECTL may carry
+# The cluster (docs/deploy.md, "Any cluster"): CLUSTER_KIND=minikube (default) or other, any
+# cluster reached through KUBECONFIG (honoured by every kubectl call) and KUBE_CONTEXT; unset,
+# CLUSTER_KIND is other when KUBE_CONTEXT names a context other than MINIKUBE_PROFILE. KUBECTL may carry
 # arguments (KUBECTL="kubectl --kubeconfig /x"). IMAGE_IMPORT: the command that imports an image
 # archive (its path appended) into the cluster's runtime, needed by auto-deploy-<env> on other.
 DOCKER           ?= docker
@@ -173,7 +173,7 @@ MINIKUBE         ?= minikube
 MINIKUBE_PROFILE ?= minikube
 MINIKUBE_DRIVER  ?=
 KUBE_CONTEXT     ?=
-CLUSTER          ?= $(if $(filter-out $(MINIKUBE_PROFILE),$(KUBE_CONTEXT)),other,minikube)
+CLUSTER_KIND     ?= $(if $(filter-out $(MINIKUBE_PROFILE),$(KUBE_CONTEXT)),other,minikube)
 IMAGE_IMPORT     ?=
 DEPLOY_ENV       ?= dev
 NAMESPACE        ?=
@@ -187,12 +187,12 @@ ENVS             := $(sort $(patsubst k8s/overlays/%/kustomization.yaml,%,$(wild
 overlay_ns        = $(shell sed -n 's/^namespace: *//p' k8s/overlays/$(1)/kustomization.yaml 2>/dev/null)
 ns                = $(or $(NAMESPACE),$(call overlay_ns,$(1)),$(APP)-$(1))
 ALL_NS            = $(sort $(foreach env,$(ENVS),$(call ns,$(env))))
-ifeq ($(filter minikube other,$(CLUSTER)),)
-$(error CLUSTER=$(CLUSTER): expected minikube (the default) or other (any cluster reached through KUBECONFIG and KUBE_CONTEXT))
+ifeq ($(filter minikube other,$(CLUSTER_KIND)),)
+$(error CLUSTER_KIND=$(CLUSTER_KIND): expected minikube (the default) or other (any cluster reached through KUBECONFIG and KUBE_CONTEXT))
 endif
 # The context of every kubectl call: KUBE_CONTEXT, else the profile's on minikube, else none
 # (the kubeconfig's current context).
-CONTEXT           = $(or $(KUBE_CONTEXT),$(if $(filter minikube,$(CLUSTER)),$(MINIKUBE_PROFILE)))
+CONTEXT           = $(or $(KUBE_CONTEXT),$(if $(filter minikube,$(CLUSTER_KIND)),$(MINIKUBE_PROFILE)))
 KC                = $(KUBECTL)$(if $(CONTEXT), --context $(CONTEXT))
 MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
 # Server-side apply under one field manager (scripts/run_system.sh uses the same): it owns only
@@ -200,14 +200,14 @@ MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
 FIELD_MANAGER     = hello-k8s-deploy
 SSA               = --server-side --field-manager=$(FIELD_MANAGER)
 # Fails a minikube-only target on another cluster, naming what to use instead ($(1)).
-minikube_only     = $(if $(filter minikube,$(CLUSTER)),,@echo "error: $@ is minikube only (CLUSTER=$(CLUSTER)): $(1)" >&2; exit 2)
+minikube_only     = $(if $(filter minikube,$(CLUSTER_KIND)),,@echo "error: $@ is minikube only (CLUSTER_KIND=$(CLUSTER_KIND)): $(1)" >&2; exit 2)
 # Every deploy and delete goes through this guard: only namespaces labeled
 # app.kubernetes.io/managed-by=manifest-gen in the cluster are touched, reserved ones never.
 NAMESPACES        = KUBECTL="$(KUBECTL)" SELECTOR="$(SELECTOR)" scripts/namespaces.sh
 # The label that marks a namespace as this project's (the generator's Namespace carries it too;
 # a namespace created before the apply gets it at once, so a failed apply leaves no stranger).
 OWNER_LABEL       = app.kubernetes.io/managed-by=manifest-gen
-export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE KUBE_CONTEXT CLUSTER IMAGE_IMPORT KUBECTL CONTAINER PODMAN_FLAGS
+export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE KUBE_CONTEXT CLUSTER_KIND IMAGE_IMPORT KUBECTL CONTAINER PODMAN_FLAGS
 
 .PHONY: install-k8s_env
 install-k8s_env: ## Install docker (with buildx), kubectl and minikube when missing (never reinstalls)
@@ -282,7 +282,7 @@ deploy-% delete-% auto-deploy-% reset-%:
 
 .PHONY: get-url
 get-url: ## Print the service URL of DEPLOY_ENV (dev; make get-url DEPLOY_ENV=prod): minikube service, or node InternalIP + nodePort
-ifeq ($(CLUSTER),minikube)
+ifeq ($(CLUSTER_KIND),minikube)
 	$(MK) service $(APP) -n $(call ns,$(DEPLOY_ENV)) --url
 else
 	@ip="$$($(KC) get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')" \
@@ -310,7 +310,7 @@ k8s-clean: ## Delete the app objects of every environment (namespaces kept)
 .PHONY: k8s-purge
 k8s-purge: ## Delete every environment's namespace (only those this project created) and, on minikube, the hello-k8s images in it
 	$(NAMESPACES) delete $(ALL_NS)
-ifeq ($(CLUSTER),minikube)
+ifeq ($(CLUSTER_KIND),minikube)
 	eval "$$($(MK) docker-env --shell bash)" && ids="$$($(DOCKER) images -q $(IMAGE_NAME) | sort -u)" \
 	  && if [ -n "$$ids" ]; then $(DOCKER) image rm -f $$ids; else echo "no $(IMAGE_NAME) images in minikube"; fi
 else

@@ -2,9 +2,10 @@
 # after log.sh). Every kubectl call goes through kc, so each one carries the same KUBECTL
 # arguments, the same --context and, through the environment, the same KUBECONFIG.
 #
-#   CLUSTER           minikube (default) or other: any cluster reached through KUBECONFIG and
+#   CLUSTER_KIND      minikube (default) or other: any cluster reached through KUBECONFIG and
 #                     KUBE_CONTEXT. Unset: other when KUBE_CONTEXT names a context other than
-#                     MINIKUBE_PROFILE, else minikube.
+#                     MINIKUBE_PROFILE, else minikube. (Not CLUSTER: shells and CI often hold a
+#                     cluster's name in that.)
 #   MINIKUBE_PROFILE  the minikube profile (minikube); on minikube also the default context.
 #   KUBE_CONTEXT      the kubectl context of every call. Default: MINIKUBE_PROFILE on minikube;
 #                     on other the kubeconfig's current context (run_system.sh pins it at start).
@@ -13,22 +14,22 @@
 #                     on blanks into an array (a path with a blank in it: use KUBECONFIG instead).
 # shellcheck shell=bash
 
-# Validates CLUSTER and sets MINIKUBE_PROFILE, KUBE_CONTEXT and the KUBECTL_CMD array.
+# Validates CLUSTER_KIND and sets MINIKUBE_PROFILE, KUBE_CONTEXT and the KUBECTL_CMD array.
 kube_init() {
   MINIKUBE_PROFILE="${MINIKUBE_PROFILE:-minikube}"
   KUBE_CONTEXT="${KUBE_CONTEXT:-}"
-  if [[ -z "${CLUSTER:-}" ]]; then
+  if [[ -z "${CLUSTER_KIND:-}" ]]; then
     if [[ -n "$KUBE_CONTEXT" && "$KUBE_CONTEXT" != "$MINIKUBE_PROFILE" ]]; then
-      CLUSTER=other
+      CLUSTER_KIND=other
     else
-      CLUSTER=minikube
+      CLUSTER_KIND=minikube
     fi
   fi
-  case "$CLUSTER" in
+  case "$CLUSTER_KIND" in
     minikube | other) ;;
-    *) die "CLUSTER=$CLUSTER: expected minikube (the default) or other (any cluster reached through KUBECONFIG and KUBE_CONTEXT)" ;;
+    *) die "CLUSTER_KIND=$CLUSTER_KIND: expected minikube (the default) or other (any cluster reached through KUBECONFIG and KUBE_CONTEXT)" ;;
   esac
-  if [[ "$CLUSTER" == minikube && -z "$KUBE_CONTEXT" ]]; then
+  if [[ "$CLUSTER_KIND" == minikube && -z "$KUBE_CONTEXT" ]]; then
     KUBE_CONTEXT="$MINIKUBE_PROFILE"
   fi
   KUBECTL_CMD=()

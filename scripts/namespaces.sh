@@ -38,7 +38,7 @@ usage: scripts/namespaces.sh check | delete-app | delete NAMESPACE...
 Only namespaces labeled $OWNER_LABEL=$OWNER in the cluster are touched; reserved ones
 (${RESERVED[*]}) are refused. Environment: KUBECTL (kubectl; arguments allowed, e.g.
 "kubectl --kubeconfig /x"), KUBECONFIG, KUBE_CONTEXT (default: MINIKUBE_PROFILE on minikube,
-else the kubeconfig's current context), CLUSTER (minikube or other), MINIKUBE_PROFILE
+else the kubeconfig's current context), CLUSTER_KIND (minikube or other), MINIKUBE_PROFILE
 (minikube), SELECTOR.
 EOF
 }

@@ -6,9 +6,10 @@
 # origin's script it never deletes before applying (a deploy is a rolling update, not an outage),
 # tags the image by content (a code change always yields a new tag, so a new rollout), lets
 # minikube choose its driver unless MINIKUBE_DRIVER says otherwise, applies server-side and waits
-# with `kubectl rollout status`. The cluster is minikube unless CLUSTER=other (scripts/kube.sh):
-# then nothing of minikube is called, the image is built with CONTAINER, saved to an archive and
-# handed to IMAGE_IMPORT, and the URL comes from the node's InternalIP and the NodePort.
+# with `kubectl rollout status`. The cluster is minikube unless CLUSTER_KIND=other
+# (scripts/kube.sh): then nothing of minikube is called, the image is built with CONTAINER, saved
+# to an archive and handed to IMAGE_IMPORT, and the URL comes from the node's InternalIP and the
+# NodePort.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -62,7 +63,7 @@ objects hold a HorizontalPodAutoscaler, minikube's metrics-server addon is enabl
 clusters: a warning when none serves metrics.k8s.io).
 
 The cluster (scripts/kube.sh):
-  CLUSTER           minikube (default) or other; unset: other when KUBE_CONTEXT names a
+  CLUSTER_KIND      minikube (default) or other; unset: other when KUBE_CONTEXT names a
                     context other than MINIKUBE_PROFILE
   KUBE_CONTEXT      the context of every kubectl call (default: MINIKUBE_PROFILE on minikube,
                     else the kubeconfig's current context, pinned at the start)
@@ -121,7 +122,7 @@ builder_name() {
 # How the image reaches the cluster: "daemon" (built inside minikube's docker, minikube only)
 # or "import" (built locally, saved to an archive, handed to the import command).
 delivery() {
-  if [[ "$CLUSTER" == minikube && -z "$IMAGE_IMPORT" && "$(builder_name)" == docker ]]; then
+  if [[ "$CLUSTER_KIND" == minikube && -z "$IMAGE_IMPORT" && "$(builder_name)" == docker ]]; then
     echo daemon
   else
     echo import
@@ -133,7 +134,7 @@ import_command() {
   IMPORT_CMD=()
   if [[ -n "$IMAGE_IMPORT" ]]; then
     read -r -a IMPORT_CMD <<<"$IMAGE_IMPORT"
-  elif [[ "$CLUSTER" == minikube ]]; then
+  elif [[ "$CLUSTER_KIND" == minikube ]]; then
     IMPORT_CMD=(minikube -p "$MINIKUBE_PROFILE" image load)
   fi
 }
@@ -151,7 +152,7 @@ manifest_gen() {
 preflight() {
   local missing=() tool tools=() builder_cmd=()
   read -r -a builder_cmd <<<"$CONTAINER"
-  [[ "$CLUSTER" == minikube ]] && tools+=(minikube)
+  [[ "$CLUSTER_KIND" == minikube ]] && tools+=(minikube)
   tools+=("${KUBECTL_CMD[0]}" "${builder_cmd[0]:-docker}")
   if [[ "$(delivery)" == import ]]; then
     import_command
@@ -200,7 +201,7 @@ pin_context() {
       die "the kubeconfig${KUBECONFIG:+ $KUBECONFIG} has no current context: set KUBE_CONTEXT to one of: $(kc config get-contexts -o name 2>/dev/null | tr '\n' ' ')"
     info "KUBE_CONTEXT not set: using the kubeconfig's current context $KUBE_CONTEXT for every call"
   fi
-  export KUBE_CONTEXT CLUSTER
+  export KUBE_CONTEXT CLUSTER_KIND
   local out
   out="$(kc version 2>&1)" || die "cannot reach the API server through $(kube_where): $out"
   ok "API server reached through $(kube_where)"
@@ -341,7 +342,7 @@ ensure_secret() {
 # metrics-server addon is enabled; another cluster is only checked (installing it is the
 # cluster's business), with a warning when nothing serves that API.
 enable_metrics_server() {
-  if [[ "$CLUSTER" == minikube ]]; then
+  if [[ "$CLUSTER_KIND" == minikube ]]; then
     mk addons enable metrics-server >&2 || die "minikube addons enable metrics-server failed"
     ok "metrics-server addon enabled (HPA metrics; minikube only)"
   elif kc api-versions 2>/dev/null | grep -q '^metrics\.k8s\.io/'; then
@@ -364,6 +365,32 @@ render_manifests() {
   ok "rendered $ENV_NAME with image $ref"
 }
 
+# Succeeds when the rendered Deployment declares spec.replicas.
+declares_replicas() {
+  awk '/^---/ { kind = "" } /^kind: / { kind = $2 } kind == "Deployment" && /^  replicas:/ { found = 1 }
+    END { exit !found }' "$1"
+}
+
+# A Deployment rendered without `replicas` (prod: its HPA scales it) over a live one: the live
+# count is first applied under a field manager of its own, as the Kubernetes documentation's
+# "transferring ownership" describes, so the deploy's manager dropping the field (it owned it
+# while the manifest declared it) does not remove it; the API server would fall back to 1 replica
+# until the HPA scaled up again. A conflict means the HPA's updates own the field already, which
+# is what this is for; any failure only skips the step.
+keep_live_replicas() {
+  local manifest="$WORK/manifest.yaml" live out
+  declares_replicas "$manifest" && return 0
+  live="$(kc get deployment "$APP" -n "$NS" --ignore-not-found -o jsonpath='{.spec.replicas}' 2>/dev/null)" || return 0
+  [[ "$live" =~ ^[0-9]+$ ]] || return 0
+  out="$(printf 'apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: %s\n  namespace: %s\nspec:\n  replicas: %s\n' \
+    "$APP" "$NS" "$live" |
+    kc apply -f - --server-side --field-manager="$FIELD_MANAGER-replicas" --validate=false 2>&1)" || {
+    info "live replica count not handed over (the HPA may own it already): $out"
+    return 0
+  }
+  ok "the rendered Deployment declares no replicas: the live count ($live) stays (field manager $FIELD_MANAGER-replicas)"
+}
+
 # Applies the rendered objects server-side; nothing is deleted. Server-side apply owns only
 # the fields the manifests declare (a Deployment without `replicas` leaves the HPA's count
 # alone) and refuses, instead of overwriting, a field another manager set to another value.
@@ -379,6 +406,7 @@ apply_manifests() {
     kc label --local -f - app.kubernetes.io/managed-by=manifest-gen -o yaml |
     kc apply -f - --server-side --field-manager="$FIELD_MANAGER-namespace" 2>&1)" ||
     die "could not create namespace $NS: $out"
+  keep_live_replicas
   kc diff -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" >/dev/null 2>&1 || diff_rc=$?
   out+=$'\n'"$(kc apply -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" 2>&1)" || {
     printf '%s\n' "$out" >&2
@@ -448,7 +476,7 @@ summary() {
   echo "=========================================="
   kc get pods,svc,deploy -n "$NS" -l "$SELECTOR" || true
   echo
-  if [[ "$CLUSTER" == minikube ]]; then
+  if [[ "$CLUSTER_KIND" == minikube ]]; then
     url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | head -n 1)" || url=""
   else
     url="$(node_url)" || url=""
@@ -456,7 +484,7 @@ summary() {
   echo "=========================================="
   echo "✓ $APP deployed to $NS ($ENV_NAME)"
   echo "=========================================="
-  if [[ "$CLUSTER" == minikube ]]; then
+  if [[ "$CLUSTER_KIND" == minikube ]]; then
     echo "URL: ${url:-(unavailable: run \"minikube service $APP -n $NS --url\")}"
     # minikube start made its context the current one.
     kubectl=kubectl
@@ -468,7 +496,7 @@ summary() {
   fi
   echo
   echo "Useful commands:"
-  if [[ "$CLUSTER" == minikube ]]; then
+  if [[ "$CLUSTER_KIND" == minikube ]]; then
     printf '  %-62s # %s\n' "minikube service $APP -n $NS" "open in the browser (minikube only)"
   fi
   printf '  %-62s # %s\n' \
@@ -530,17 +558,17 @@ main() {
   trap 'rm -rf "$WORK"' EXIT
 
   echo "==========================================" >&2
-  echo "Deploying $APP: environment $ENV_NAME, namespace $NS, cluster $CLUSTER ($(kube_where))" >&2
+  echo "Deploying $APP: environment $ENV_NAME, namespace $NS, cluster $CLUSTER_KIND ($(kube_where))" >&2
   echo "==========================================" >&2
 
   step 1 "Preflight"
   preflight
-  if [[ "$CLUSTER" == minikube ]]; then
+  if [[ "$CLUSTER_KIND" == minikube ]]; then
     step 2 "minikube, namespace $NS"
     ensure_minikube
-    export KUBE_CONTEXT CLUSTER
+    export KUBE_CONTEXT CLUSTER_KIND
   else
-    step 2 "Cluster ($CLUSTER), namespace $NS"
+    step 2 "Cluster ($CLUSTER_KIND), namespace $NS"
     pin_context
   fi
   # Only a new namespace or one this project created: applying would label any other as ours.

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# Tests of the deploy on a cluster other than minikube (CLUSTER=other, KUBE_CONTEXT, KUBECONFIG,
+# Tests of the deploy on a cluster other than minikube (CLUSTER_KIND=other, KUBE_CONTEXT, KUBECONFIG,
 # KUBECTL with arguments, CONTAINER=podman, IMAGE_IMPORT), through scripts/run_system.sh and the
 # Makefile's deploy targets, against the stand-in kubectl, podman, ctr, docker and minikube of
 # scripts/tests/stand-ins: they record every call; no cluster is reached.
@@ -51,7 +51,7 @@ test_other_cluster_deploy_builds_with_podman_imports_the_archive_and_calls_no_mi
   rev="$(git -C "$REPO" rev-parse --short=12 HEAD)"
   ref="docker.io/library/hello-k8s:0.1.0-$rev"
   archive="$REPO/target/image/hello-k8s-0.1.0-$rev.tar"
-  CLUSTER=other KUBE_CONTEXT=node-1 CONTAINER=podman PODMAN_FLAGS="--runtime runc --cgroup-manager cgroupfs" \
+  CLUSTER_KIND=other KUBE_CONTEXT=node-1 CONTAINER=podman PODMAN_FLAGS="--runtime runc --cgroup-manager cgroupfs" \
     IMAGE_IMPORT="$IMPORT_STANDIN" deploy --prod
   assert_eq "$RC" 0 "exit code"
   echo "NOTE: kubectl, podman and ctr here are stand-ins (scripts/tests/stand-ins): their calls are asserted, no cluster is reached"
@@ -75,7 +75,7 @@ test_other_cluster_deploy_builds_with_podman_imports_the_archive_and_calls_no_mi
   [[ -z "$(git -C "$REPO" status --porcelain)" ]] || fail "the archive is not git-ignored: $(git -C "$REPO" status --porcelain)"
 
   # A second run rebuilds nothing and saves nothing, but imports again (the node may have lost it).
-  deploy_again() { CLUSTER=other KUBE_CONTEXT=node-1 CONTAINER=podman IMAGE_IMPORT="$IMPORT_STANDIN" deploy --prod; }
+  deploy_again() { CLUSTER_KIND=other KUBE_CONTEXT=node-1 CONTAINER=podman IMAGE_IMPORT="$IMPORT_STANDIN" deploy --prod; }
   deploy_again
   assert_eq "$RC" 0 "second run exit code"
   assert_eq "$(grep -c '^podman .* build ' "$LOG")" 1 "builds after the second run"
@@ -92,7 +92,7 @@ test_every_kubectl_call_carries_kubeconfig_kubectl_arguments_and_context() {
   local prefix="kubectl KUBECONFIG=$SANDBOX/kubeconfig --kubeconfig $SANDBOX/other.yaml --request-timeout=20s --context node-1"
   KUBECONFIG="$SANDBOX/kubeconfig" KUBECTL="kubectl --kubeconfig $SANDBOX/other.yaml --request-timeout=20s" \
     KUBE_CONTEXT=node-1 IMAGE_IMPORT="$IMPORT_STANDIN" deploy --prod
-  assert_eq "$RC" 0 "exit code (CLUSTER unset: other, since KUBE_CONTEXT is not the minikube profile)"
+  assert_eq "$RC" 0 "exit code (CLUSTER_KIND unset: other, since KUBE_CONTEXT is not the minikube profile)"
   assert_file_lacks "$LOG" "minikube"
   assert_file_contains "$LOG" "get namespace hello-k8s-prod"
   assert_every_kubectl_call_starts_with "$prefix"
@@ -133,7 +133,7 @@ test_make_deploy_targets_reach_any_cluster_through_kubeconfig_and_context() {
   for target in open start-minikube minikube-env docker-pointer; do
     sandbox_make "$target" "${vars[@]}"
     assert_eq "$RC" 2 "make $target exit code on another cluster"
-    assert_file_contains "$OUT" "error: $target is minikube only (CLUSTER=other)"
+    assert_file_contains "$OUT" "error: $target is minikube only (CLUSTER_KIND=other)"
   done
   assert_file_lacks "$LOG" "minikube"
   # The default stays minikube: its profile's context, minikube service.
@@ -143,12 +143,12 @@ test_make_deploy_targets_reach_any_cluster_through_kubeconfig_and_context() {
   assert_file_contains "$LOG" "kubectl --context minikube apply -k k8s/overlays/dev --server-side"
 }
 
-# make auto-deploy-<env> hands CLUSTER, KUBE_CONTEXT, KUBECONFIG, KUBECTL, CONTAINER and
+# make auto-deploy-<env> hands CLUSTER_KIND, KUBE_CONTEXT, KUBECONFIG, KUBECTL, CONTAINER and
 # IMAGE_IMPORT, given on its command line, to the deploy script.
 test_make_auto_deploy_passes_the_cluster_variables_to_the_deploy_script() {
   new_sandbox
   sandbox_makefile
-  sandbox_make auto-deploy-prod CLUSTER=other KUBECONFIG="$SANDBOX/kubeconfig" KUBECTL="kubectl --request-timeout=20s" \
+  sandbox_make auto-deploy-prod CLUSTER_KIND=other KUBECONFIG="$SANDBOX/kubeconfig" KUBECTL="kubectl --request-timeout=20s" \
     KUBE_CONTEXT=node-1 CONTAINER=podman IMAGE_IMPORT="$IMPORT_STANDIN"
   assert_eq "$RC" 0 "make auto-deploy-prod exit code: $(tail -n 30 "$OUT")"
   assert_every_kubectl_call_starts_with "kubectl KUBECONFIG=$SANDBOX/kubeconfig --request-timeout=20s --context node-1"
@@ -161,46 +161,46 @@ test_make_auto_deploy_passes_the_cluster_variables_to_the_deploy_script() {
 # later call; without a current context it stops before building or applying.
 test_other_cluster_without_context_pins_the_current_one_or_stops() {
   new_sandbox
-  CLUSTER=other STANDIN_CURRENT_CONTEXT=standin-a IMAGE_IMPORT="$IMPORT_STANDIN" deploy --dev
+  CLUSTER_KIND=other STANDIN_CURRENT_CONTEXT=standin-a IMAGE_IMPORT="$IMPORT_STANDIN" deploy --dev
   assert_eq "$RC" 0 "exit code"
   assert_eq "$(grep -m 1 '^kubectl ' "$LOG")" "kubectl config current-context" "the first kubectl call"
   sed -i '0,/^kubectl config current-context$/{/^kubectl config current-context$/d}' "$LOG"
   assert_every_kubectl_call_starts_with "kubectl --context standin-a"
   assert_file_contains "$OUT" "using the kubeconfig's current context standin-a"
   new_sandbox
-  CLUSTER=other IMAGE_IMPORT="$IMPORT_STANDIN" deploy --dev
+  CLUSTER_KIND=other IMAGE_IMPORT="$IMPORT_STANDIN" deploy --dev
   assert_eq "$RC" 1 "exit code without a current context"
   assert_file_contains "$OUT" "has no current context: set KUBE_CONTEXT to one of: standin-a standin-b"
   assert_file_lacks "$LOG" " build "
   assert_file_lacks "$LOG" " apply "
 }
 
-# Another cluster without IMAGE_IMPORT, or an unknown CLUSTER, stops before any tool runs.
+# Another cluster without IMAGE_IMPORT, or an unknown CLUSTER_KIND, stops before any tool runs.
 test_other_cluster_needs_an_import_command_and_cluster_is_checked() {
   new_sandbox
-  CLUSTER=other KUBE_CONTEXT=node-1 deploy --dev
+  CLUSTER_KIND=other KUBE_CONTEXT=node-1 deploy --dev
   assert_eq "$RC" 1 "exit code without IMAGE_IMPORT"
   assert_file_contains "$OUT" "IMAGE_IMPORT is not set"
   assert_file_contains "$OUT" "sudo ctr -a /run/containerd/containerd.sock -n k8s.io images import"
   [[ ! -s "$LOG" ]] || fail "tools were called without IMAGE_IMPORT: $(cat "$LOG")"
-  CLUSTER=kind deploy --dev
-  assert_eq "$RC" 1 "exit code of CLUSTER=kind"
-  assert_file_contains "$OUT" "CLUSTER=kind: expected minikube (the default) or other"
-  [[ ! -s "$LOG" ]] || fail "tools were called for CLUSTER=kind: $(cat "$LOG")"
-  CLUSTER=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="no-such-import-tool load" deploy --dev
+  CLUSTER_KIND=kind deploy --dev
+  assert_eq "$RC" 1 "exit code of CLUSTER_KIND=kind"
+  assert_file_contains "$OUT" "CLUSTER_KIND=kind: expected minikube (the default) or other"
+  [[ ! -s "$LOG" ]] || fail "tools were called for CLUSTER_KIND=kind: $(cat "$LOG")"
+  CLUSTER_KIND=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="no-such-import-tool load" deploy --dev
   assert_eq "$RC" 1 "exit code of a missing import tool"
   assert_file_contains "$OUT" "missing required tool(s): no-such-import-tool"
   makefile_copy
   local rc=0 out="$SANDBOX/make-kind.out"
-  make --no-print-directory -C "$MK_DIR" status CLUSTER=kind >"$out" 2>&1 || rc=$?
-  assert_ne "$rc" 0 "make exit code of CLUSTER=kind"
-  assert_file_contains "$out" "CLUSTER=kind: expected minikube (the default) or other"
+  make --no-print-directory -C "$MK_DIR" status CLUSTER_KIND=kind >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "make exit code of CLUSTER_KIND=kind"
+  assert_file_contains "$out" "CLUSTER_KIND=kind: expected minikube (the default) or other"
 }
 
 # A failed import stops before anything is applied.
 test_failed_import_applies_nothing() {
   new_sandbox
-  CLUSTER=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="$IMPORT_STANDIN" STANDIN_IMPORT_FAIL=1 deploy --dev
+  CLUSTER_KIND=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="$IMPORT_STANDIN" STANDIN_IMPORT_FAIL=1 deploy --dev
   assert_eq "$RC" 1 "exit code"
   assert_file_contains "$OUT" "the image import failed: ctr -n k8s.io images import"
   assert_file_contains "$OUT" "ctr: failed to import (stand-in)"
@@ -229,11 +229,13 @@ test_apply_is_server_side_and_a_conflict_is_refused_with_the_reason() {
   new_sandbox
   deploy --prod
   assert_eq "$RC" 0 "exit code"
-  if grep -E '^kubectl .* apply ' "$LOG" | grep -vE -- '--server-side --field-manager=hello-k8s-deploy(-namespace)?$' >&2; then
+  if grep -E '^kubectl .* apply ' "$LOG" | grep -vE -- '--server-side --field-manager=hello-k8s-deploy(-namespace|-replicas --validate=false)?$' >&2; then
     fail "applies that are not server-side under the deploy's field manager (above)"
   fi
   assert_file_contains "$LOG" "diff -f "
   assert_file_contains "$OUT" "serverside-applied"
+  # The first deploy finds no live Deployment: nothing to hand over.
+  assert_file_lacks "$LOG" "field-manager=hello-k8s-deploy-replicas"
   STANDIN_APPLY_CONFLICT=1 deploy --prod
   assert_eq "$RC" 1 "exit code of a conflict"
   assert_file_contains "$OUT" "conflict with \"kube-controller-manager\" using apps/v1: .spec.replicas (stand-in)"
@@ -246,8 +248,37 @@ test_apply_is_server_side_and_a_conflict_is_refused_with_the_reason() {
 # No metrics.k8s.io on another cluster: a warning, not a failure, and no minikube addon.
 test_other_cluster_without_metrics_api_warns_about_the_hpa() {
   new_sandbox
-  CLUSTER=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="$IMPORT_STANDIN" STANDIN_NO_METRICS=1 deploy --prod
+  CLUSTER_KIND=other KUBE_CONTEXT=node-1 IMAGE_IMPORT="$IMPORT_STANDIN" STANDIN_NO_METRICS=1 deploy --prod
   assert_eq "$RC" 0 "exit code"
   assert_file_contains "$OUT" "the cluster serves no metrics.k8s.io: the HPA will show cpu <unknown>"
   assert_file_lacks "$LOG" "addons"
+}
+
+# A rendered Deployment without `replicas` (the stand-in's, like prod's real one) over a live
+# Deployment: the live count is applied first under a field manager of its own, so the deploy
+# dropping the field cannot scale the app in; a Deployment that declares replicas skips it.
+test_a_deployment_without_replicas_keeps_the_live_count() {
+  new_sandbox
+  deploy --prod
+  assert_eq "$RC" 0 "first deploy exit code"
+  assert_file_lacks "$LOG" "hello-k8s-deploy-replicas"
+  deploy --prod
+  assert_eq "$RC" 0 "second deploy exit code"
+  assert_file_contains "$LOG" "get deployment hello-k8s -n hello-k8s-prod --ignore-not-found -o jsonpath={.spec.replicas}"
+  assert_file_contains "$LOG" "apply -f - --server-side --field-manager=hello-k8s-deploy-replicas --validate=false"
+  assert_file_contains "$STANDIN_STATE/kubectl.applied" 'spec:\n  replicas: 3\n'
+  assert_file_contains "$OUT" "the live count (3) stays"
+  assert_file_contains "$OUT" "kubectl apply: unchanged"
+  local handover main
+  handover="$(grep -n 'field-manager=hello-k8s-deploy-replicas' "$LOG" | tail -n 1 | cut -d: -f1)"
+  main="$(grep -n 'apply -f /.*--field-manager=hello-k8s-deploy$' "$LOG" | tail -n 1 | cut -d: -f1)"
+  ((handover < main)) || fail "the handover (line $handover) should come before the apply (line $main)"
+  # A Deployment that declares replicas keeps owning them: no handover.
+  new_sandbox
+  deploy --prod
+  printf '#!/usr/bin/env bash\n"%s" "$@" | sed "s/^spec:$/spec:\\n  replicas: 2/"\n' "$SANDBOX/bin/manifest-gen" >"$SANDBOX/bin/manifest-gen-replicas"
+  chmod +x "$SANDBOX/bin/manifest-gen-replicas"
+  MANIFEST_GEN="$SANDBOX/bin/manifest-gen-replicas" deploy --prod
+  assert_eq "$RC" 0 "exit code with replicas declared"
+  assert_file_lacks "$LOG" "hello-k8s-deploy-replicas"
 }
