@@ -164,9 +164,10 @@ manifests-check: venv ## Check k8s/ for drift, validate, run kubernetes-validate
 # `make auto-deploy-dev MINIKUBE_DRIVER=docker`, `make get-url DEPLOY_ENV=prod`.
 # The cluster (docs/deploy.md, "Any cluster"): CLUSTER_KIND=minikube (default) or other, any
 # cluster reached through KUBECONFIG (honoured by every kubectl call) and KUBE_CONTEXT; unset,
-# CLUSTER_KIND is other when KUBE_CONTEXT names a context other than MINIKUBE_PROFILE. KUBECTL may carry
-# arguments (KUBECTL="kubectl --kubeconfig /x"). IMAGE_IMPORT: the command that imports an image
-# archive (its path appended) into the cluster's runtime, needed by auto-deploy-<env> on other.
+# CLUSTER_KIND is other when KUBE_CONTEXT names a context other than MINIKUBE_PROFILE. KUBECTL
+# may carry arguments (KUBECTL="kubectl --kubeconfig /x"). IMAGE_IMPORT: the command that imports
+# an image archive (its path appended) into the cluster's runtime, needed by auto-deploy-<env> on
+# other.
 DOCKER           ?= docker
 KUBECTL          ?= kubectl
 MINIKUBE         ?= minikube
