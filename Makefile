@@ -328,14 +328,8 @@ test-scripts: ## Run the script tests (scripts/tests/run.sh): deploy, installer,
 
 include mk/image.mk
 
-# ---------------------------------------------------------------- end-to-end
-E2E_ARGS ?=
-
-.PHONY: e2e
-e2e: ## Kubelet's-eye end-to-end suite: the release binary run as the rendered dev/prod manifests declare
-	bin="$$(scripts/build-release.sh)"; \
-	$(CARGO) build --quiet -p manifest-gen; \
-	$(CARGO) run --quiet -p e2e -- --binary "$$bin" --manifest-gen target/debug/manifest-gen $(E2E_ARGS)
+# ---------------------------------------------------------------- end-to-end, on a real cluster
+include mk/cluster.mk
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench

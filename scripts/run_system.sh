@@ -22,6 +22,7 @@ PODMAN_FLAGS="${PODMAN_FLAGS:-}"
 # The command that puts an image archive into the cluster's runtime; the archive's path is
 # appended as its last argument. Default on minikube: `minikube -p PROFILE image load`.
 IMAGE_IMPORT="${IMAGE_IMPORT:-}"
+IMAGE_BUILD="${IMAGE_BUILD:-}"
 # The server-side apply field manager of every deploy (make deploy-<env> uses the same one).
 FIELD_MANAGER="hello-k8s-deploy"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-180s}"
@@ -74,6 +75,9 @@ The image:
   IMAGE_IMPORT      command importing an image archive into the cluster's runtime, the
                     archive's path appended, e.g. "sudo ctr -n k8s.io images import" (required
                     on other; on minikube the default is "minikube -p PROFILE image load")
+  IMAGE_BUILD       instead of CONTAINER's build of the Dockerfile: a command that builds the
+                    image and writes it as an archive, called with REF ARCHIVE appended (make
+                    cluster's: scripts/cluster/image-build.sh, for a machine with no registry)
   minikube only: with docker and no IMAGE_IMPORT the build runs in minikube's daemon
   (docker-env); MINIKUBE_DRIVER (default: minikube's choice), MINIKUBE_PROFILE (minikube).
 Also: NAMESPACE (override; only a new namespace or one this project created:
@@ -275,6 +279,20 @@ image_ref() {
 # the daemon path, in the builder's local store on the import path).
 build_image() {
   local ref="$1" where
+  if [[ -n "$IMAGE_BUILD" ]]; then
+    local archive tag="${1##*:}" name="${1%:*}" build_cmd=()
+    archive="$ROOT/target/image/${name##*/}-$tag.tar"
+    if [[ -s "$archive" ]]; then
+      ok "image $ref already built (${archive#"$ROOT/"})"
+      return
+    fi
+    read -r -a build_cmd <<<"$IMAGE_BUILD"
+    info "building $ref with IMAGE_BUILD: ${build_cmd[*]}"
+    "${build_cmd[@]}" "$ref" "$archive" >&2 || die "IMAGE_BUILD failed: ${build_cmd[*]} $ref $archive (see above)"
+    [[ -s "$archive" ]] || die "IMAGE_BUILD wrote no archive at $archive"
+    ok "image $ref built by IMAGE_BUILD"
+    return
+  fi
   where="$([[ "$(delivery)" == daemon ]] && echo "minikube's image store" || echo "the local $(builder_name) store")"
   if builder image inspect "$ref" >/dev/null 2>&1; then
     ok "image $ref already built, nothing to rebuild (in $where)"

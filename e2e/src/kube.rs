@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::List;
 use serde::de::DeserializeOwned;
 
 /// The cluster as `make cluster` describes it.
@@ -115,7 +114,7 @@ impl Cluster {
 
     /// The pods of `namespace` matching `selector`.
     pub fn pods(&self, namespace: &str, selector: &str) -> Result<Vec<Pod>> {
-        let list: List<Pod> = self.get(&["pods", "-n", namespace, "-l", selector])?;
+        let list: Items<Pod> = self.get(&["pods", "-n", namespace, "-l", selector])?;
         Ok(list.items)
     }
 
@@ -157,6 +156,13 @@ impl Cluster {
         self.kubectl(&["rollout", "status", &target, "-n", namespace, &timeout])
             .map(|_| ())
     }
+}
+
+/// What `kubectl get ... -o json` prints for several objects (`kind: List`, which
+/// k8s-openapi's typed `List` refuses).
+#[derive(Debug, serde::Deserialize)]
+pub struct Items<T> {
+    pub items: Vec<T>,
 }
 
 /// A finished kubectl.

@@ -49,10 +49,13 @@ command -v podman >/dev/null || die "podman not found: scripts/cluster/install.s
 source "$CLUSTER_ROOT/scripts/image-lib.sh"
 ctx="$tmp/pause-ctx"; mkdir "$ctx"
 cp "$tmp/pause" "$CLUSTER_ROOT/cluster/pause/Containerfile" "$ctx/"
-image_podman_init "$tmp/podman"
+# podman wants its run root short (under 50 characters).
+store="$(mktemp -d /tmp/kco-pause.XXXXXX)"
+image_podman_init "$store"
 "${PODMAN[@]}" build --quiet --pull=never --format docker --tag "$PAUSE_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null
 "${PODMAN[@]}" save --quiet --format docker-archive --output "$tmp/pause.tar" "$PAUSE_IMAGE"
 image_podman_cleanup
+rm -rf "$store"
 rm -rf "$ctx" "$tmp/pause"
 info "pause image built in $((SECONDS - t)) s"
 

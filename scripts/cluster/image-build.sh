@@ -3,7 +3,9 @@
 # Dockerfile's runtime stage, its text unchanged, on the local STAND-IN of its distroless base,
 # with the release binary of scripts/build-release.sh in place of the builder stage (the same
 # recipe as make image-test, scripts/image-lib.sh), in a podman store of its own. Saves it as a
-# docker archive and prints the archive's path. Usage: image-build.sh [TAG] (default IMAGE_TAG).
+# docker archive and prints the archive's path. Usage: image-build.sh [REF [ARCHIVE]]
+# (default hello-k8s:IMAGE_TAG and target/image/NAME-TAG.tar); run_system.sh calls it as its
+# IMAGE_BUILD on the cluster of make cluster.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=common.sh
@@ -12,13 +14,14 @@ source "$here/common.sh"
 source "$CLUSTER_ROOT/scripts/image-lib.sh"
 # shellcheck source=../../image.env
 source "$CLUSTER_ROOT/image.env"
-tag="${1:-$IMAGE_TAG}"
-ref="$IMAGE_NAME:$tag"
-out="$CLUSTER_ROOT/target/image"
-archive="$out/$IMAGE_NAME-$tag.tar"
-mkdir -p "$out"
+ref="${1:-$IMAGE_NAME:$IMAGE_TAG}"
+tag="${ref##*:}"
+name="${ref%:*}"
+archive="${2:-$CLUSTER_ROOT/target/image/${name##*/}-$tag.tar}"
+mkdir -p "$(dirname "$archive")"
 bin="$("$CLUSTER_ROOT/scripts/build-release.sh")"
-store="$(mktemp -d "$out/cluster-podman.XXXXXX")"
+# podman wants its run root short (under 50 characters).
+store="$(mktemp -d /tmp/kco-image.XXXXXX)"
 chmod 0755 "$store"
 image_podman_init "$store/state"
 trap 'image_podman_cleanup; rm -rf "$store"' EXIT

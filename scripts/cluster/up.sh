@@ -348,7 +348,10 @@ export KUBECONFIG=$KUBECONFIG_FILE
 KUBE_CONTEXT=$CONTEXT
 KUBECTL=$bin/kubectl
 CLUSTER_KIND=other
+CONTAINER=podman
+IMAGE_BUILD=$here/image-build.sh
 IMAGE_IMPORT=$here/image-import.sh
+CONTAINERD_ADDRESS=$CONTAINERD_SOCK
 NODE_IP=$NODE_IP
 ENV
 ok "cluster up in $((SECONDS - t0)) s; the deploy variables are in $STATE/env:"

@@ -54,6 +54,9 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             warnings.is_empty(),
             warnings.join(" | "),
         );
+        // The deploy owns the namespace's fields: leave none behind under this field manager.
+        let name = ns.metadata.name.clone().unwrap_or_default();
+        ctx.cluster.kubectl(&["delete", "namespace", &name, "--wait=true", "--timeout=120s"])?;
     }
     Ok(())
 }

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::List;
 
 use super::{Ctx, SELECTOR};
 
@@ -56,7 +55,7 @@ fn rolls(ctx: &Ctx, ns: &str, overlay: &std::path::Path, what: &str) -> Result<(
 }
 
 fn replica_sets(ctx: &Ctx, ns: &str) -> Result<BTreeSet<String>> {
-    let list: List<ReplicaSet> = ctx.cluster.get(&["replicasets", "-n", ns, "-l", SELECTOR])?;
+    let list: crate::kube::Items<ReplicaSet> = ctx.cluster.get(&["replicasets", "-n", ns, "-l", SELECTOR])?;
     Ok(list.items.into_iter().filter_map(|r| r.metadata.name).collect())
 }
 

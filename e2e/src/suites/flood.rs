@@ -21,7 +21,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use k8s_openapi::List;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
@@ -285,7 +284,7 @@ fn cgroup_value(pod: &Pod, file: &str, key: Option<&str>) -> Option<u64> {
 
 /// (pod, "Liveness"|"Readiness") -> how many times the kubelet reported that probe failing.
 fn unhealthy(ctx: &Ctx, ns: &str) -> Result<BTreeMap<(String, String), i32>> {
-    let events: List<Event> = ctx.cluster.get(&["events", "-n", ns, "--field-selector", "reason=Unhealthy"])?;
+    let events: crate::kube::Items<Event> = ctx.cluster.get(&["events", "-n", ns, "--field-selector", "reason=Unhealthy"])?;
     let mut out = BTreeMap::new();
     for e in events.items {
         let pod = e.involved_object.name.clone().unwrap_or_default();

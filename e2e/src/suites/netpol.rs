@@ -8,7 +8,6 @@
 //! as a pass.
 
 use anyhow::Result;
-use k8s_openapi::List;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
 use super::Ctx;
@@ -17,7 +16,7 @@ const SUITE: &str = "netpol";
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
-    let list: List<NetworkPolicy> = ctx.cluster.get(&["networkpolicies", "-n", &ns])?;
+    let list: crate::kube::Items<NetworkPolicy> = ctx.cluster.get(&["networkpolicies", "-n", &ns])?;
     let names: Vec<String> = list.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
     ctx.report.check(
         SUITE,
