@@ -25,7 +25,8 @@ from pathlib import Path
 
 HOST = "127.0.0.1"
 BENCH_DIR = Path(__file__).resolve().parent
-CPU_ROOT = Path("/sys/fs/cgroup/cpu,cpuacct")
+# cpu and cpuacct are mounted together on most hosts, apart on some.
+CPU_ROOT = next((p for p in (Path("/sys/fs/cgroup/cpu,cpuacct"), Path("/sys/fs/cgroup/cpu")) if p.is_dir()), Path("/sys/fs/cgroup/cpu"))
 MEMORY_ROOT = Path("/sys/fs/cgroup/memory")
 QUOTA_US, PERIOD_US = 50_000, 100_000
 MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
@@ -112,12 +113,15 @@ def main() -> int:
     if not 10 <= args.duration <= 600:
         parser.error("--duration must be 10..600 seconds")
     if os.geteuid() != 0 or not CPU_ROOT.is_dir() or not MEMORY_ROOT.is_dir():
-        print("flood.py: needs root and cgroup v1 cpu,cpuacct and memory hierarchies", file=sys.stderr)
+        print("flood.py: needs root and the cgroup v1 cpu and memory hierarchies", file=sys.stderr)
         return 2
     port, probe_port = free_port(), free_port()
     env = {
         "PATH": "/usr/bin:/bin", "HOST": HOST, "PORT": str(port), "PROBE_PORT": str(probe_port),
-        "ENV": "production", "API_KEY": "bench-key", "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
+        "ENV": "production", "API_KEY": "bench-key",
+        # What WORKERS=auto gives under the Deployment's 500m quota (std reads the quota at start;
+        # the server enters its cgroup just after, so it is set here).
+        "WORKERS": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "warn",
         "MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT_BYTES), "DRAIN_DELAY_SECONDS": "0", "SHUTDOWN_TIMEOUT_SECONDS": "1",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
