@@ -304,7 +304,8 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
     out.append(
         "Medians over the rounds (throughput and latency) and over the start-up runs; a ratio is the "
         "median over the rounds of that round's ratio (the systems of a round run back to back). `(/)`: the "
-        "system has no readiness endpoint, so the probe asked for `/`. RSS is VmRSS summed over "
+        "system has no readiness endpoint, so the probe asked for `/`; hello-k8s's probes go to its probe "
+        "listener (`PROBE_PORT`, where the kubelet's go), nginx's to its one port. RSS is VmRSS summed over "
         "the process tree. Release binary: "
         f"{results['binary']['bytes']:,} bytes. Container image: {results['image']}.\n"
     )
