@@ -24,8 +24,9 @@ help: ## List every target with one line of help
 	  | { if [ -t 1 ]; then cat; else sed 's/\x1b\[[0-9;]*m//g'; fi }
 
 # make run builds cargo's dev profile by default: the same code and defaults as the image's binary,
-# but unoptimized and dynamically linked, so it serves within a minute of a fresh clone (sooner
-# after make test, whose dependencies it shares). RUN_PROFILE=release runs the binary users deploy
+# but unoptimized, dynamically linked and without fat LTO (budget: 60 s from a fresh clone to the
+# first 200, docs/testing.md; less after make test, whose dependencies it shares).
+# RUN_PROFILE=release runs the binary users deploy
 # (scripts/build-release.sh: static, fat LTO, about 100 s from a fresh clone).
 RUN_PROFILE ?= dev
 
