@@ -50,11 +50,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             Err(e) => ctx.report.error(SUITE, &format!("{env}: pods Ready"), &e),
         }
         let url = ctx.node_url(&ns, "/")?;
-        let answer = get(&agent(Duration::from_secs(5)), &url);
+        // kube-proxy programs the NodePort once the EndpointSlice has the Ready pod (a few s).
+        let client = agent(Duration::from_secs(5));
+        let answer = ctx
+            .cluster
+            .wait("the NodePort answers", Duration::from_secs(30), || {
+                Ok(get(&client, &url).ok().filter(|(status, _)| *status == 200))
+            })
+            .map_err(|e| format!("{e:#}"));
         ctx.report.check(
             SUITE,
             &format!("{env}: the greeting through the NodePort"),
-            matches!(&answer, Ok((200, body)) if body.trim() == contract::GREETING),
+            matches!(&answer, Ok((_, body)) if body.trim() == contract::GREETING),
             format!("GET {url}: {answer:?}"),
         );
     }

@@ -30,14 +30,26 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         .and_then(|c| c.image.clone())
         .context("the Deployment names no image")?;
 
-    // 1. A new image tag: the same image under another tag in the cluster's runtime.
+    // 1. A new image tag: the same image under another tag in the cluster's runtime, deployed
+    //    as the deploy applies (server-side, its field manager).
     let new_tag = format!("{image}-rollout");
     retag(ctx, &image, &new_tag)?;
+    let tree = ctx.k8s_copy("k8s-rollout")?;
+    let overlay = tree.join("overlays/prod");
+    std::fs::copy(ctx.repo.join("k8s/overlays/prod/secret.env"), overlay.join("secret.env"))?;
+    super::config_roll::pin_deployed_image(ctx, &ns, &overlay)?;
+    let kustomization = overlay.join("kustomization.yaml");
+    let text = std::fs::read_to_string(&kustomization)?;
+    let (_, tag) = new_tag.rsplit_once(':').context("no tag")?;
+    let text: String = text
+        .lines()
+        .map(|l| if l.trim_start().starts_with("newTag:") { format!("  newTag: '{tag}'\n") } else { format!("{l}\n") })
+        .collect();
+    std::fs::write(&kustomization, text)?;
     let looper = Looper::start(&url, CLIENTS, contract::GREETING);
     let started = Instant::now();
     let step = ctx
-        .cluster
-        .kubectl(&["set", "image", "-n", &ns, "deployment/hello-k8s", &format!("hello-k8s={new_tag}")])
+        .apply_as_deploy(&overlay)
         .and_then(|_| ctx.cluster.rollout(&ns, "hello-k8s", LIMIT));
     pause(Duration::from_secs(3));
     let tally = looper.stop();
@@ -103,8 +115,16 @@ pub fn run(ctx: &Ctx) -> Result<()> {
 /// Tags `from` as `to` in the cluster's containerd (images the kubelet resolves: docker.io/...).
 fn retag(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
     let address = ctx.cluster.vars.get("CONTAINERD_ADDRESS").context("the env file names no CONTAINERD_ADDRESS")?;
+    // The name the kubelet resolves: a short name is docker.io/library/NAME.
     let full = |r: &str| {
-        if r.contains('/') { format!("docker.io/{r}") } else { format!("docker.io/library/{r}") }
+        let first = r.split('/').next().unwrap_or_default();
+        if r.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") {
+            r.to_string()
+        } else if r.contains('/') {
+            format!("docker.io/{r}")
+        } else {
+            format!("docker.io/library/{r}")
+        }
     };
     super::run(std::process::Command::new("ctr").args([
         "--address", address, "-n", "k8s.io", "images", "tag", "--force", &full(from), &full(to),

@@ -358,7 +358,7 @@ struct WrkErrors {
 }
 
 #[derive(Debug, serde::Deserialize)]
-struct WrkResult {
+pub(crate) struct WrkResult {
     requests: u64,
     errors: WrkErrors,
     p99_us: u64,
@@ -382,7 +382,7 @@ impl std::fmt::Display for WrkResult {
 }
 
 /// `wrk -t2 -cN -dS --timeout 5s` against `url`, with the open-files limit raised for it.
-fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkResult> {
+pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkResult> {
     let script = tempfile::Builder::new().prefix("e2e-wrk-").suffix(".lua").tempfile()?;
     std::fs::write(script.path(), WRK_SCRIPT)?;
     let out = Command::new("sh")

@@ -108,6 +108,15 @@ impl Ctx {
         Ok(text)
     }
 
+    /// Applies an overlay directory as `make deploy-<env>` applies: server-side, under the
+    /// deploy's field manager (scripts/run_system.sh and the Makefile's FIELD_MANAGER), so that
+    /// a later `make deploy-prod` owns the same fields and meets no conflict.
+    pub fn apply_as_deploy(&self, dir: &Path) -> Result<String> {
+        self.cluster.kubectl(&[
+            "apply", "--server-side", "--field-manager=hello-k8s-deploy", "-k", &dir.to_string_lossy(),
+        ])
+    }
+
     /// The NodePort URL of `path` for a Service.
     pub fn node_url(&self, namespace: &str, path: &str) -> Result<String> {
         let port = self.cluster.kubectl(&[

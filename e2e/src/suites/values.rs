@@ -18,6 +18,23 @@ use super::Ctx;
 
 const SUITE: &str = "values";
 
+/// A kustomization next to `overlay` whose one resource is it, minus every object but the
+/// Namespace, the ConfigMap and the Secret.
+fn wrap(overlay: &std::path::Path) -> Result<std::path::PathBuf> {
+    let dir = overlay.with_extension("only-config");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let name = overlay.file_name().context("overlay dir name")?.to_string_lossy();
+    let mut text = format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../{name}\npatches:\n");
+    for (api, kind) in [("v1", "Service"), ("apps/v1", "Deployment"), ("networking.k8s.io/v1", "NetworkPolicy")] {
+        text.push_str(&format!(
+            "- patch: |\n    $patch: delete\n    apiVersion: {api}\n    kind: {kind}\n    metadata:\n      name: hello-k8s\n"
+        ));
+    }
+    std::fs::write(dir.join("kustomization.yaml"), text)?;
+    Ok(dir)
+}
+
 #[derive(Debug, serde::Deserialize)]
 struct Sample {
     class: String,
@@ -58,13 +75,16 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 cmd.arg("--set").arg(format!("{}={}", s.key, s.value));
             }
             super::run(&mut cmd).with_context(|| format!("manifest-gen with round {i}"))?;
+            // Only the configuration objects reach the cluster: a kustomization over the
+            // generated overlay deletes the workload and its Service (dev's fixed nodePort is
+            // taken by dev itself); the ConfigMap is the generated overlay's, unchanged.
+            let dir = wrap(&dir)?;
             let rendered = ctx.kustomize(&dir)?;
             let cm_name = rendered
                 .split("\n---\n")
                 .filter(|d| d.lines().any(|l| l == "kind: ConfigMap"))
                 .find_map(|d| d.lines().find_map(|l| l.strip_prefix("  name: ")).map(str::to_string))
                 .context("no ConfigMap rendered")?;
-            ctx.cluster.kubectl(&["create", "namespace", ns]).ok();
             if path == "apply -k" {
                 ctx.cluster.kubectl(&["apply", "-k", &dir.to_string_lossy()])?;
             } else {
