@@ -113,6 +113,20 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
             return Err(e);
         }
     };
+    let hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler =
+        ctx.cluster.get(&["hpa", "hello-k8s", "-n", ns])?;
+    let cpu = hpa
+        .status
+        .and_then(|s| s.current_metrics)
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|m| m.resource.and_then(|r| r.current.average_utilization));
+    ctx.report.check(
+        SUITE,
+        "HPA: metrics-server's CPU figure read, prod scaled out from 3 under load",
+        cpu.is_some() && before > 3,
+        format!("CPU utilization {cpu:?}% of the request, {before} replicas"),
+    );
     let deployed = ctx.make("deploy-prod", &[]);
     let right_after = replicas(ctx, ns)?;
     let _ = load.join();

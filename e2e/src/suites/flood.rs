@@ -41,6 +41,23 @@ pub struct Floods {
 
 pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
+    // prod's own 3 replicas and an HPA with no history (an earlier load may have scaled it out,
+    // and its downscale window would keep it there): removed, scaled to 3, deployed again.
+    let reset = ctx
+        .cluster
+        .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
+        .and_then(|_| ctx.cluster.kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"]))
+        .and_then(|_| ctx.make("deploy-prod", &[]))
+        .and_then(|_| {
+            ctx.cluster.wait("prod back at 3 Ready replicas", Duration::from_secs(180), || {
+                Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
+                    && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
+                    .then_some(()))
+            })
+        });
+    if let Err(e) = reset {
+        ctx.report.error(SUITE, "replicas: prod reset to its 3 replicas", &e);
+    }
     if let Err(e) = flood(ctx, &ns, "replicas", floods, true) {
         ctx.report.error(SUITE, "replicas: flood through the NodePort", &e);
     }
