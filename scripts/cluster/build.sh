@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the cluster's binaries from upstream source, through the project's Go modules in
 # cluster/ (go.mod and go.sum pin every version): Kubernetes as one multicall binary
 # (cluster/kube), etcd and metrics-server as the upstream commands (cluster/etcd,

@@ -1,6 +1,6 @@
 # The cluster's PKI (sourced by up.sh): one CA for the components and the clients, a front-proxy
 # CA for the aggregation layer (metrics.k8s.io), the service-account key pair. openssl only.
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR
 
 # cert NAME CN [O] [SAN]: a key and a certificate signed by the CA named by $CA (ca or front-proxy-ca).
 cert() {

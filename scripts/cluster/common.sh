@@ -1,7 +1,7 @@
 # The real single-node cluster's facts, in one place (sourced by scripts/cluster/*.sh).
 # Everything the cluster makes lives under STATE (disk) and RUN (sockets, namespaces), every
 # address in the node's own network namespace; `scripts/cluster/down.sh` removes all of it.
-# shellcheck shell=bash
+# shellcheck shell=bash source-path=SCRIPTDIR disable=SC2034
 
 # shellcheck source=../log.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../log.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # `make cluster-down`: stops every process `make cluster` started (by the PIDs it recorded, and
 # the containers' processes by their cgroups under the cluster's own parent), then removes the
 # node's mount and network namespaces (with them its veth, routes and nftables rules), its

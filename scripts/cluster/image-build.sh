@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Builds the project's image for a cluster that can pull nothing (make cluster's): the
 # Dockerfile's runtime stage, its text unchanged, on the local STAND-IN of its distroless base,
 # with the release binary of scripts/build-release.sh in place of the builder stage (the same

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Imports an image archive (docker-archive or OCI, e.g. `make image-save`'s) into the cluster's
 # containerd (namespace k8s.io), the cluster having no registry. Names podman gave a
 # `localhost/` prefix are also tagged as the kubelet resolves the manifests' plain names

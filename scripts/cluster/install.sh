@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Installs what `make cluster` takes from Debian when missing (never reinstalls): containerd,
 # runc, the CNI plugins, nftables, iproute2, openssl, curl, podman (builds the pause image) and
 # gcc (builds the pause binary). Go comes with the machine (the cluster is built from source).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # `make cluster`: a real single-node Kubernetes on this machine, every component upstream and
 # unmodified (scripts/cluster/build.sh builds them), run as root processes inside a network and a
 # mount namespace made for the node. Debian provides containerd, runc, the CNI plugins,
