@@ -1,6 +1,6 @@
 //! Configuration changes and the autoscaler, on prod:
 //! - a deploy while the HPA has scaled out keeps the replica count (the Deployment declares no
-//!   `replicas`; the HPA owns it): scaled out to 5 by the HPA, `make deploy-prod` leaves 5;
+//!   `replicas`; the HPA owns it): scaled out to 5 by the HPA, `make auto-deploy-prod` keeps the count;
 //! - a ConfigMap change rolls the Deployment (kustomize's hash-suffixed name changes the pod
 //!   template), and so does a Secret change.
 
@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     super::write_secret(&overlay.join("secret.env"), &super::random_token()?)?;
     rolls(ctx, &ns, &overlay, "a Secret change (a new API_KEY)")?;
     // Back to the committed overlay and the deployed key.
-    ctx.make("deploy-prod", &[])?;
+    ctx.make("auto-deploy-prod", &[])?;
     Ok(())
 }
 
@@ -127,7 +127,7 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
         cpu.is_some() && before > 3,
         format!("CPU utilization {cpu:?}% of the request, {before} replicas"),
     );
-    let deployed = ctx.make("deploy-prod", &[]);
+    let deployed = ctx.make("auto-deploy-prod", &[]);
     let right_after = replicas(ctx, ns)?;
     let _ = load.join();
     deployed?;
@@ -137,7 +137,7 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
         SUITE,
         "a deploy while the HPA has scaled out keeps the replica count",
         right_after >= before,
-        format!("HPA-scaled to {before} replicas; right after make deploy-prod: {right_after}; Ready after the load: {ready}"),
+        format!("HPA-scaled to {before} replicas; right after make auto-deploy-prod: {right_after}; Ready after the load: {ready}"),
     );
     Ok(())
 }

@@ -47,7 +47,7 @@ pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
         .cluster
         .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
         .and_then(|_| ctx.cluster.kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"]))
-        .and_then(|_| ctx.make("deploy-prod", &[]))
+        .and_then(|_| ctx.make("auto-deploy-prod", &[]))
         .and_then(|_| {
             ctx.cluster.wait("prod back at 3 Ready replicas", Duration::from_secs(180), || {
                 Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
         ctx.report.error(SUITE, "one pod: flood through the NodePort", &e);
     }
     // prod as committed again (the HPA back, 3 replicas).
-    ctx.make("deploy-prod", &[])?;
+    ctx.make("auto-deploy-prod", &[])?;
     if let Err(e) = oom(ctx) {
         ctx.report.error(SUITE, "a low memory limit is reported OOMKilled", &e);
     }
