@@ -30,7 +30,10 @@ impl Cluster {
     /// Reads the env file `make cluster` wrote.
     pub fn from_env_file(path: &Path) -> Result<Cluster> {
         let text = std::fs::read_to_string(path).with_context(|| {
-            format!("reading {} (run make cluster first: it writes this file)", path.display())
+            format!(
+                "reading {} (run make cluster first: it writes this file)",
+                path.display()
+            )
         })?;
         let mut vars = BTreeMap::new();
         for line in text.lines() {
@@ -143,7 +146,14 @@ impl Cluster {
                 Err(e) => last = format!("{e:#}"),
             }
             if Instant::now() >= deadline {
-                bail!("{what}: not within {limit:?}{}", if last.is_empty() { String::new() } else { format!(" (last error: {last})") });
+                bail!(
+                    "{what}: not within {limit:?}{}",
+                    if last.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (last error: {last})")
+                    }
+                );
             }
             std::thread::sleep(Duration::from_millis(500));
         }
@@ -210,9 +220,16 @@ pub fn terminations(pod: &Pod) -> Vec<String> {
         .into_iter()
         .flatten()
     {
-        for state in [c.state.as_ref(), c.last_state.as_ref()].into_iter().flatten() {
+        for state in [c.state.as_ref(), c.last_state.as_ref()]
+            .into_iter()
+            .flatten()
+        {
             if let Some(t) = &state.terminated {
-                out.push(t.reason.clone().unwrap_or_else(|| format!("exit {}", t.exit_code)));
+                out.push(
+                    t.reason
+                        .clone()
+                        .unwrap_or_else(|| format!("exit {}", t.exit_code)),
+                );
             }
         }
     }

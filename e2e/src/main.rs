@@ -53,7 +53,11 @@ struct Args {
     #[arg(long, default_value = ".")]
     repo: PathBuf,
     /// The manifest-gen binary
-    #[arg(long, env = "MANIFEST_GEN_BIN", default_value = "target/debug/manifest-gen")]
+    #[arg(
+        long,
+        env = "MANIFEST_GEN_BIN",
+        default_value = "target/debug/manifest-gen"
+    )]
     manifest_gen: PathBuf,
     /// Scratch directory of the run
     #[arg(long, default_value = "target/e2e-cluster")]
@@ -77,12 +81,17 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<bool> {
     let cluster = Cluster::from_env_file(&args.cluster_env)?;
-    std::fs::create_dir_all(&args.work).with_context(|| format!("creating {}", args.work.display()))?;
+    std::fs::create_dir_all(&args.work)
+        .with_context(|| format!("creating {}", args.work.display()))?;
     let ctx = Ctx {
         cluster,
         repo: std::fs::canonicalize(&args.repo)?,
-        manifest_gen: std::fs::canonicalize(&args.manifest_gen)
-            .with_context(|| format!("{} (cargo build -p manifest-gen)", args.manifest_gen.display()))?,
+        manifest_gen: std::fs::canonicalize(&args.manifest_gen).with_context(|| {
+            format!(
+                "{} (cargo build -p manifest-gen)",
+                args.manifest_gen.display()
+            )
+        })?,
         work: std::fs::canonicalize(&args.work)?,
         report: Report::new(false),
     };
@@ -90,14 +99,28 @@ fn run(args: &Args) -> Result<bool> {
     let server: serde_json::Value = serde_json::from_str(&version)?;
     println!(
         "cluster: Kubernetes {} (server), kubectl {}, node {}",
-        server["serverVersion"]["gitVersion"].as_str().unwrap_or("?"),
-        server["clientVersion"]["gitVersion"].as_str().unwrap_or("?"),
+        server["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap_or("?"),
+        server["clientVersion"]["gitVersion"]
+            .as_str()
+            .unwrap_or("?"),
         ctx.cluster.node_ip
     );
-    let chosen: Vec<Suite> = if args.suites.is_empty() { ALL.to_vec() } else { ALL.iter().copied().filter(|s| args.suites.contains(s)).collect() };
+    let chosen: Vec<Suite> = if args.suites.is_empty() {
+        ALL.to_vec()
+    } else {
+        ALL.iter()
+            .copied()
+            .filter(|s| args.suites.contains(s))
+            .collect()
+    };
     let mut timings = Vec::new();
     for suite in chosen {
-        let name = suite.to_possible_value().map(|v| v.get_name().to_string()).unwrap_or_default();
+        let name = suite
+            .to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default();
         println!("\n=== suite {name}");
         let (started, failed_before) = (Instant::now(), ctx.report.failed());
         let outcome = match suite {
@@ -106,13 +129,22 @@ fn run(args: &Args) -> Result<bool> {
             Suite::Disruption => suites::disruption::run(&ctx),
             Suite::ConfigRoll => suites::config_roll::run(&ctx),
             Suite::Values => suites::values::run(&ctx),
-            Suite::Flood => suites::flood::run(&ctx, suites::flood::Floods { seconds: args.flood_seconds }),
+            Suite::Flood => suites::flood::run(
+                &ctx,
+                suites::flood::Floods {
+                    seconds: args.flood_seconds,
+                },
+            ),
             Suite::Netpol => suites::netpol::run(&ctx),
         };
         if let Err(e) = outcome {
             ctx.report.error(&name, "the suite ran to its end", &e);
         }
-        let verdict = if ctx.report.failed() == failed_before { "passed" } else { "FAILED" };
+        let verdict = if ctx.report.failed() == failed_before {
+            "passed"
+        } else {
+            "FAILED"
+        };
         let secs = started.elapsed().as_secs_f64();
         println!("=== suite {name}: {verdict} in {secs:.0} s");
         timings.push(format!("{name} {verdict} {secs:.0} s"));

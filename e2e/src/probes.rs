@@ -46,7 +46,10 @@ impl Timeline {
 
     /// One character per probe: `.` passed, `x` failed (the timeline the report prints).
     pub fn strip(&self) -> String {
-        self.results.iter().map(|r| if r.1 { '.' } else { 'x' }).collect()
+        self.results
+            .iter()
+            .map(|r| if r.1 { '.' } else { 'x' })
+            .collect()
     }
 
     pub fn slowest_ms(&self) -> u128 {

@@ -19,7 +19,9 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         let ns: Namespace = yaml_serde::from_str(&namespace)?;
         let labels = ns.metadata.labels.clone().unwrap_or_default();
         let enforce = labels.get("pod-security.kubernetes.io/enforce").cloned();
-        let version = labels.get("pod-security.kubernetes.io/enforce-version").cloned();
+        let version = labels
+            .get("pod-security.kubernetes.io/enforce-version")
+            .cloned();
         ctx.report.check(
             SUITE,
             &format!("{env}: Namespace enforces Pod Security restricted, with its version"),
@@ -27,27 +29,47 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             format!("enforce={enforce:?}, enforce-version={version:?}"),
         );
         let first = ctx.cluster.kubectl_in(
-            &["apply", "--server-side", "--field-manager=e2e-admission", "-f", "-"],
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=e2e-admission",
+                "-f",
+                "-",
+            ],
             Some(&namespace),
         );
         if let Err(e) = first {
-            ctx.report.error(SUITE, &format!("{env}: Namespace applied first"), &e);
+            ctx.report
+                .error(SUITE, &format!("{env}: Namespace applied first"), &e);
             continue;
         }
         let dry = ctx.cluster.try_kubectl(
             &[
-                "apply", "--server-side", "--dry-run=server", "--field-manager=e2e-admission", "-f", "-",
+                "apply",
+                "--server-side",
+                "--dry-run=server",
+                "--field-manager=e2e-admission",
+                "-f",
+                "-",
             ],
             Some(&rendered),
         )?;
-        let objects = dry.stdout.lines().filter(|l| l.contains("(server dry run)")).count();
+        let objects = dry
+            .stdout
+            .lines()
+            .filter(|l| l.contains("(server dry run)"))
+            .count();
         ctx.report.check(
             SUITE,
             &format!("{env}: every object admitted by the API server (server-side dry run)"),
             dry.success,
             format!("{objects} objects; {}", dry.stderr.trim()),
         );
-        let warnings: Vec<&str> = dry.stderr.lines().filter(|l| l.contains("Warning")).collect();
+        let warnings: Vec<&str> = dry
+            .stderr
+            .lines()
+            .filter(|l| l.contains("Warning"))
+            .collect();
         ctx.report.check(
             SUITE,
             &format!("{env}: admitted with no warning (Pod Security restricted included)"),
@@ -56,7 +78,13 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         );
         // The deploy owns the namespace's fields: leave none behind under this field manager.
         let name = ns.metadata.name.clone().unwrap_or_default();
-        ctx.cluster.kubectl(&["delete", "namespace", &name, "--wait=true", "--timeout=120s"])?;
+        ctx.cluster.kubectl(&[
+            "delete",
+            "namespace",
+            &name,
+            "--wait=true",
+            "--timeout=120s",
+        ])?;
     }
     Ok(())
 }

@@ -18,19 +18,29 @@ const LIMIT: Duration = Duration::from_secs(180);
 pub fn run(ctx: &Ctx) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
     if let Err(e) = hpa_kept(ctx, &ns) {
-        ctx.report.error(SUITE, "a deploy while the HPA has scaled out keeps the replica count", &e);
+        ctx.report.error(
+            SUITE,
+            "a deploy while the HPA has scaled out keeps the replica count",
+            &e,
+        );
     }
     let tree = ctx.k8s_copy("k8s-config-roll")?;
     let overlay = tree.join("overlays/prod");
     pin_deployed_image(ctx, &ns, &overlay)?;
     // The deployed Secret, so that only the ConfigMap changes first.
-    std::fs::copy(ctx.repo.join("k8s/overlays/prod/secret.env"), overlay.join("secret.env"))?;
+    std::fs::copy(
+        ctx.repo.join("k8s/overlays/prod/secret.env"),
+        overlay.join("secret.env"),
+    )?;
     let kustomization = overlay.join("kustomization.yaml");
     let text = std::fs::read_to_string(&kustomization)?;
     if !text.contains("- LOG_LEVEL=info") {
         bail!("prod's kustomization has no LOG_LEVEL=info literal to change");
     }
-    std::fs::write(&kustomization, text.replace("- LOG_LEVEL=info", "- LOG_LEVEL=debug"))?;
+    std::fs::write(
+        &kustomization,
+        text.replace("- LOG_LEVEL=info", "- LOG_LEVEL=debug"),
+    )?;
     rolls(ctx, &ns, &overlay, "a ConfigMap change (LOG_LEVEL=debug)")?;
     super::write_secret(&overlay.join("secret.env"), &super::random_token()?)?;
     rolls(ctx, &ns, &overlay, "a Secret change (a new API_KEY)")?;
@@ -59,9 +69,18 @@ fn rolls(ctx: &Ctx, ns: &str, overlay: &std::path::Path, what: &str) -> Result<(
 /// so that only the configuration changes.
 pub fn pin_deployed_image(ctx: &Ctx, ns: &str, overlay: &std::path::Path) -> Result<()> {
     let image = ctx.cluster.kubectl(&[
-        "get", "deployment", "hello-k8s", "-n", ns, "-o", "jsonpath={.spec.template.spec.containers[0].image}",
+        "get",
+        "deployment",
+        "hello-k8s",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
     ])?;
-    let (name, tag) = image.trim().rsplit_once(':').context("the deployed image has no tag")?;
+    let (name, tag) = image
+        .trim()
+        .rsplit_once(':')
+        .context("the deployed image has no tag")?;
     let kustomization = overlay.join("kustomization.yaml");
     let text = std::fs::read_to_string(&kustomization)?;
     let mut out = String::new();
@@ -78,13 +97,21 @@ pub fn pin_deployed_image(ctx: &Ctx, ns: &str, overlay: &std::path::Path) -> Res
 }
 
 fn replica_sets(ctx: &Ctx, ns: &str) -> Result<BTreeSet<String>> {
-    let list: crate::kube::Items<ReplicaSet> = ctx.cluster.get(&["replicasets", "-n", ns, "-l", SELECTOR])?;
-    Ok(list.items.into_iter().filter_map(|r| r.metadata.name).collect())
+    let list: crate::kube::Items<ReplicaSet> =
+        ctx.cluster
+            .get(&["replicasets", "-n", ns, "-l", SELECTOR])?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|r| r.metadata.name)
+        .collect())
 }
 
 fn replicas(ctx: &Ctx, ns: &str) -> Result<i32> {
     let d: Deployment = ctx.cluster.get(&["deployment", "hello-k8s", "-n", ns])?;
-    d.spec.and_then(|s| s.replicas).context("the Deployment has no replica count")
+    d.spec
+        .and_then(|s| s.replicas)
+        .context("the Deployment has no replica count")
 }
 
 fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
@@ -102,10 +129,12 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
     let url = ctx.node_url(ns, "/")?;
     let load_url = url.clone();
     let load = std::thread::spawn(move || super::flood::wrk(&load_url, 256, 150));
-    let before = ctx.cluster.wait("the HPA scaled prod out under load", LIMIT, || {
-        let n = replicas(ctx, ns)?;
-        Ok((n > 3 && ctx.cluster.ready_pods(ns, SELECTOR)?.len() as i32 >= n).then_some(n))
-    });
+    let before = ctx
+        .cluster
+        .wait("the HPA scaled prod out under load", LIMIT, || {
+            let n = replicas(ctx, ns)?;
+            Ok((n > 3 && ctx.cluster.ready_pods(ns, SELECTOR)?.len() as i32 >= n).then_some(n))
+        });
     let before = match before {
         Ok(n) => n,
         Err(e) => {

@@ -20,19 +20,25 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         let target = format!("auto-deploy-{env}");
         match ctx.make(&target, &[]) {
             Ok(_) => {
-                ctx.report.check(SUITE, &format!("make {target} succeeds"), true, "");
+                ctx.report
+                    .check(SUITE, &format!("make {target} succeeds"), true, "");
             }
             Err(e) => {
-                ctx.report.error(SUITE, &format!("make {target} succeeds"), &e);
+                ctx.report
+                    .error(SUITE, &format!("make {target} succeeds"), &e);
                 continue;
             }
         }
-        let pods = ctx.cluster.wait("pods Ready", Duration::from_secs(120), || {
-            let pods = ctx.cluster.pods(&ns, SELECTOR)?;
-            let all_ready = !pods.is_empty()
-                && pods.iter().all(|p| p.metadata.deletion_timestamp.is_none() && crate::kube::pod_ready(p));
-            Ok(all_ready.then_some(pods))
-        });
+        let pods = ctx
+            .cluster
+            .wait("pods Ready", Duration::from_secs(120), || {
+                let pods = ctx.cluster.pods(&ns, SELECTOR)?;
+                let all_ready = !pods.is_empty()
+                    && pods.iter().all(|p| {
+                        p.metadata.deletion_timestamp.is_none() && crate::kube::pod_ready(p)
+                    });
+                Ok(all_ready.then_some(pods))
+            });
         match pods {
             Ok(pods) => {
                 let restarted: Vec<String> = pods
@@ -78,26 +84,43 @@ fn canary(ctx: &Ctx) -> Result<()> {
         .map(str::to_string)
         .unwrap_or_default();
     if key.len() < 16 {
-        ctx.report.check(SUITE, "canary: prod's API_KEY is known to the test", false, "no API_KEY in secret.env");
+        ctx.report.check(
+            SUITE,
+            "canary: prod's API_KEY is known to the test",
+            false,
+            "no API_KEY in secret.env",
+        );
         return Ok(());
     }
     let agent = agent(Duration::from_secs(5));
     let mut leaks = Vec::new();
-    for path in ["/", "/info", "/metrics", "/healthz", "/readyz", "/nope", "/admin/readiness/off"] {
+    for path in [
+        "/",
+        "/info",
+        "/metrics",
+        "/healthz",
+        "/readyz",
+        "/nope",
+        "/admin/readiness/off",
+    ] {
         let url = ctx.node_url(&ns, path)?;
-        if let Ok((_, body)) = get(&agent, &url) {
-            if body.contains(&key) {
-                leaks.push(path.to_string());
-            }
+        if let Ok((_, body)) = get(&agent, &url)
+            && body.contains(&key)
+        {
+            leaks.push(path.to_string());
         }
     }
     for pod in ctx.cluster.pods(&ns, SELECTOR)? {
-        let logs = ctx.cluster.kubectl(&["logs", "-n", &ns, &name(&pod), "--all-containers"])?;
+        let logs = ctx
+            .cluster
+            .kubectl(&["logs", "-n", &ns, &name(&pod), "--all-containers"])?;
         if logs.contains(&key) {
             leaks.push(format!("logs of {}", name(&pod)));
         }
     }
-    let events = ctx.cluster.kubectl(&["get", "events", "-n", &ns, "-o", "json"])?;
+    let events = ctx
+        .cluster
+        .kubectl(&["get", "events", "-n", &ns, "-o", "json"])?;
     if events.contains(&key) {
         leaks.push("events".into());
     }
@@ -105,7 +128,11 @@ fn canary(ctx: &Ctx) -> Result<()> {
         SUITE,
         "canary: prod's API_KEY in no answer, no container log, no event",
         leaks.is_empty(),
-        if leaks.is_empty() { String::new() } else { format!("found in {leaks:?}") },
+        if leaks.is_empty() {
+            String::new()
+        } else {
+            format!("found in {leaks:?}")
+        },
     );
     Ok(())
 }

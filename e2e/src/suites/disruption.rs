@@ -36,14 +36,23 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     retag(ctx, &image, &new_tag)?;
     let tree = ctx.k8s_copy("k8s-rollout")?;
     let overlay = tree.join("overlays/prod");
-    std::fs::copy(ctx.repo.join("k8s/overlays/prod/secret.env"), overlay.join("secret.env"))?;
+    std::fs::copy(
+        ctx.repo.join("k8s/overlays/prod/secret.env"),
+        overlay.join("secret.env"),
+    )?;
     super::config_roll::pin_deployed_image(ctx, &ns, &overlay)?;
     let kustomization = overlay.join("kustomization.yaml");
     let text = std::fs::read_to_string(&kustomization)?;
     let (_, tag) = new_tag.rsplit_once(':').context("no tag")?;
     let text: String = text
         .lines()
-        .map(|l| if l.trim_start().starts_with("newTag:") { format!("  newTag: '{tag}'\n") } else { format!("{l}\n") })
+        .map(|l| {
+            if l.trim_start().starts_with("newTag:") {
+                format!("  newTag: '{tag}'\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
         .collect();
     std::fs::write(&kustomization, text)?;
     let looper = Looper::start(&url, CLIENTS, contract::GREETING);
@@ -58,10 +67,15 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             SUITE,
             &format!("rolling update to {new_tag}: zero failed requests through the NodePort"),
             tally.failed == 0 && tally.ok > 0,
-            format!("{} in {:.0} s", tally.describe(), started.elapsed().as_secs_f64()),
+            format!(
+                "{} in {:.0} s",
+                tally.describe(),
+                started.elapsed().as_secs_f64()
+            ),
         ),
         Err(e) => {
-            ctx.report.error(SUITE, "rolling update to a new image tag", &e);
+            ctx.report
+                .error(SUITE, "rolling update to a new image tag", &e);
             false
         }
     };
@@ -77,7 +91,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             SUITE,
             &format!("kubectl delete pod {victim}: replaced, zero failed requests"),
             tally.failed == 0 && tally.ok > 0,
-            format!("{} in {:.0} s", tally.describe(), started.elapsed().as_secs_f64()),
+            format!(
+                "{} in {:.0} s",
+                tally.describe(),
+                started.elapsed().as_secs_f64()
+            ),
         ),
         Err(e) => {
             ctx.report.error(SUITE, "kubectl delete pod", &e);
@@ -93,7 +111,12 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     let tally = looper.stop();
     match step {
         Ok((first, refusal)) => {
-            ctx.report.check(SUITE, "eviction API: the first eviction is allowed by the PDB", true, first);
+            ctx.report.check(
+                SUITE,
+                "eviction API: the first eviction is allowed by the PDB",
+                true,
+                first,
+            );
             ctx.report.check(
                 SUITE,
                 "eviction API: the PDB refuses the eviction that would break it (429)",
@@ -104,7 +127,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 SUITE,
                 "evictions: zero failed requests",
                 tally.failed == 0 && tally.ok > 0,
-                format!("{} in {:.0} s", tally.describe(), started.elapsed().as_secs_f64()),
+                format!(
+                    "{} in {:.0} s",
+                    tally.describe(),
+                    started.elapsed().as_secs_f64()
+                ),
             );
         }
         Err(e) => ctx.report.error(SUITE, "evictions against the PDB", &e),
@@ -114,7 +141,11 @@ pub fn run(ctx: &Ctx) -> Result<()> {
 
 /// Tags `from` as `to` in the cluster's containerd (images the kubelet resolves: docker.io/...).
 fn retag(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
-    let address = ctx.cluster.vars.get("CONTAINERD_ADDRESS").context("the env file names no CONTAINERD_ADDRESS")?;
+    let address = ctx
+        .cluster
+        .vars
+        .get("CONTAINERD_ADDRESS")
+        .context("the env file names no CONTAINERD_ADDRESS")?;
     // The name the kubelet resolves: a short name is docker.io/library/NAME.
     let full = |r: &str| {
         let first = r.split('/').next().unwrap_or_default();
@@ -127,7 +158,15 @@ fn retag(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
         }
     };
     super::run(std::process::Command::new("ctr").args([
-        "--address", address, "-n", "k8s.io", "images", "tag", "--force", &full(from), &full(to),
+        "--address",
+        address,
+        "-n",
+        "k8s.io",
+        "images",
+        "tag",
+        "--force",
+        &full(from),
+        &full(to),
     ]))?;
     Ok(())
 }
@@ -150,8 +189,21 @@ fn settle(ctx: &Ctx, ns: &str) -> Result<()> {
 
 fn delete_one(ctx: &Ctx, ns: &str) -> Result<String> {
     settle(ctx, ns)?;
-    let victim = ctx.cluster.ready_pods(ns, SELECTOR)?.first().map(name).context("no Ready pod")?;
-    ctx.cluster.kubectl(&["delete", "pod", "-n", ns, &victim, "--wait=true", "--timeout=60s"])?;
+    let victim = ctx
+        .cluster
+        .ready_pods(ns, SELECTOR)?
+        .first()
+        .map(name)
+        .context("no Ready pod")?;
+    ctx.cluster.kubectl(&[
+        "delete",
+        "pod",
+        "-n",
+        ns,
+        &victim,
+        "--wait=true",
+        "--timeout=60s",
+    ])?;
     settle(ctx, ns)?;
     Ok(victim)
 }
@@ -159,10 +211,14 @@ fn delete_one(ctx: &Ctx, ns: &str) -> Result<String> {
 /// Evicts one pod (allowed), then another at once (refused): the first's answer, the refusal.
 fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
     settle(ctx, ns)?;
-    ctx.cluster.wait("the PDB allows a disruption", Duration::from_secs(60), || {
-        let pdb: PodDisruptionBudget = ctx.cluster.get(&["pdb", "hello-k8s", "-n", ns])?;
-        Ok((pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0) >= 1).then_some(()))
-    })?;
+    ctx.cluster.wait(
+        "the PDB allows a disruption",
+        Duration::from_secs(60),
+        || {
+            let pdb: PodDisruptionBudget = ctx.cluster.get(&["pdb", "hello-k8s", "-n", ns])?;
+            Ok((pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0) >= 1).then_some(()))
+        },
+    )?;
     let pods = ctx.cluster.ready_pods(ns, SELECTOR)?;
     if pods.len() < 2 {
         bail!("fewer than 2 Ready pods ({})", pods.len());
@@ -172,7 +228,8 @@ fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
             r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"{ns}"}}}}"#
         );
         let path = format!("/api/v1/namespaces/{ns}/pods/{pod}/eviction");
-        ctx.cluster.try_kubectl(&["create", "--raw", &path, "-f", "-"], Some(&body))
+        ctx.cluster
+            .try_kubectl(&["create", "--raw", &path, "-f", "-"], Some(&body))
     };
     let (a, b) = (name(&pods[0]), name(&pods[1]));
     let first = evict(&a)?;

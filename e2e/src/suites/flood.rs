@@ -46,41 +46,56 @@ pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
     let reset = ctx
         .cluster
         .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
-        .and_then(|_| ctx.cluster.kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"]))
+        .and_then(|_| {
+            ctx.cluster
+                .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"])
+        })
         .and_then(|_| ctx.make("auto-deploy-prod", &[]))
         .and_then(|_| {
-            ctx.cluster.wait("prod back at 3 Ready replicas", Duration::from_secs(180), || {
-                Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
-                    && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
-                    .then_some(()))
-            })
+            ctx.cluster.wait(
+                "prod back at 3 Ready replicas",
+                Duration::from_secs(180),
+                || {
+                    Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
+                        && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
+                        .then_some(()))
+                },
+            )
         });
     if let Err(e) = reset {
-        ctx.report.error(SUITE, "replicas: prod reset to its 3 replicas", &e);
+        ctx.report
+            .error(SUITE, "replicas: prod reset to its 3 replicas", &e);
     }
     if let Err(e) = flood(ctx, &ns, "replicas", floods, true) {
-        ctx.report.error(SUITE, "replicas: flood through the NodePort", &e);
+        ctx.report
+            .error(SUITE, "replicas: flood through the NodePort", &e);
     }
     // One pod: no autoscaler, one replica.
     let single = ctx
         .cluster
         .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
-        .and_then(|_| ctx.cluster.kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=1"]))
         .and_then(|_| {
-            ctx.cluster.wait("one pod left", Duration::from_secs(120), || {
-                Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 1
-                    && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 1)
-                    .then_some(()))
-            })
+            ctx.cluster
+                .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=1"])
+        })
+        .and_then(|_| {
+            ctx.cluster
+                .wait("one pod left", Duration::from_secs(120), || {
+                    Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 1
+                        && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 1)
+                        .then_some(()))
+                })
         })
         .and_then(|_| flood(ctx, &ns, "one pod", floods, false));
     if let Err(e) = single {
-        ctx.report.error(SUITE, "one pod: flood through the NodePort", &e);
+        ctx.report
+            .error(SUITE, "one pod: flood through the NodePort", &e);
     }
     // prod as committed again (the HPA back, 3 replicas).
     ctx.make("auto-deploy-prod", &[])?;
     if let Err(e) = oom(ctx) {
-        ctx.report.error(SUITE, "a low memory limit is reported OOMKilled", &e);
+        ctx.report
+            .error(SUITE, "a low memory limit is reported OOMKilled", &e);
     }
     Ok(())
 }
@@ -92,7 +107,11 @@ fn probe_of(d: &Deployment, readiness: bool) -> Result<Probe> {
         .and_then(|s| s.template.spec.as_ref())
         .and_then(|s| s.containers.first())
         .context("no container")?;
-    let p = if readiness { &c.readiness_probe } else { &c.liveness_probe };
+    let p = if readiness {
+        &c.readiness_probe
+    } else {
+        &c.liveness_probe
+    };
     p.clone().context("the container declares no such probe")
 }
 
@@ -143,7 +162,12 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
         let ready_url = format!("http://{ip}:{ready_port}{ready_path}");
         let n = name(&pod);
         let pollers = vec![
-            Poller::start(format!("{n} liveness every 1 s"), live_url.clone(), Duration::from_secs(1), live_timeout),
+            Poller::start(
+                format!("{n} liveness every 1 s"),
+                live_url.clone(),
+                Duration::from_secs(1),
+                live_timeout,
+            ),
             Poller::start(
                 format!("{n} liveness at the manifest's period"),
                 live_url,
@@ -172,11 +196,18 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
     stop.store(true, Ordering::Relaxed);
     let timelines: Vec<Vec<Timeline>> = watched
         .iter_mut()
-        .map(|w| std::mem::take(&mut w.pollers).into_iter().map(Poller::stop).collect())
+        .map(|w| {
+            std::mem::take(&mut w.pollers)
+                .into_iter()
+                .map(Poller::stop)
+                .collect()
+        })
         .collect();
     let flood_secs = started.elapsed().as_secs_f64();
     match &outcome {
-        Ok(o) => ctx.report.note(format!("{label}: {o} in {flood_secs:.0} s")),
+        Ok(o) => ctx
+            .report
+            .note(format!("{label}: {o} in {flood_secs:.0} s")),
         Err(e) => ctx.report.error(SUITE, &format!("{label}: wrk ran"), e),
     }
     std::thread::sleep(Duration::from_secs(15));
@@ -184,7 +215,10 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
     for (w, lines) in watched.iter().zip(&timelines) {
         let n = name(&w.pod);
         let now: Pod = ctx.cluster.get(&["pod", "-n", ns, &n])?;
-        let oom: Vec<String> = terminations(&now).into_iter().filter(|r| r == "OOMKilled").collect();
+        let oom: Vec<String> = terminations(&now)
+            .into_iter()
+            .filter(|r| r == "OOMKilled")
+            .collect();
         ctx.report.check(
             SUITE,
             &format!("{label}: {n}: no restart, no OOMKilled (the kubelet's pod status)"),
@@ -196,11 +230,15 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
             .iter()
             .map(|k| {
                 let key = (n.clone(), k.to_string());
-                let delta = events_after.get(&key).unwrap_or(&0) - events_before.get(&key).unwrap_or(&0);
+                let delta =
+                    events_after.get(&key).unwrap_or(&0) - events_before.get(&key).unwrap_or(&0);
                 format!("{k} {delta}")
             })
             .collect();
-        ctx.report.count(format!("{label}: {n}: the kubelet's Unhealthy events during the flood"), counts.join(", "));
+        ctx.report.count(
+            format!("{label}: {n}: the kubelet's Unhealthy events during the flood"),
+            counts.join(", "),
+        );
         for t in lines {
             ctx.report.note(format!(
                 "{}: {} probes, {} failed ({:.1}%), longest run {}, slowest {} ms: {}",
@@ -228,15 +266,24 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
         );
         ctx.report.check(
             SUITE,
-            &format!("{label}: {n}: readiness stays in (never {ready_threshold} failures in a row)"),
+            &format!(
+                "{label}: {n}: readiness stays in (never {ready_threshold} failures in a row)"
+            ),
             ready1.longest_run() < ready_threshold,
-            format!("{} of {} failed, longest run {}", ready1.failures(), ready1.results.len(), ready1.longest_run()),
+            format!(
+                "{} of {} failed, longest run {}",
+                ready1.failures(),
+                ready1.results.len(),
+                ready1.longest_run()
+            ),
         );
         let peak = cgroup_value(&now, "memory.max_usage_in_bytes", None);
         let rss = cgroup_value(&now, "memory.stat", Some("total_rss"));
         ctx.report.check(
             SUITE,
-            &format!("{label}: {n}: memory inside the limit, back within 16 MiB of idle 15 s after"),
+            &format!(
+                "{label}: {n}: memory inside the limit, back within 16 MiB of idle 15 s after"
+            ),
             matches!((peak, limit), (Some(p), Some(l)) if p < l)
                 && matches!((w.idle_rss, rss), (Some(i), Some(r)) if r <= i + 16 * 1024 * 1024),
             format!(
@@ -252,7 +299,10 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
         let samples = sampler.join().unwrap_or_default();
         let min = samples.iter().map(|s| s.1).min().unwrap_or(0);
         let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
-        let cpu: Vec<String> = samples.iter().filter_map(|s| s.0.map(|c| format!("{c}%"))).collect();
+        let cpu: Vec<String> = samples
+            .iter()
+            .filter_map(|s| s.0.map(|c| format!("{c}%")))
+            .collect();
         ctx.report.check(
             SUITE,
             "HPA: metrics-server's CPU figures read, prod scaled out under the flood",
@@ -264,7 +314,8 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
 }
 
 fn mib(v: Option<u64>) -> String {
-    v.map(|b| format!("{:.1} MiB", b as f64 / MIB)).unwrap_or_else(|| "unknown".into())
+    v.map(|b| format!("{:.1} MiB", b as f64 / MIB))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn memory_limit(d: &Deployment) -> Option<u64> {
@@ -290,18 +341,26 @@ fn memory_limit(d: &Deployment) -> Option<u64> {
 fn cgroup_value(pod: &Pod, file: &str, key: Option<&str>) -> Option<u64> {
     let uid = pod.metadata.uid.as_ref()?;
     let qos = pod.status.as_ref()?.qos_class.as_deref()?.to_lowercase();
-    let qos_dir = if qos == "guaranteed" { String::new() } else { format!("{qos}/") };
+    let qos_dir = if qos == "guaranteed" {
+        String::new()
+    } else {
+        format!("{qos}/")
+    };
     let path = format!("/sys/fs/cgroup/memory/kco/kubepods/{qos_dir}pod{uid}/{file}");
     let text = std::fs::read_to_string(path).ok()?;
     match key {
         None => text.trim().parse().ok(),
-        Some(k) => text.lines().find_map(|l| l.strip_prefix(&format!("{k} "))?.trim().parse().ok()),
+        Some(k) => text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{k} "))?.trim().parse().ok()),
     }
 }
 
 /// (pod, "Liveness"|"Readiness") -> how many times the kubelet reported that probe failing.
 fn unhealthy(ctx: &Ctx, ns: &str) -> Result<BTreeMap<(String, String), i32>> {
-    let events: crate::kube::Items<Event> = ctx.cluster.get(&["events", "-n", ns, "--field-selector", "reason=Unhealthy"])?;
+    let events: crate::kube::Items<Event> =
+        ctx.cluster
+            .get(&["events", "-n", ns, "--field-selector", "reason=Unhealthy"])?;
     let mut out = BTreeMap::new();
     for e in events.items {
         let pod = e.involved_object.name.clone().unwrap_or_default();
@@ -324,7 +383,8 @@ fn hpa_sampler(
     std::thread::spawn(move || {
         let mut samples = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            if let Ok(h) = cluster.get::<HorizontalPodAutoscaler>(&["hpa", "hello-k8s", "-n", &ns]) {
+            if let Ok(h) = cluster.get::<HorizontalPodAutoscaler>(&["hpa", "hello-k8s", "-n", &ns])
+            {
                 let status = h.status.unwrap_or_default();
                 let cpu = status
                     .current_metrics
@@ -400,11 +460,16 @@ impl std::fmt::Display for WrkResult {
 
 /// `wrk -t2 -cN -dS --timeout 5s` against `url`, with the open-files limit raised for it.
 pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkResult> {
-    let script = tempfile::Builder::new().prefix("e2e-wrk-").suffix(".lua").tempfile()?;
+    let script = tempfile::Builder::new()
+        .prefix("e2e-wrk-")
+        .suffix(".lua")
+        .tempfile()?;
     std::fs::write(script.path(), WRK_SCRIPT)?;
     let out = Command::new("sh")
         .arg("-c")
-        .arg(r#"ulimit -n "$(ulimit -Hn)" && exec wrk -t2 -c"$1" -d"$2"s --timeout 5s -s "$3" "$4""#)
+        .arg(
+            r#"ulimit -n "$(ulimit -Hn)" && exec wrk -t2 -c"$1" -d"$2"s --timeout 5s -s "$3" "$4""#,
+        )
         .arg("wrk")
         .arg(connections.to_string())
         .arg(seconds.to_string())
@@ -413,9 +478,17 @@ pub(crate) fn wrk(url: &str, connections: usize, seconds: u64) -> Result<WrkResu
         .output()
         .context("running wrk (apt-get install wrk)")?;
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().find_map(|l| l.strip_prefix("E2E_WRK ")).ok_or_else(|| {
-        anyhow!("wrk printed no result ({}): {} {}", out.status, stdout.trim(), String::from_utf8_lossy(&out.stderr).trim())
-    })?;
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("E2E_WRK "))
+        .ok_or_else(|| {
+            anyhow!(
+                "wrk printed no result ({}): {} {}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
     serde_json::from_str(line).context("parsing wrk's result")
 }
 
@@ -428,29 +501,51 @@ fn oom(ctx: &Ctx) -> Result<()> {
       {"op":"replace","path":"/spec/template/spec/containers/0/resources/requests/memory","value":"16Mi"},
       {"op":"add","path":"/spec/template/spec/containers/0/env/-","value":{"name":"MAX_CONNECTIONS","value":"20000"}}
     ]"#;
-    ctx.cluster.kubectl(&["patch", "deployment", "hello-k8s", "-n", &ns, "--type=json", "-p", patch])?;
+    ctx.cluster.kubectl(&[
+        "patch",
+        "deployment",
+        "hello-k8s",
+        "-n",
+        &ns,
+        "--type=json",
+        "-p",
+        patch,
+    ])?;
     let started = Instant::now();
-    let verdict = ctx.cluster.wait("a pod reported OOMKilled", Duration::from_secs(240), || {
-        for pod in ctx.cluster.pods(&ns, SELECTOR)? {
-            if terminations(&pod).iter().any(|r| r == "OOMKilled") {
-                return Ok(Some(format!("{} OOMKilled, restarts {}", name(&pod), restarts(&pod))));
-            }
-            // Running but alive: push its memory with connections straight to the pod.
-            if crate::kube::pod_ready(&pod) || pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running") {
-                if let Some(ip) = pod_ip(&pod) {
+    let verdict = ctx
+        .cluster
+        .wait("a pod reported OOMKilled", Duration::from_secs(240), || {
+            for pod in ctx.cluster.pods(&ns, SELECTOR)? {
+                if terminations(&pod).iter().any(|r| r == "OOMKilled") {
+                    return Ok(Some(format!(
+                        "{} OOMKilled, restarts {}",
+                        name(&pod),
+                        restarts(&pod)
+                    )));
+                }
+                // Running but alive: push its memory with connections straight to the pod.
+                let running = crate::kube::pod_ready(&pod)
+                    || pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                if running && let Some(ip) = pod_ip(&pod) {
                     let _ = wrk(&format!("http://{ip}:{}/", contract::HTTP_PORT), 4000, 5);
                 }
             }
-        }
-        Ok(None)
-    });
+            Ok(None)
+        });
     let detail = match &verdict {
         Ok(d) => format!("{d} after {:.0} s", started.elapsed().as_secs_f64()),
         Err(e) => format!("{e:#}"),
     };
-    ctx.report.check(SUITE, "a low memory limit (16Mi, cap lifted) is reported OOMKilled by the kubelet", verdict.is_ok(), detail);
+    ctx.report.check(
+        SUITE,
+        "a low memory limit (16Mi, cap lifted) is reported OOMKilled by the kubelet",
+        verdict.is_ok(),
+        detail,
+    );
     // Back to the committed template (the previous revision).
-    ctx.cluster.kubectl(&["rollout", "undo", "deployment/hello-k8s", "-n", &ns])?;
-    ctx.cluster.rollout(&ns, "hello-k8s", Duration::from_secs(180))?;
+    ctx.cluster
+        .kubectl(&["rollout", "undo", "deployment/hello-k8s", "-n", &ns])?;
+    ctx.cluster
+        .rollout(&ns, "hello-k8s", Duration::from_secs(180))?;
     Ok(())
 }

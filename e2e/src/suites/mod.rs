@@ -47,8 +47,11 @@ impl Ctx {
 
     /// The namespace an overlay declares (`namespace:` of its kustomization).
     pub fn namespace_of(&self, env: &str) -> Result<String> {
-        let path = self.repo.join(format!("k8s/overlays/{env}/kustomization.yaml"));
-        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let path = self
+            .repo
+            .join(format!("k8s/overlays/{env}/kustomization.yaml"));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
         text.lines()
             .find_map(|l| l.strip_prefix("namespace: "))
             .map(|s| s.trim().trim_matches('\'').to_string())
@@ -62,7 +65,10 @@ impl Ctx {
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?;
         }
-        run(Command::new("cp").arg("-r").arg(self.repo.join("k8s")).arg(&dir))?;
+        run(Command::new("cp")
+            .arg("-r")
+            .arg(self.repo.join("k8s"))
+            .arg(&dir))?;
         for env in self.overlays()? {
             let overlay = dir.join("overlays").join(&env);
             if overlay.join("secret.env.example").exists() {
@@ -113,14 +119,23 @@ impl Ctx {
     /// a later `make deploy-prod` owns the same fields and meets no conflict.
     pub fn apply_as_deploy(&self, dir: &Path) -> Result<String> {
         self.cluster.kubectl(&[
-            "apply", "--server-side", "--field-manager=hello-k8s-deploy", "-k", &dir.to_string_lossy(),
+            "apply",
+            "--server-side",
+            "--field-manager=hello-k8s-deploy",
+            "-k",
+            &dir.to_string_lossy(),
         ])
     }
 
     /// The NodePort URL of `path` for a Service.
     pub fn node_url(&self, namespace: &str, path: &str) -> Result<String> {
         let port = self.cluster.kubectl(&[
-            "get", "service", "hello-k8s", "-n", namespace, "-o",
+            "get",
+            "service",
+            "hello-k8s",
+            "-n",
+            namespace,
+            "-o",
             "jsonpath={.spec.ports[?(@.name==\"http\")].nodePort}",
         ])?;
         let port = port.trim();

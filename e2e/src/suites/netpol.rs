@@ -16,20 +16,34 @@ const SUITE: &str = "netpol";
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
-    let list: crate::kube::Items<NetworkPolicy> = ctx.cluster.get(&["networkpolicies", "-n", &ns])?;
-    let names: Vec<String> = list.items.iter().filter_map(|p| p.metadata.name.clone()).collect();
+    let list: crate::kube::Items<NetworkPolicy> =
+        ctx.cluster.get(&["networkpolicies", "-n", &ns])?;
+    let names: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.name.clone())
+        .collect();
     ctx.report.check(
         SUITE,
         "prod's NetworkPolicy is admitted and stored",
         !names.is_empty(),
         format!("{names:?}"),
     );
-    let config = super::run(std::process::Command::new("sh").args(["-c", "gzip -dc /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null || true"]))?;
-    let queue = config.lines().find(|l| l.contains("CONFIG_NFT_QUEUE")).unwrap_or("CONFIG_NFT_QUEUE: kernel config not readable");
+    let config = super::run(std::process::Command::new("sh").args([
+        "-c",
+        "gzip -dc /proc/config.gz 2>/dev/null || cat /boot/config-$(uname -r) 2>/dev/null || true",
+    ]))?;
+    let queue = config
+        .lines()
+        .find(|l| l.contains("CONFIG_NFT_QUEUE"))
+        .unwrap_or("CONFIG_NFT_QUEUE: kernel config not readable");
     ctx.report.note(format!(
         "NOT ENFORCED HERE: no NetworkPolicy implementation runs on this cluster; kube-network-policies needs nftables' queue expression and this kernel says `{}`",
         queue.trim()
     ));
-    ctx.report.count("NetworkPolicy enforcement", "not enforced on this cluster (docs/cluster.md)");
+    ctx.report.count(
+        "NetworkPolicy enforcement",
+        "not enforced on this cluster (docs/cluster.md)",
+    );
     Ok(())
 }

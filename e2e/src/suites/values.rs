@@ -24,9 +24,18 @@ fn wrap(overlay: &std::path::Path) -> Result<std::path::PathBuf> {
     let dir = overlay.with_extension("only-config");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    let name = overlay.file_name().context("overlay dir name")?.to_string_lossy();
-    let mut text = format!("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../{name}\npatches:\n");
-    for (api, kind) in [("v1", "Service"), ("apps/v1", "Deployment"), ("networking.k8s.io/v1", "NetworkPolicy")] {
+    let name = overlay
+        .file_name()
+        .context("overlay dir name")?
+        .to_string_lossy();
+    let mut text = format!(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n- ../{name}\npatches:\n"
+    );
+    for (api, kind) in [
+        ("v1", "Service"),
+        ("apps/v1", "Deployment"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+    ] {
         text.push_str(&format!(
             "- patch: |\n    $patch: delete\n    apiVersion: {api}\n    kind: {kind}\n    metadata:\n      name: hello-k8s\n"
         ));
@@ -63,8 +72,14 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     }
     let (mut same, mut changed) = (0usize, Vec::new());
     for (i, round) in rounds.iter().enumerate() {
-        for (path, ns) in [("apply -k", "hello-k8s-values-k"), ("kustomize | apply -f -", "hello-k8s-values-f")] {
-            let dir = ctx.work.join(format!("values-{i}-{}", ns.rsplit('-').next().unwrap_or("x")));
+        for (path, ns) in [
+            ("apply -k", "hello-k8s-values-k"),
+            ("kustomize | apply -f -", "hello-k8s-values-f"),
+        ] {
+            let dir = ctx.work.join(format!(
+                "values-{i}-{}",
+                ns.rsplit('-').next().unwrap_or("x")
+            ));
             let _ = std::fs::remove_dir_all(&dir);
             let mut cmd = Command::new(&ctx.manifest_gen);
             cmd.args(["--env", "dev", "--namespace", ns, "--root"])
@@ -83,12 +98,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             let cm_name = rendered
                 .split("\n---\n")
                 .filter(|d| d.lines().any(|l| l == "kind: ConfigMap"))
-                .find_map(|d| d.lines().find_map(|l| l.strip_prefix("  name: ")).map(str::to_string))
+                .find_map(|d| {
+                    d.lines()
+                        .find_map(|l| l.strip_prefix("  name: "))
+                        .map(str::to_string)
+                })
                 .context("no ConfigMap rendered")?;
             if path == "apply -k" {
-                ctx.cluster.kubectl(&["apply", "-k", &dir.to_string_lossy()])?;
+                ctx.cluster
+                    .kubectl(&["apply", "-k", &dir.to_string_lossy()])?;
             } else {
-                ctx.cluster.kubectl_in(&["apply", "-f", "-"], Some(&rendered))?;
+                ctx.cluster
+                    .kubectl_in(&["apply", "-f", "-"], Some(&rendered))?;
             }
             let stored: ConfigMap = ctx.cluster.get(&["configmap", cm_name.trim(), "-n", ns])?;
             let data = stored.data.unwrap_or_default();
@@ -96,12 +117,22 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 if data.get(&s.key) == Some(&s.value) {
                     same += 1;
                 } else {
-                    changed.push(format!("[{}] {} via {path}: declared {:?}, stored {:?}", s.class, s.key, s.value, data.get(&s.key)));
+                    changed.push(format!(
+                        "[{}] {} via {path}: declared {:?}, stored {:?}",
+                        s.class,
+                        s.key,
+                        s.value,
+                        data.get(&s.key)
+                    ));
                 }
             }
         }
     }
-    let classes: std::collections::BTreeSet<&str> = samples.iter().filter(|s| s.accepted).map(|s| s.class.as_str()).collect();
+    let classes: std::collections::BTreeSet<&str> = samples
+        .iter()
+        .filter(|s| s.accepted)
+        .map(|s| s.class.as_str())
+        .collect();
     ctx.report.check(
         SUITE,
         "every accepted value is stored unchanged by the API server, through apply -k and kustomize | apply -f -",
@@ -135,7 +166,9 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         format!("{refused} refused; written: {wrote:?}"),
     );
     for ns in ["hello-k8s-values-k", "hello-k8s-values-f"] {
-        ctx.cluster.kubectl(&["delete", "namespace", ns, "--wait=false"]).ok();
+        ctx.cluster
+            .kubectl(&["delete", "namespace", ns, "--wait=false"])
+            .ok();
     }
     Ok(())
 }
