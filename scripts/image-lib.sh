@@ -355,16 +355,18 @@ for i, p in enumerate(ports):
 facts["CONTAINER_PORT"] = ports[0]["containerPort"]
 named_ports = {p.get("name"): p["containerPort"] for p in ports}
 
-# Probes: the test asks the same paths on the same port.
+# Probes: the test asks the same paths on the same container port (a named port resolved
+# through the container's ports, as the kubelet does; the probe listener's is not the first).
 for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
     probe = c.get(kind)
     if not probe:
         continue
     get = probe.get("httpGet") or die(f"{kind}: only httpGet probes are translated")
-    port = get["port"]
-    if named_ports.get(port, port) != ports[0]["containerPort"]:
-        die(f"{kind}: port {port} is not the first container port")
+    port = named_ports.get(get["port"], get["port"])
+    if port not in named_ports.values():
+        die(f"{kind}: port {get['port']} is not one of the container's ports")
     facts[kind.upper().replace("PROBE", "_PATH")] = get["path"]
+    facts[kind.upper().replace("PROBE", "_PORT")] = port
 
 grace = spec.get("terminationGracePeriodSeconds", 30)
 arg("--stop-timeout", grace)

@@ -96,8 +96,16 @@ for dir in "$RUN" "$STATE"; do
     rm -rf "$dir" && note "removed $dir"
   fi
 done
+# 6. Verified, not assumed: no process, namespace, link, cgroup, mount or directory is left.
+left=()
+ip netns list | grep -qw "^$NETNS" && left+=("network namespace $NETNS")
+ip link show "$HOST_IF" >/dev/null 2>&1 && left+=("link $HOST_IF")
+for h in /sys/fs/cgroup/*/; do [[ -d "$h$CGROUP_PARENT" ]] && left+=("cgroup $h$CGROUP_PARENT"); done
+grep -qE " ($RUN|$STATE)[/ ]" /proc/self/mountinfo && left+=("mounts under $RUN or $STATE")
+for dir in "$RUN" "$STATE"; do [[ -e "$dir" ]] && left+=("$dir"); done
+((${#left[@]} == 0)) || die "the cluster left: ${left[*]}"
 if $quiet; then
   (( removed == 0 )) || info "removed what an earlier cluster left ($removed items)"
 else
-  ok "cluster down: nothing of it is left"
+  ok "cluster down: nothing of it is left (no process, namespace, link, cgroup, mount or state)"
 fi

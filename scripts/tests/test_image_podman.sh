@@ -198,21 +198,31 @@ test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   "${PODMAN[@]}" run --detach --name "$name" "${net[@]}" "${ARGS[@]}" >"$IMAGE_TEST_DIR/run.out" 2>"$IMAGE_TEST_DIR/run.err" \
     || { cat "$IMAGE_TEST_DIR/run.err" >&2; fail "podman run failed (message above)"; }
 
+  # The probes go where the kubelet sends them: their declared container port, published by
+  # podman on a loopback port of its choice (the first container port is on $port).
+  declare -gA PROBE_URL=()
+  local kind mapped
+  for kind in STARTUP LIVENESS READINESS; do
+    mapped="$("${PODMAN[@]}" port "$name" "${FACT[${kind}_PORT]}/tcp" | head -n1)" \
+      || fail "podman port $name ${FACT[${kind}_PORT]}/tcp failed"
+    PROBE_URL[$kind]="http://${mapped/0.0.0.0/127.0.0.1}"
+  done
+
   # Bounded wait for the startup probe's path (20 s is a ceiling, not a timing assertion).
   local tries=0 url="http://127.0.0.1:$port"
-  while [[ "$(image_status "$url${FACT[STARTUP_PATH]}")" != 200 ]] && ((tries < 200)); do
+  while [[ "$(image_status "${PROBE_URL[STARTUP]}${FACT[STARTUP_PATH]}")" != 200 ]] && ((tries < 200)); do
     sleep 0.1
     tries=$((tries + 1))
   done
-  if [[ "$(image_status "$url${FACT[STARTUP_PATH]}")" != 200 ]]; then
+  if [[ "$(image_status "${PROBE_URL[STARTUP]}${FACT[STARTUP_PATH]}")" != 200 ]]; then
     "${PODMAN[@]}" logs "$name" >&2 || true
     fail "GET ${FACT[STARTUP_PATH]} never answered 200 (container log above)"
   fi
 
   # Greeting and probes, from the host over the 127.0.0.1-only published port.
   assert_eq "$(curl -s --max-time 2 "$url/")" "Hello World from Kubernetes!" "GET / body"
-  assert_eq "$(image_status "$url${FACT[LIVENESS_PATH]}")" 200 "liveness ${FACT[LIVENESS_PATH]}"
-  assert_eq "$(image_status "$url${FACT[READINESS_PATH]}")" 200 "readiness ${FACT[READINESS_PATH]}"
+  assert_eq "$(image_status "${PROBE_URL[LIVENESS]}${FACT[LIVENESS_PATH]}")" 200 "liveness ${FACT[LIVENESS_PATH]}"
+  assert_eq "$(image_status "${PROBE_URL[READINESS]}${FACT[READINESS_PATH]}")" 200 "readiness ${FACT[READINESS_PATH]}"
   # The ConfigMap's and the downward API's values reached the process.
   local info
   info="$(curl -s --max-time 2 "$url/info")"
@@ -231,10 +241,10 @@ test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   local header="$IMAGE_TEST_DIR/auth.header"
   (umask 077 && printf 'Authorization: Bearer %s\n' "$key" >"$header")
   assert_eq "$(image_status -X POST -H "@$header" "$url/admin/readiness/off")" 200 "readiness switch off with the mounted key"
-  assert_eq "$(image_status "$url${FACT[READINESS_PATH]}")" 503 "readiness after the switch off"
+  assert_eq "$(image_status "${PROBE_URL[READINESS]}${FACT[READINESS_PATH]}")" 503 "readiness after the switch off"
   assert_eq "$(image_status -X POST -H 'Authorization: Bearer wrong' "$url/admin/readiness/on")" 401 "readiness switch with a wrong key"
   assert_eq "$(image_status -X POST -H "@$header" "$url/admin/readiness/on")" 200 "readiness switch on with the mounted key"
-  assert_eq "$(image_status "$url${FACT[READINESS_PATH]}")" 200 "readiness after the switch on"
+  assert_eq "$(image_status "${PROBE_URL[READINESS]}${FACT[READINESS_PATH]}")" 200 "readiness after the switch on"
 
   # What the kernel says about the container's PID 1, read from outside.
   pid="$("${PODMAN[@]}" inspect --format '{{.State.Pid}}' "$name")"
@@ -302,7 +312,7 @@ test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   if [[ "${FACT[DRAIN_DELAY_SECONDS]:-0}" -gt 0 ]]; then
     tries=0
     while ((tries < 50)); do
-      if [[ "$(image_status "$url${FACT[READINESS_PATH]}")" == 503 ]]; then
+      if [[ "$(image_status "${PROBE_URL[READINESS]}${FACT[READINESS_PATH]}")" == 503 ]]; then
         saw_draining=1
         assert_eq "$(curl -s --max-time 2 "$url/")" "Hello World from Kubernetes!" "GET / while draining"
         break

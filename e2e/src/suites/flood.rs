@@ -41,8 +41,18 @@ pub struct Floods {
 
 pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
-    // prod's own 3 replicas and an HPA with no history (an earlier load may have scaled it out,
-    // and its downscale window would keep it there): removed, scaled to 3, deployed again.
+    // prod's own 3 replicas and an HPA with no history: an earlier load may have scaled it out,
+    // and the HPA's downscale window (300 s) would keep it there. The HPA is removed, prod scaled
+    // to 3, and the HPA created again only after the controller's next sync of the deleted key
+    // (every 15 s), which forgets its recommendations; else the new HPA inherits them.
+    let three = || {
+        ctx.cluster
+            .wait("prod at 3 Ready replicas", Duration::from_secs(180), || {
+                Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
+                    && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
+                    .then_some(()))
+            })
+    };
     let reset = ctx
         .cluster
         .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
@@ -50,18 +60,10 @@ pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
             ctx.cluster
                 .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"])
         })
+        .and_then(|_| three())
+        .map(|_| std::thread::sleep(Duration::from_secs(20)))
         .and_then(|_| ctx.make("auto-deploy-prod", &[]))
-        .and_then(|_| {
-            ctx.cluster.wait(
-                "prod back at 3 Ready replicas",
-                Duration::from_secs(180),
-                || {
-                    Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
-                        && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
-                        .then_some(()))
-                },
-            )
-        });
+        .and_then(|_| three());
     if let Err(e) = reset {
         ctx.report
             .error(SUITE, "replicas: prod reset to its 3 replicas", &e);
