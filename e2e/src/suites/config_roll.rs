@@ -128,7 +128,7 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
     // Load through the NodePort until the HPA scales out (its CPU figures from metrics-server).
     let url = ctx.node_url(ns, "/")?;
     let load_url = url.clone();
-    let load = std::thread::spawn(move || super::flood::wrk(&load_url, 256, 150));
+    let load = std::thread::spawn(move || super::flood::wrk(&load_url, 256, 100));
     let before = ctx
         .cluster
         .wait("the HPA scaled prod out under load", LIMIT, || {
