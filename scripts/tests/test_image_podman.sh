@@ -232,8 +232,9 @@ test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
 
   # The image's HEALTHCHECK, run by podman inside the container; it fails on a closed port.
   "${PODMAN[@]}" healthcheck run "$name" >"$IMAGE_TEST_DIR/hc.out" 2>&1 || fail "podman healthcheck run failed: $(cat "$IMAGE_TEST_DIR/hc.out")"
-  if "${PODMAN[@]}" exec --env PORT=1 "$name" "$path" healthcheck >/dev/null 2>&1; then
-    fail "the healthcheck command exited 0 with nothing listening on port 1"
+  # It probes the probe listener (PROBE_PORT), as the kubelet does.
+  if "${PODMAN[@]}" exec --env PROBE_PORT=1 "$name" "$path" healthcheck >/dev/null 2>&1; then
+    fail "the healthcheck command exited 0 with nothing listening on probe port 1"
   fi
 
   # The Secret, mounted read-only with its mode, is readable by the pod's user: the operator
