@@ -24,7 +24,8 @@ source "$ROOT/scripts/log.sh"
 
 # Prints the version of the cargo-cyclonedx cargo finds ("" when none).
 cyclonedx_version() {
-  "$CARGO" cyclonedx --version 2>/dev/null | awk 'NR == 1 {print $NF}'
+  # Not installed yet: cargo exits 101, which must not end the script under pipefail.
+  { "$CARGO" cyclonedx --version 2>/dev/null || true; } | awk 'NR == 1 {print $NF}'
 }
 
 # Installs cargo-cyclonedx CYCLONEDX_VERSION unless that release is there; checks --version after.
