@@ -209,20 +209,11 @@ fn delete_one(ctx: &Ctx, ns: &str) -> Result<String> {
 }
 
 /// Evicts one pod (allowed), then another at once (refused): the first's answer, the refusal.
+///
+/// The first eviction is retried on 429, as `kubectl drain` retries: the client loop's load can
+/// make the HPA add a pod that is not Ready yet, and the budget then allows no disruption until
+/// it is. The second, sent right after the first succeeded, must be refused.
 fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
-    settle(ctx, ns)?;
-    ctx.cluster.wait(
-        "the PDB allows a disruption",
-        Duration::from_secs(60),
-        || {
-            let pdb: PodDisruptionBudget = ctx.cluster.get(&["pdb", "hello-k8s", "-n", ns])?;
-            Ok((pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0) >= 1).then_some(()))
-        },
-    )?;
-    let pods = ctx.cluster.ready_pods(ns, SELECTOR)?;
-    if pods.len() < 2 {
-        bail!("fewer than 2 Ready pods ({})", pods.len());
-    }
     let evict = |pod: &str| {
         let body = format!(
             r#"{{"apiVersion":"policy/v1","kind":"Eviction","metadata":{{"name":"{pod}","namespace":"{ns}"}}}}"#
@@ -231,11 +222,35 @@ fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
         ctx.cluster
             .try_kubectl(&["create", "--raw", &path, "-f", "-"], Some(&body))
     };
-    let (a, b) = (name(&pods[0]), name(&pods[1]));
-    let first = evict(&a)?;
-    if !first.success {
-        bail!("evicting {a} was refused: {}", first.stderr.trim());
-    }
+    let mut tries = 0;
+    let (a, b) = loop {
+        tries += 1;
+        settle(ctx, ns)?;
+        ctx.cluster.wait(
+            "the PDB allows a disruption",
+            Duration::from_secs(60),
+            || {
+                let pdb: PodDisruptionBudget = ctx.cluster.get(&["pdb", "hello-k8s", "-n", ns])?;
+                Ok((pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0) >= 1).then_some(()))
+            },
+        )?;
+        let pods = ctx.cluster.ready_pods(ns, SELECTOR)?;
+        if pods.len() < 2 {
+            bail!("fewer than 2 Ready pods ({})", pods.len());
+        }
+        let (a, b) = (name(&pods[0]), name(&pods[1]));
+        let first = evict(&a)?;
+        if first.success {
+            break (a, b);
+        }
+        if tries >= 10 {
+            bail!(
+                "evicting {a} was refused {tries} times: {}",
+                first.stderr.trim()
+            );
+        }
+        pause(Duration::from_secs(3));
+    };
     let second = evict(&b)?;
     let refusal = if second.success {
         format!("evicting {b} right after {a} was allowed: the budget did not hold")
@@ -243,5 +258,5 @@ fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
         second.stderr.trim().to_string()
     };
     settle(ctx, ns)?;
-    Ok((format!("{a} evicted"), refusal))
+    Ok((format!("{a} evicted (attempt {tries})"), refusal))
 }
