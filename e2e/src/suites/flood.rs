@@ -299,7 +299,13 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
     }
     if let Some(sampler) = sampler {
         let samples = sampler.join().unwrap_or_default();
-        let min = samples.iter().map(|s| s.1).min().unwrap_or(0);
+        // Samples before the HPA's first status (0 replicas) say nothing.
+        let min = samples
+            .iter()
+            .map(|s| s.1)
+            .filter(|n| *n > 0)
+            .min()
+            .unwrap_or(0);
         let max = samples.iter().map(|s| s.1).max().unwrap_or(0);
         let cpu: Vec<String> = samples
             .iter()
