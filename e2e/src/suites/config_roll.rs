@@ -77,10 +77,12 @@ pub fn pin_deployed_image(ctx: &Ctx, ns: &str, overlay: &std::path::Path) -> Res
         "-o",
         "jsonpath={.spec.template.spec.containers[0].image}",
     ])?;
-    let (name, tag) = image
-        .trim()
-        .rsplit_once(':')
-        .context("the deployed image has no tag")?;
+    set_overlay_image(overlay, image.trim())
+}
+
+/// Points the overlay copy's `images:` entry at `image` (NAME:TAG).
+pub fn set_overlay_image(overlay: &std::path::Path, image: &str) -> Result<()> {
+    let (name, tag) = image.rsplit_once(':').context("the image has no tag")?;
     let kustomization = overlay.join("kustomization.yaml");
     let text = std::fs::read_to_string(&kustomization)?;
     let mut out = String::new();

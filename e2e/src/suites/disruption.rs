@@ -40,38 +40,17 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         ctx.repo.join("k8s/overlays/prod/secret.env"),
         overlay.join("secret.env"),
     )?;
-    super::config_roll::pin_deployed_image(ctx, &ns, &overlay)?;
-    let kustomization = overlay.join("kustomization.yaml");
-    let text = std::fs::read_to_string(&kustomization)?;
-    let (_, tag) = new_tag.rsplit_once(':').context("no tag")?;
-    let text: String = text
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("newTag:") {
-                format!("  newTag: '{tag}'\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    std::fs::write(&kustomization, text)?;
-    let looper = Looper::start(&url, CLIENTS, contract::GREETING);
-    let started = Instant::now();
-    let step = ctx
-        .apply_as_deploy(&overlay)
-        .and_then(|_| ctx.cluster.rollout(&ns, "hello-k8s", LIMIT));
-    pause(Duration::from_secs(3));
-    let tally = looper.stop();
+    super::config_roll::set_overlay_image(&overlay, &new_tag)?;
+    let (step, load) = under_load(&url, || {
+        ctx.apply_as_deploy(&overlay)
+            .and_then(|_| ctx.cluster.rollout(&ns, "hello-k8s", LIMIT))
+    });
     match step {
         Ok(()) => ctx.report.check(
             SUITE,
             &format!("rolling update to {new_tag}: zero failed requests through the NodePort"),
-            tally.failed == 0 && tally.ok > 0,
-            format!(
-                "{} in {:.0} s",
-                tally.describe(),
-                started.elapsed().as_secs_f64()
-            ),
+            load.0,
+            load.1,
         ),
         Err(e) => {
             ctx.report
@@ -81,21 +60,13 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     };
 
     // 2. kubectl delete pod.
-    let looper = Looper::start(&url, CLIENTS, contract::GREETING);
-    let started = Instant::now();
-    let step = delete_one(ctx, &ns);
-    pause(Duration::from_secs(3));
-    let tally = looper.stop();
+    let (step, load) = under_load(&url, || delete_one(ctx, &ns));
     match step {
         Ok(victim) => ctx.report.check(
             SUITE,
             &format!("kubectl delete pod {victim}: replaced, zero failed requests"),
-            tally.failed == 0 && tally.ok > 0,
-            format!(
-                "{} in {:.0} s",
-                tally.describe(),
-                started.elapsed().as_secs_f64()
-            ),
+            load.0,
+            load.1,
         ),
         Err(e) => {
             ctx.report.error(SUITE, "kubectl delete pod", &e);
@@ -104,11 +75,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     };
 
     // 3. Evictions against the PodDisruptionBudget.
-    let looper = Looper::start(&url, CLIENTS, contract::GREETING);
-    let started = Instant::now();
-    let step = evictions(ctx, &ns);
-    pause(Duration::from_secs(3));
-    let tally = looper.stop();
+    let (step, load) = under_load(&url, || evictions(ctx, &ns));
     match step {
         Ok((first, refusal)) => {
             ctx.report.check(
@@ -123,20 +90,28 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 refusal.contains("disruption budget"),
                 refusal,
             );
-            ctx.report.check(
-                SUITE,
-                "evictions: zero failed requests",
-                tally.failed == 0 && tally.ok > 0,
-                format!(
-                    "{} in {:.0} s",
-                    tally.describe(),
-                    started.elapsed().as_secs_f64()
-                ),
-            );
+            ctx.report
+                .check(SUITE, "evictions: zero failed requests", load.0, load.1);
         }
         Err(e) => ctx.report.error(SUITE, "evictions against the PDB", &e),
     }
     Ok(())
+}
+
+/// Runs `step` while the clients loop through `url`, and 3 s beyond it; the step's outcome and
+/// the clients' verdict: (no request failed and some were answered, the counts and the time).
+fn under_load<T>(url: &str, step: impl FnOnce() -> Result<T>) -> (Result<T>, (bool, String)) {
+    let looper = Looper::start(url, CLIENTS, contract::GREETING);
+    let started = Instant::now();
+    let outcome = step();
+    pause(Duration::from_secs(3));
+    let tally = looper.stop();
+    let detail = format!(
+        "{} in {:.0} s",
+        tally.describe(),
+        started.elapsed().as_secs_f64()
+    );
+    (outcome, (tally.failed == 0 && tally.ok > 0, detail))
 }
 
 /// Tags `from` as `to` in the cluster's containerd (images the kubelet resolves: docker.io/...).
