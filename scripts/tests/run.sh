@@ -7,7 +7,7 @@
 # Each test_* function of the test_*.sh files runs in its own subshell with `set -euo pipefail`;
 # a failed assertion exits that subshell; a test that calls `skip` (lib.sh) counts as skipped.
 # The last line is "N passed, M failed, K skipped" (CI reads it); the exit code is non-zero when
-# any test failed.
+# any test failed. Each test's line ends with its wall time, `(N s)`, so a slow one is seen.
 set -euo pipefail
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -49,25 +49,27 @@ while IFS= read -r name; do
   done
   out="$TEST_TMP/$name.out"
   rc=0
+  started=$SECONDS
   (
     set -euo pipefail
     cd "$TEST_TMP"
     CURRENT_TEST="$name"
     "$name"
   ) >"$out" 2>&1 || rc=$?
+  took="($((SECONDS - started)) s)"
   if [[ $rc -eq 0 ]] && grep -q '^SKIP: ' "$out"; then
     skipped=$((skipped + 1))
-    printf '%sskip%s %s\n' "$YELLOW" "$OFF" "$name"
+    printf '%sskip%s %s %s\n' "$YELLOW" "$OFF" "$name" "$took"
     grep -E '^SKIP: ' "$out" | awk '!seen[$0]++ { print "     " $0 }'
   elif [[ $rc -eq 0 ]]; then
     passed=$((passed + 1))
-    printf '%sok%s   %s\n' "$GREEN" "$OFF" "$name"
+    printf '%sok%s   %s %s\n' "$GREEN" "$OFF" "$name" "$took"
     # Notes a test chose to print (e.g. what the sandbox could enforce) stay visible.
     grep -E '^NOTE:' "$out" | sed 's/^/     /' || true
   else
     failed=$((failed + 1))
     failures+=("$name")
-    printf '%sFAIL%s %s (exit %s)\n' "$RED" "$OFF" "$name" "$rc"
+    printf '%sFAIL%s %s (exit %s) %s\n' "$RED" "$OFF" "$name" "$rc" "$took"
     tail -n 60 "$out" | sed 's/^/     | /'
   fi
 done < <(declare -F | awk '{print $3}' | grep '^test_')

@@ -18,7 +18,7 @@ test_make_run_builds_the_dev_profile_by_default_and_refuses_an_unknown_profile()
   local out="$TEST_TMP/make-run.out" rc=0
   make --no-print-directory -C "$MK_DIR" run CARGO="$MK_DIR/cargo" PORT=5999 >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code of make run (stand-in cargo)"
-  assert_eq "$(cat "$MK_DIR/cargo.calls")" "cargo run --locked -p hello-k8s --bin hello-k8s PORT=5999" "what make run runs"
+  assert_eq "$(cat "$MK_DIR/cargo.calls")" "cargo run --locked -p hello-k8s --bin hello-k8s --no-default-features PORT=5999" "what make run runs"
   rc=0
   make --no-print-directory -C "$MK_DIR" run RUN_PROFILE=fast CARGO="$MK_DIR/cargo" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 2 "exit code of make run RUN_PROFILE=fast"
@@ -27,6 +27,8 @@ test_make_run_builds_the_dev_profile_by_default_and_refuses_an_unknown_profile()
   # The difference from the deployed binary is stated where a user looks: make help and README.
   make --no-print-directory -C "$MK_DIR" help | grep -E '^  run ' | grep -q 'RUN_PROFILE=release runs the deployed static release binary' \
     || fail "make help's run line does not say that RUN_PROFILE=release runs the deployed binary"
+  make --no-print-directory -C "$MK_DIR" help | grep -E '^  run ' | grep -q 'system allocator (no jemalloc)' \
+    || fail "make help's run line does not say that make run's build has no jemalloc"
   assert_file_contains "$PROJECT_ROOT/README.md" "RUN_PROFILE=release"
 }
 

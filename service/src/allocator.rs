@@ -11,13 +11,45 @@
 //!
 //! The decay time is jemalloc's default: tikv-jemalloc-ctl has no safe setter for
 //! `arenas.dirty_decay_ms`, and the workspace forbids unsafe code.
+//!
+//! Without the default `jemalloc` feature (`make run`'s dev build, which skips jemalloc's C
+//! build) the binary runs on the system allocator and says so at start-up.
 
+#[cfg(feature = "jemalloc")]
 use tikv_jemalloc_ctl::{background_thread, max_background_threads};
 
+/// The allocator this build runs on, for the start-up log.
+pub const NAME: &str = if cfg!(feature = "jemalloc") {
+    "jemalloc"
+} else {
+    "system"
+};
+
+/// Logs the allocator, and with jemalloc turns its background purging on (a warning when
+/// jemalloc refuses it).
+pub fn start() {
+    #[cfg(feature = "jemalloc")]
+    match enable_background_purging() {
+        Ok(()) => tracing::info!(allocator = NAME, "allocator background purging on"),
+        Err(err) => tracing::warn!(
+            allocator = NAME,
+            error = %err,
+            "allocator background purging unavailable; memory freed after a flood is returned only as traffic allocates again"
+        ),
+    }
+    #[cfg(not(feature = "jemalloc"))]
+    tracing::info!(
+        allocator = NAME,
+        "built without the jemalloc feature (make run's dev build): the system allocator keeps a flood's memory after it"
+    );
+}
+
+#[cfg(feature = "jemalloc")]
 /// Background purging threads: one is enough for a service of a few threads (jemalloc's
 /// default is 4, each with its own stack).
 const PURGING_THREADS: usize = 1;
 
+#[cfg(feature = "jemalloc")]
 /// Turns on jemalloc's background purging thread.
 ///
 /// # Errors

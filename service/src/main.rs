@@ -9,7 +9,9 @@ use hello_k8s::startup::Application;
 use hello_k8s::{admission, allocator, healthcheck, telemetry};
 
 /// jemalloc rather than glibc's malloc: it gives the memory of a connection flood back to the
-/// OS once the flood is over (see `hello_k8s::allocator`).
+/// OS once the flood is over (see `hello_k8s::allocator`). Every build has it but `make run`'s
+/// (built without the default `jemalloc` feature, to skip its C build).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -38,13 +40,7 @@ fn serve() -> ExitCode {
         telemetry::get_subscriber(settings.log_level, settings.log_format, std::io::stdout);
     telemetry::init_subscriber(subscriber);
     configuration::log_summary(&settings);
-    match allocator::enable_background_purging() {
-        Ok(()) => tracing::debug!("allocator background purging on"),
-        Err(err) => tracing::warn!(
-            error = %err,
-            "allocator background purging unavailable; memory freed after a flood is returned only as traffic allocates again"
-        ),
-    }
+    allocator::start();
 
     let result = actix_web::rt::System::new()
         .block_on(async move { Application::build(settings)?.run_until_stopped().await });

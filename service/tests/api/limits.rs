@@ -380,6 +380,13 @@ fn memory_taken_by_a_connection_flood_is_returned_to_the_os_after_it_ends() {
     );
     let mut fresh = connect(&server);
     assert!(exchange(&mut fresh, GET_ROOT).starts_with("HTTP/1.1 200"));
-    let (status, _, stderr) = server.stop();
+    let (status, stdout, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
+    // The binary under test is the default build, jemalloc's (make run's leaves it out).
+    assert!(
+        stdout
+            .iter()
+            .any(|line| line.contains("allocator") && line.contains("jemalloc")),
+        "no start-up line names the jemalloc allocator: {stdout:?}"
+    );
 }
