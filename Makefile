@@ -53,6 +53,14 @@ TEST_TOOLS ?= test-tools
 # compiled from source by make sbom; make image-test (CI) runs it.
 SCRIPT_TESTS_ELSEWHERE ?= test_image_sbom_
 
+# The test build leaves out the service's default `jemalloc` feature: jemalloc's C build was the
+# longest step of a fresh clone's test build (132 s of 190 s), and the release binary beside it
+# has it; the one test about jemalloc's behaviour (memory given back after a flood) runs that
+# binary. Most of the service's integration tests wait on the binary (drains, deadlines) rather
+# than compute, so libtest runs 4 at a time instead of one per core (docs/testing.md, "Budgets").
+CARGO_TEST_ARGS   ?= --workspace --all-targets --no-default-features
+RUST_TEST_THREADS ?= 4
+
 # The image tests (scripts/tests/run.sh) run the release binary: make test builds it with
 # scripts/build-release.sh beside the test build, which leaves a core idle much of the time
 # (k8s-openapi, the links, fat LTO are one process each), and waits for both before any test runs,
@@ -65,12 +73,12 @@ RELEASE_BESIDE_TESTS ?= scripts/build-release.sh >/dev/null 2>"$(RELEASE_LOG)"
 test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts; the SBOM's in make image-test), then list the skipped ones
 	@mkdir -p "$(dir $(SKIP_LOG))" "$(dir $(RELEASE_LOG))" && : >"$(SKIP_LOG)"
 	status=0; start=$$SECONDS; \
-	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)"; \
+	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" RUST_TEST_THREADS="$(RUST_TEST_THREADS)"; \
 	$(RELEASE_BESIDE_TESTS) & release=$$!; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets --no-run || status=$$?; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
 	wait "$$release" || { echo "scripts/build-release.sh failed beside the test build (the image tests will say why):"; tail -n 20 "$(RELEASE_LOG)"; }; \
 	built=$$SECONDS; \
-	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --all-targets || status=$$?; fi; \
+	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) || status=$$?; fi; \
 	ran=$$SECONDS; \
 	SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh || status=$$?; \
 	echo "make test phases: build $$((built - start)) s (cargo test --no-run beside scripts/build-release.sh), cargo test run $$((ran - built)) s, scripts/tests/run.sh $$((SECONDS - ran)) s (budgets: docs/testing.md)"; \

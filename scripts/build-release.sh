@@ -43,7 +43,10 @@ main() {
   # cargo's own progress goes to stderr; stdout carries only the path.
   RUSTFLAGS="-C target-feature=+crt-static" \
     "$CARGO" build --release --locked -p "$PACKAGE" --target "$triple" >&2
-  local bin="$root/target/$triple/release/$PACKAGE"
+  # cargo's own rule for where artifacts go: CARGO_TARGET_DIR (relative to here) or target/.
+  local target_dir="${CARGO_TARGET_DIR:-target}"
+  [[ "$target_dir" == /* ]] || target_dir="$root/$target_dir"
+  local bin="$target_dir/$triple/release/$PACKAGE"
   if [[ ! -x "$bin" ]]; then
     echo "error: cargo succeeded but $bin is missing" >&2
     return 1

@@ -8,6 +8,7 @@ standin_cargo() {
   cat >"$MK_DIR/cargo" <<'STANDIN'
 #!/usr/bin/env bash
 printf 'cargo %s PORT=%s\n' "$*" "${PORT:-}" >>"$(dirname "$0")/cargo.calls"
+if [[ -n "${RUST_TEST_THREADS:-}" ]]; then echo "$RUST_TEST_THREADS" >>"$(dirname "$0")/threads.calls"; fi
 STANDIN
   chmod +x "$MK_DIR/cargo"
 }
@@ -52,8 +53,11 @@ STANDIN
     RELEASE_BESIDE_TESTS="echo release >>$MK_DIR/release.calls" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code of make test (stand-ins)"
   assert_eq "$(cat "$MK_DIR/release.calls")" release "the release build beside the test build"
-  assert_eq "$(cut -d' ' -f1-5 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-run
-cargo test --workspace --all-targets PORT=" "the cargo calls of make test: build, then run"
+  # The test build leaves jemalloc out (the release binary beside it has it), and libtest runs
+  # 4 tests at a time.
+  assert_eq "$(cut -d' ' -f1-6 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-default-features --no-run
+cargo test --workspace --all-targets --no-default-features PORT=" "the cargo calls of make test: build, then run"
+  assert_eq "$(sort -u "$MK_DIR/threads.calls")" 4 "RUST_TEST_THREADS of make test's cargo calls"
   assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
   grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run beside scripts/build-release.sh\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s' "$out" \
     || fail "make test printed no phases line: $(cat "$out")"

@@ -13,6 +13,31 @@ use nix::unistd::Pid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
 
+/// The binary users deploy: `scripts/build-release.sh` (static, fat LTO, the default features,
+/// jemalloc among them) prints its path, building it first when it is not current. `make test`
+/// builds it beside the test build, which has no jemalloc (`--no-default-features`: its C build
+/// was the longest step of a fresh clone's test build), so here the script finds it built.
+pub fn release_binary() -> String {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/build-release.sh");
+        let output = Command::new(script)
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap_or_else(|e| panic!("could not run {script}: {e}"));
+        assert!(
+            output.status.success(),
+            "{script} failed ({}): the release binary could not be built",
+            output.status
+        );
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .trim_end()
+            .to_owned()
+    })
+    .clone()
+}
+
 /// A port that was free a moment ago (bind port 0, read it, release it).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -66,10 +91,15 @@ pub fn blocking_client() -> reqwest::blocking::Client {
 impl Server {
     /// Starts the binary on a free loopback port with `env` and waits until `/readyz` is 200.
     pub fn start(env: &[(&str, &str)]) -> Server {
+        Server::start_binary(BIN, env)
+    }
+
+    /// [`Server::start`] for the binary at `bin` ([`release_binary`], for instance).
+    pub fn start_binary(bin: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
         let port_text = port.to_string();
         let probe_port = free_port();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin)
             .env_clear()
             .env("HOST", "127.0.0.1")
             .env("PORT", &port_text)
