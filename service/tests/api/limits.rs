@@ -312,9 +312,13 @@ const FLOOD_MIN_GROWTH_KIB: u64 = 24 * 1024;
 /// buffers, fragmented: 3,000 connections left 32 MiB); jemalloc's background thread purges
 /// them on its 10 s decay, leaving about 2 MiB 15 s later.
 const FLOOD_RETAINED_KIB: u64 = 16 * 1024;
-/// How long after the last connection closes RSS must be back within the bound (the e2e
-/// flood suite's `SETTLE`).
-const FLOOD_RETURN_WITHIN: Duration = Duration::from_secs(15);
+/// How long after the last connection closes RSS must be back within the bound. The release
+/// binary, sampled every second after this test's flood: RSS flat at the peak for 9-10 s (the
+/// freed pages wait out jemalloc's 10 s `dirty_decay_ms`), then back to idle + 3 MiB by 17 s;
+/// the 15 s of the e2e flood suite's `SETTLE` failed here 2 runs of 4. 30 s leaves the decay
+/// and the background thread's wake-up room on a busy machine; the loop stops as soon as RSS
+/// is back, so a run usually takes about 15 s of it.
+const FLOOD_RETURN_WITHIN: Duration = Duration::from_secs(30);
 
 /// Raises this process's soft open-files limit so it can hold `needed` sockets.
 fn allow_open_files(needed: u64) {
