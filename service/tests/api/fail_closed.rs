@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::binary::{BIN, free_port, listening};
+use crate::binary::{BIN, blocking_client, free_port, listening};
 
 /// How long a refusal may take; start-up never waits on a file.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -182,9 +182,17 @@ fn the_raw_spawner_passes_duplicates_through_and_a_good_environment_starts() {
     let stdout = tempfile::tempfile().unwrap();
     let stderr = tempfile::tempfile().unwrap();
     let pid = spawn_exact(&env, &stdout, &stderr);
+    // Ready, not just listening: the socket listens before the SIGTERM handler is installed,
+    // and a SIGTERM in between kills the process by default (seen when tests run 4 at a time).
     let started = Instant::now();
-    while !listening(port) {
-        assert!(started.elapsed() < DEADLINE, "never listened on {port}");
+    let client = blocking_client();
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    while !client
+        .get(&url)
+        .send()
+        .is_ok_and(|response| response.status() == 200)
+    {
+        assert!(started.elapsed() < DEADLINE, "never ready on {port}");
         std::thread::sleep(Duration::from_millis(10));
     }
     kill(pid, Signal::SIGTERM).unwrap();
