@@ -18,24 +18,20 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
 /// builds it beside the test build, which has no jemalloc (`--no-default-features`: its C build
 /// was the longest step of a fresh clone's test build), so here the script finds it built.
 pub fn release_binary() -> String {
-    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/build-release.sh");
-        let output = Command::new(script)
-            .stderr(Stdio::inherit())
-            .output()
-            .unwrap_or_else(|e| panic!("could not run {script}: {e}"));
-        assert!(
-            output.status.success(),
-            "{script} failed ({}): the release binary could not be built",
-            output.status
-        );
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .trim_end()
-            .to_owned()
-    })
-    .clone()
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/build-release.sh");
+    let output = Command::new(script)
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("could not run {script}: {e}"));
+    assert!(
+        output.status.success(),
+        "{script} failed ({}): the release binary could not be built",
+        output.status
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
 }
 
 /// A port that was free a moment ago (bind port 0, read it, release it).
@@ -54,6 +50,15 @@ pub fn listening(port: u16) -> bool {
         Duration::from_millis(500),
     )
     .is_ok()
+}
+
+/// True when `/readyz` on 127.0.0.1:`port` answers 200 (every worker serving, the signal
+/// handlers installed).
+pub fn ready(client: &reqwest::blocking::Client, port: u16) -> bool {
+    client
+        .get(format!("http://127.0.0.1:{port}/readyz"))
+        .send()
+        .is_ok_and(|response| response.status() == 200)
 }
 
 /// `hello-k8s` with exactly `env` (plus PATH-less emptiness), run to completion.
@@ -138,9 +143,7 @@ impl Server {
         };
         let client = blocking_client();
         for _ in 0..500 {
-            if let Ok(res) = client.get(server.url("/readyz")).send()
-                && res.status() == 200
-            {
+            if ready(&client, port) {
                 return server;
             }
             if let Some(status) = server.child.try_wait().unwrap() {

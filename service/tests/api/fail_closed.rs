@@ -13,7 +13,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::binary::{BIN, blocking_client, free_port, listening};
+use crate::binary::{BIN, blocking_client, free_port, listening, ready};
 
 /// How long a refusal may take; start-up never waits on a file.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -186,12 +186,7 @@ fn the_raw_spawner_passes_duplicates_through_and_a_good_environment_starts() {
     // and a SIGTERM in between kills the process by default (seen when tests run 4 at a time).
     let started = Instant::now();
     let client = blocking_client();
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    while !client
-        .get(&url)
-        .send()
-        .is_ok_and(|response| response.status() == 200)
-    {
+    while !ready(&client, port) {
         assert!(started.elapsed() < DEADLINE, "never ready on {port}");
         std::thread::sleep(Duration::from_millis(10));
     }
