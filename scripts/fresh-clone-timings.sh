@@ -115,7 +115,10 @@ time_run() {
   start="$(now)"
   local -a timer=()
   [[ -x /usr/bin/time ]] && timer=(/usr/bin/time -q -f '%U %S' -o "$WORK/cpu-run")
-  setsid "${timer[@]}" "$MAKE" --no-print-directory -C "$dir" run PORT="$port" </dev/null >"$WORK/run.log" 2>&1 &
+  # A background job of a script starts with SIGINT ignored; `env --default-signal=INT` gives
+  # it back, so stop_server's SIGINT stops make run at once rather than after its 10 s wait.
+  setsid env --default-signal=INT "${timer[@]}" "$MAKE" --no-print-directory -C "$dir" run PORT="$port" \
+    </dev/null >"$WORK/run.log" 2>&1 &
   pid=$!
   SERVER_PGID="$pid"
   while :; do
