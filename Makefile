@@ -61,29 +61,38 @@ SCRIPT_TESTS_ELSEWHERE ?= test_image_sbom_
 CARGO_TEST_ARGS   ?= --workspace --all-targets --no-default-features
 RUST_TEST_THREADS ?= 4
 
-# The image tests (scripts/tests/run.sh) run the release binary: make test builds it with
-# scripts/build-release.sh beside the test build, which leaves a core idle much of the time
-# (k8s-openapi, the links, fat LTO are one process each), and waits for both before any test runs,
-# so no test shares the CPU with a build of make test's own; the tests' own build-release.sh call
-# then finds it built. `RELEASE_BESIDE_TESTS=true` leaves it to them.
+# The image tests and the flood-memory test run the release binary: make test builds it with
+# scripts/build-release.sh beside the test build, from the start. The tests start as soon as the
+# test build is done, while the release build may still run its single-process tail (the fat-LTO
+# link): a test that needs that binary calls build-release.sh, which waits on cargo's lock for
+# it. The script tests run beside the cargo tests, into SCRIPTS_LOG, printed when both are done
+# (docs/testing.md, "Budgets"). `RELEASE_BESIDE_TESTS=true` leaves the release build to them.
 RELEASE_LOG ?= $(CURDIR)/target/test-release-build.log
 RELEASE_BESIDE_TESTS ?= scripts/build-release.sh >/dev/null 2>"$(RELEASE_LOG)"
+SCRIPTS_LOG ?= $(CURDIR)/target/test-scripts.log
 
 .PHONY: test
 test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts; the SBOM's in make image-test), then list the skipped ones
-	@mkdir -p "$(dir $(SKIP_LOG))" "$(dir $(RELEASE_LOG))" && : >"$(SKIP_LOG)"
+	@mkdir -p "$(dir $(SKIP_LOG))" "$(dir $(RELEASE_LOG))" "$(dir $(SCRIPTS_LOG))" && : >"$(SKIP_LOG)" \
+	  && rm -f "$(RELEASE_LOG).done" "$(SCRIPTS_LOG).done"
 	status=0; start=$$SECONDS; \
 	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" RUST_TEST_THREADS="$(RUST_TEST_THREADS)"; \
-	$(RELEASE_BESIDE_TESTS) & release=$$!; \
+	{ $(RELEASE_BESIDE_TESTS); rc=$$?; echo "$$rc $$SECONDS" >"$(RELEASE_LOG).done"; exit "$$rc"; } & release=$$!; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
-	wait "$$release" || { echo "scripts/build-release.sh failed beside the test build (the image tests will say why):"; tail -n 20 "$(RELEASE_LOG)"; }; \
 	built=$$SECONDS; \
+	echo "the script tests run beside the cargo tests (output: $(SCRIPTS_LOG), printed after them)"; \
+	{ SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$rc $$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \
+	  </dev/null >"$(SCRIPTS_LOG)" 2>&1 & scripts=$$!; \
 	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) || status=$$?; fi; \
 	ran=$$SECONDS; \
-	SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh || status=$$?; \
-	echo "make test phases: build $$((built - start)) s (cargo test --no-run beside scripts/build-release.sh), cargo test run $$((ran - built)) s, scripts/tests/run.sh $$((SECONDS - ran)) s (budgets: docs/testing.md)"; \
+	wait "$$scripts" || status=$$?; \
+	echo "scripts/tests/run.sh:"; cat "$(SCRIPTS_LOG)"; \
+	wait "$$release" || { echo "scripts/build-release.sh failed beside the test build (the image tests say why):"; tail -n 20 "$(RELEASE_LOG)"; }; \
+	released=$$(cut -d' ' -f2 "$(RELEASE_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
+	scripted=$$(cut -d' ' -f2 "$(SCRIPTS_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
+	echo "make test phases: build $$((built - start)) s (cargo test --no-run; scripts/build-release.sh beside it took $$((released - start)) s), cargo test run $$((ran - built)) s, scripts/tests/run.sh $$((scripted - built)) s (beside the cargo test run) (budgets: docs/testing.md)"; \
 	if [ -s "$(SKIP_LOG)" ]; then \
-	  echo "SKIPPED: $$(wc -l <"$(SKIP_LOG)") test(s) did not run (see $(SKIP_LOG)):"; sed 's/^/  /' "$(SKIP_LOG)"; \
+	  echo "SKIPPED: $$(wc -l <"$(SKIP_LOG)") test(s) did not run (see $(SKIP_LOG)):"; sort "$(SKIP_LOG)" | sed 's/^/  /'; \
 	else echo "no test skipped"; fi; \
 	exit $$status
 

@@ -3,8 +3,8 @@
 # directory (one clone per command), then prints
 #   - make run: seconds from `make run` to the first 200 from GET / on 127.0.0.1;
 #   - make test: its wall time, as make venv + make test-tools + the make test recipe, with the
-#     recipe's own phases (build: the tests and the release binary, side by side; cargo test run;
-#     scripts/tests/run.sh);
+#     recipe's own phases (build: the test build; release build: beside it, from the start;
+#     cargo test run and scripts/tests/run.sh: side by side, from the end of the test build);
 # each beside its budget, read from the clone's docs/testing.md ("Budgets"), and the conditions
 # (cores, load average before and after, which caches outside the clone were warm).
 #
@@ -181,6 +181,9 @@ time_test() {
     PHASE[cargo-run]="${BASH_REMATCH[2]}"
     PHASE[scripts]="${BASH_REMATCH[3]}"
   fi
+  if [[ "$line" =~ build-release\.sh\ beside\ it\ took\ ([0-9]+)\ s ]]; then
+    PHASE[release]="${BASH_REMATCH[1]}"
+  fi
   TEST_SUMMARY="$(grep -E '^test result: |^[0-9]+ passed, [0-9]+ failed' "$WORK/test-test.log" 2>/dev/null \
     | awk '/^test result/ {p += $4; f += $6; i += $8} /passed, / {sp = $1; sf = $3; ss = $5}
       END {printf "cargo: %d passed, %d failed, %d ignored; scripts: %d passed, %d failed, %d skipped", p, f, i, sp, sf, ss}')"
@@ -243,6 +246,7 @@ main() {
     report "venv" "${PHASE[venv]:-?}" "$docs"
     report "test-tools" "${PHASE[test-tools]:-?}" "$docs"
     report "build" "${PHASE[build]:-?}" "$docs"
+    report "release build" "${PHASE[release]:-?}" "$docs"
     report "cargo test run" "${PHASE[cargo-run]:-?}" "$docs"
     report "scripts/tests/run.sh" "${PHASE[scripts]:-?}" "$docs"
     echo "  CPU time (user + system; 2 cores give at most 2 CPU seconds a second, less when shared):" \

