@@ -62,11 +62,14 @@ CARGO_TEST_ARGS   ?= --workspace --all-targets --no-default-features
 RUST_TEST_THREADS ?= 4
 
 # The image tests and the flood-memory test run the release binary: make test builds it with
-# scripts/build-release.sh beside the test build, from the start. The tests start as soon as the
-# test build is done, while the release build may still run its single-process tail (the fat-LTO
-# link): a test that needs that binary calls build-release.sh, which waits on cargo's lock for
-# it. The script tests run beside the cargo tests, into SCRIPTS_LOG, printed when both are done
+# scripts/build-release.sh beside the test build, from the start, and the test build runs
+# niced (TEST_BUILD_NICE), so the release build, the longer of the two with a single-process
+# tail (jemalloc's C build, then the fat-LTO link), has the cores first and the test build takes
+# what it leaves. The tests start when the test build is done; should the release build still
+# run, a test that needs its binary calls build-release.sh, which waits on cargo's lock for it.
+# The script tests run beside the cargo tests, into SCRIPTS_LOG, printed when both are done
 # (docs/testing.md, "Budgets"). `RELEASE_BESIDE_TESTS=true` leaves the release build to them.
+TEST_BUILD_NICE ?= nice -n 10
 RELEASE_LOG ?= $(CURDIR)/target/test-release-build.log
 RELEASE_BESIDE_TESTS ?= scripts/build-release.sh >/dev/null 2>"$(RELEASE_LOG)"
 SCRIPTS_LOG ?= $(CURDIR)/target/test-scripts.log
@@ -78,7 +81,7 @@ test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kust
 	status=0; start=$$SECONDS; \
 	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" RUST_TEST_THREADS="$(RUST_TEST_THREADS)"; \
 	{ $(RELEASE_BESIDE_TESTS); rc=$$?; echo "$$rc $$SECONDS" >"$(RELEASE_LOG).done"; exit "$$rc"; } & release=$$!; \
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_BUILD_NICE) $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
 	built=$$SECONDS; \
 	echo "the script tests run beside the cargo tests (output: $(SCRIPTS_LOG), printed after them)"; \
 	{ SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$rc $$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \

@@ -11,6 +11,7 @@ standin_cargo() {
 #!/usr/bin/env bash
 printf 'cargo %s PORT=%s\n' "$*" "${PORT:-}" >>"$(dirname "$0")/cargo.calls"
 if [[ -n "${RUST_TEST_THREADS:-}" ]]; then echo "$RUST_TEST_THREADS" >>"$(dirname "$0")/threads.calls"; fi
+echo "$* niceness $(nice)" >>"$(dirname "$0")/nice.calls"
 if [[ "$1" == test && " $* " != *" --no-run "* && -n "${STANDIN_WAIT_FOR:-}" ]]; then
   for ((i = 0; i < 100; i++)); do [[ -e "$STANDIN_WAIT_FOR" ]] && break; sleep 0.1; done
   if [[ -e "$STANDIN_WAIT_FOR" ]]; then echo "stand-in cargo test: the script tests are running"; else echo "stand-in cargo test: no script test started"; fi
@@ -65,6 +66,10 @@ STANDIN
   assert_eq "$(cut -d' ' -f1-6 "$MK_DIR/cargo.calls")" "cargo test --workspace --all-targets --no-default-features --no-run
 cargo test --workspace --all-targets --no-default-features PORT=" "the cargo calls of make test: build, then run"
   assert_eq "$(sort -u "$MK_DIR/threads.calls")" 4 "RUST_TEST_THREADS of make test's cargo calls"
+  # The test build yields the cores to the release build beside it; the tests run at the
+  # niceness make test was given.
+  assert_eq "$(sed -n 's/.*--no-run niceness //p' "$MK_DIR/nice.calls")" "$(($(nice) + 10))" "niceness of the test build"
+  assert_eq "$(grep -v -- '--no-run' "$MK_DIR/nice.calls" | sed 's/.* niceness //')" "$(nice)" "niceness of the test run"
   assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
   grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run; scripts/build-release.sh beside it took [0-9]+ s\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s \(beside the cargo test run\)' "$out" \
     || fail "make test printed no phases line: $(cat "$out")"
