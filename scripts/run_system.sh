@@ -363,7 +363,9 @@ enable_metrics_server() {
   if [[ "$CLUSTER_KIND" == minikube ]]; then
     mk addons enable metrics-server >&2 || die "minikube addons enable metrics-server failed"
     ok "metrics-server addon enabled (HPA metrics; minikube only)"
-  elif kc api-versions 2>/dev/null | grep -q '^metrics\.k8s\.io/'; then
+  # The list is read whole before it is searched: `kubectl ... | grep -q` under pipefail fails
+  # whenever grep quits at its match before kubectl has written the rest (SIGPIPE).
+  elif grep -q '^metrics\.k8s\.io/' <<<"$(kc api-versions 2>/dev/null || true)"; then
     ok "the cluster serves metrics.k8s.io (HPA metrics)"
   else
     warn "the cluster serves no metrics.k8s.io: the HPA will show cpu <unknown> and never scale; install metrics-server (with the API server's aggregation layer configured)"
