@@ -68,7 +68,9 @@ RUST_TEST_THREADS ?= 4
 # what it leaves. The tests start when the test build is done; should the release build still
 # run, a test that needs its binary calls build-release.sh, which waits on cargo's lock for it.
 # The script tests run beside the cargo tests, into SCRIPTS_LOG, printed when both are done
-# (docs/testing.md, "Budgets"). `RELEASE_BESIDE_TESTS=true` leaves the release build to them.
+# (docs/testing.md, "Budgets"); they run the manifest-gen binary of the test build
+# (MANIFEST_GEN_BIN): `cargo build -p manifest-gen` alone resolves other features and would
+# compile its dependencies again. `RELEASE_BESIDE_TESTS=true` leaves the release build to them.
 TEST_BUILD_NICE ?= nice -n 10
 RELEASE_LOG ?= $(CURDIR)/target/test-release-build.log
 RELEASE_BESIDE_TESTS ?= scripts/build-release.sh >/dev/null 2>"$(RELEASE_LOG)"
@@ -84,7 +86,9 @@ test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kust
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_BUILD_NICE) $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
 	built=$$SECONDS; \
 	echo "the script tests run beside the cargo tests (output: $(SCRIPTS_LOG), printed after them)"; \
-	{ SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$rc $$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \
+	gen_bin=""; if [ "$$status" -eq 0 ]; then gen_bin="$${CARGO_TARGET_DIR:-target}/debug/manifest-gen"; \
+	  case "$$gen_bin" in /*) ;; *) gen_bin="$(CURDIR)/$$gen_bin" ;; esac; fi; \
+	{ MANIFEST_GEN_BIN="$$gen_bin" SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$rc $$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \
 	  </dev/null >"$(SCRIPTS_LOG)" 2>&1 & scripts=$$!; \
 	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) || status=$$?; fi; \
 	ran=$$SECONDS; \

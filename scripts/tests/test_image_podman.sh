@@ -79,9 +79,11 @@ image_test_translate() {
   local host_port="$1" rendered="$IMAGE_TEST_DIR/prod.yaml" line
   SECRET_FILE="$IMAGE_TEST_DIR/secret.env"
   (umask 077 && printf 'API_KEY=%s\n' "$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" >"$SECRET_FILE")
-  # IMAGE_TEST_MANIFEST_GEN: a manifest-gen binary already built (else cargo run builds one).
+  # IMAGE_TEST_MANIFEST_GEN, else MANIFEST_GEN_BIN (make test's: the one its test build made): a
+  # manifest-gen binary already built; else cargo run builds one.
   local -a gen=("${CARGO:-cargo}" run --quiet --locked -p manifest-gen --)
-  [[ -z "${IMAGE_TEST_MANIFEST_GEN:-}" ]] || gen=("$IMAGE_TEST_MANIFEST_GEN")
+  local built="${IMAGE_TEST_MANIFEST_GEN:-${MANIFEST_GEN_BIN:-}}"
+  [[ -z "$built" ]] || gen=("$built")
   (cd "$PROJECT_ROOT" && "${gen[@]}" render --env prod --secret-env-file "$SECRET_FILE") >"$rendered" \
     || fail "manifest-gen render --env prod failed"
   mkdir -m 0755 "$IMAGE_TEST_DIR/volumes" || fail "no volumes directory"

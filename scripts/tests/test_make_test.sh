@@ -53,6 +53,7 @@ test_make_test_prints_its_phases_and_leaves_the_sbom_test_to_image_test() {
 #!/usr/bin/env bash
 touch "$(dirname "$0")/../../scripts.started"
 printf 'run.sh excludes [%s]\n' "${SCRIPT_TESTS_EXCLUDE:-}"
+printf 'run.sh MANIFEST_GEN_BIN=%s\n' "${MANIFEST_GEN_BIN:-}"
 echo "0 passed, 0 failed, 0 skipped"
 STANDIN
   chmod +x "$MK_DIR/scripts/tests/run.sh"
@@ -71,6 +72,8 @@ cargo test --workspace --all-targets --no-default-features PORT=" "the cargo cal
   assert_eq "$(sed -n 's/.*--no-run niceness //p' "$MK_DIR/nice.calls")" "$(($(nice) + 10))" "niceness of the test build"
   assert_eq "$(grep -v -- '--no-run' "$MK_DIR/nice.calls" | sed 's/.* niceness //')" "$(nice)" "niceness of the test run"
   assert_file_contains "$out" "run.sh excludes [test_image_sbom_]"
+  # The script tests run the test build's manifest-gen, not a build of their own.
+  assert_file_contains "$out" "run.sh MANIFEST_GEN_BIN=$MK_DIR/target/debug/manifest-gen"
   grep -Eq '^make test phases: build [0-9]+ s \(cargo test --no-run; scripts/build-release.sh beside it took [0-9]+ s\), cargo test run [0-9]+ s, scripts/tests/run\.sh [0-9]+ s \(beside the cargo test run\)' "$out" \
     || fail "make test printed no phases line: $(cat "$out")"
   # The script tests ran beside the cargo tests (which saw them start), and their output is
