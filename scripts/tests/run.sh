@@ -15,7 +15,8 @@
 set -euo pipefail
 
 PROJECT_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-TESTS_DIR="$PROJECT_ROOT/scripts/tests"
+# SCRIPT_TESTS_DIR: where lib.sh and the test_*.sh files are (the runner's own test sets it).
+TESTS_DIR="${SCRIPT_TESTS_DIR:-$PROJECT_ROOT/scripts/tests}"
 FILTER="${1:-}"
 EXCLUDE="${SCRIPT_TESTS_EXCLUDE:-}"
 JOBS="${SCRIPT_TEST_JOBS:-$(nproc 2>/dev/null || echo 1)}"
@@ -120,9 +121,19 @@ while ((next < ${#names[@]} || ${#RUNNING[@]} > 0)); do
     start_test "${names[next]}" "$next"
     next=$((next + 1))
   done
-  finished=""
+  finished="" rc=0
   if ((POOL)); then
-    wait -n -p finished || true
+    wait -n -p finished || rc=$?
+    # No child left to wait for (127) while tests are listed as running: their results are
+    # written, report them rather than wait forever.
+    if [[ -z "$finished" && $rc -eq 127 ]]; then
+      for finished in "${!RUNNING[@]}"; do
+        # shellcheck disable=SC2086 # "<number> <name>", split on purpose
+        report_test ${RUNNING[$finished]}
+        unset "RUNNING[$finished]"
+      done
+      continue
+    fi
   else
     wait "$LAST_STARTED" || true
     finished="$LAST_STARTED"

