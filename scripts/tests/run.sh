@@ -25,13 +25,9 @@ if [[ ! "$JOBS" =~ ^[1-9][0-9]*$ ]]; then
   exit 2
 fi
 # A pool needs `wait -n -p` (bash 5.1); an older bash runs the tests one at a time.
-POOL=1
-if ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501)); then
-  POOL=0
-  if ((JOBS > 1)); then
-    echo "NOTE: bash $BASH_VERSION has no 'wait -n -p' (5.1): tests run one at a time"
-    JOBS=1
-  fi
+if ((JOBS > 1 && BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] < 501)); then
+  echo "NOTE: bash $BASH_VERSION has no 'wait -n -p' (5.1): tests run one at a time"
+  JOBS=1
 fi
 RUN_TMP="$(mktemp -d)"
 SYSBIN="$RUN_TMP/sysbin"
@@ -114,6 +110,13 @@ report_test() {
   fi
 }
 
+# Reports the test that process $1 ran, and forgets it.
+finish_test() {
+  # shellcheck disable=SC2086 # "<number> <name>", split on purpose
+  report_test ${RUNNING[$1]}
+  unset "RUNNING[$1]"
+}
+
 declare -A RUNNING=()
 next=0
 while ((next < ${#names[@]} || ${#RUNNING[@]} > 0)); do
@@ -122,15 +125,13 @@ while ((next < ${#names[@]} || ${#RUNNING[@]} > 0)); do
     next=$((next + 1))
   done
   finished="" rc=0
-  if ((POOL)); then
+  if ((JOBS > 1)); then
     wait -n -p finished || rc=$?
     # No child left to wait for (127) while tests are listed as running: their results are
     # written, report them rather than wait forever.
     if [[ -z "$finished" && $rc -eq 127 ]]; then
       for finished in "${!RUNNING[@]}"; do
-        # shellcheck disable=SC2086 # "<number> <name>", split on purpose
-        report_test ${RUNNING[$finished]}
-        unset "RUNNING[$finished]"
+        finish_test "$finished"
       done
       continue
     fi
@@ -139,9 +140,7 @@ while ((next < ${#names[@]} || ${#RUNNING[@]} > 0)); do
     finished="$LAST_STARTED"
   fi
   [[ -n "$finished" && -n "${RUNNING[$finished]:-}" ]] || continue
-  # shellcheck disable=SC2086 # "<number> <name>", split on purpose
-  report_test ${RUNNING[$finished]}
-  unset "RUNNING[$finished]"
+  finish_test "$finished"
 done
 
 if [[ ${#excluded[@]} -gt 0 ]]; then
