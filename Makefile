@@ -75,6 +75,9 @@ TEST_BUILD_NICE ?= nice -n 10
 RELEASE_LOG ?= $(CURDIR)/target/test-release-build.log
 RELEASE_BESIDE_TESTS ?= scripts/build-release.sh >/dev/null 2>"$(RELEASE_LOG)"
 SCRIPTS_LOG ?= $(CURDIR)/target/test-scripts.log
+# Where the test build leaves the manifest-gen binary (cargo's rule: CARGO_TARGET_DIR, relative
+# to here, or target/).
+TEST_MANIFEST_GEN = $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/manifest-gen
 
 .PHONY: test
 test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kustomize, validators, scripts; the SBOM's in make image-test), then list the skipped ones
@@ -82,21 +85,20 @@ test: venv $(TEST_TOOLS) ## Run every test (unit, integration, CLI, kubectl kust
 	  && rm -f "$(RELEASE_LOG).done" "$(SCRIPTS_LOG).done"
 	status=0; start=$$SECONDS; \
 	export CI="$${CI:-}" SKIP_LOG="$(SKIP_LOG)" RUST_TEST_THREADS="$(RUST_TEST_THREADS)"; \
-	{ $(RELEASE_BESIDE_TESTS); rc=$$?; echo "$$rc $$SECONDS" >"$(RELEASE_LOG).done"; exit "$$rc"; } & release=$$!; \
+	{ $(RELEASE_BESIDE_TESTS); rc=$$?; echo "$$SECONDS" >"$(RELEASE_LOG).done"; exit "$$rc"; } & release=$$!; \
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(TEST_BUILD_NICE) $(CARGO) test $(CARGO_TEST_ARGS) --no-run || status=$$?; \
 	built=$$SECONDS; \
 	echo "the script tests run beside the cargo tests (output: $(SCRIPTS_LOG), printed after them)"; \
-	gen_bin=""; if [ "$$status" -eq 0 ]; then gen_bin="$${CARGO_TARGET_DIR:-target}/debug/manifest-gen"; \
-	  case "$$gen_bin" in /*) ;; *) gen_bin="$(CURDIR)/$$gen_bin" ;; esac; fi; \
-	{ MANIFEST_GEN_BIN="$$gen_bin" SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$rc $$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \
+	gen_bin=""; [ "$$status" -ne 0 ] || gen_bin="$(TEST_MANIFEST_GEN)"; \
+	{ MANIFEST_GEN_BIN="$$gen_bin" SCRIPT_TESTS_EXCLUDE="$(SCRIPT_TESTS_ELSEWHERE)" scripts/tests/run.sh; rc=$$?; echo "$$SECONDS" >"$(SCRIPTS_LOG).done"; exit "$$rc"; } \
 	  </dev/null >"$(SCRIPTS_LOG)" 2>&1 & scripts=$$!; \
 	if [ "$$status" -eq 0 ]; then PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test $(CARGO_TEST_ARGS) || status=$$?; fi; \
 	ran=$$SECONDS; \
 	wait "$$scripts" || status=$$?; \
 	echo "scripts/tests/run.sh:"; cat "$(SCRIPTS_LOG)"; \
 	wait "$$release" || { echo "scripts/build-release.sh failed beside the test build (the image tests say why):"; tail -n 20 "$(RELEASE_LOG)"; }; \
-	released=$$(cut -d' ' -f2 "$(RELEASE_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
-	scripted=$$(cut -d' ' -f2 "$(SCRIPTS_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
+	released=$$(cat "$(RELEASE_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
+	scripted=$$(cat "$(SCRIPTS_LOG).done" 2>/dev/null || echo "$$SECONDS"); \
 	echo "make test phases: build $$((built - start)) s (cargo test --no-run; scripts/build-release.sh beside it took $$((released - start)) s), cargo test run $$((ran - built)) s, scripts/tests/run.sh $$((scripted - built)) s (beside the cargo test run) (budgets: docs/testing.md)"; \
 	if [ -s "$(SKIP_LOG)" ]; then \
 	  echo "SKIPPED: $$(wc -l <"$(SKIP_LOG)") test(s) did not run (see $(SKIP_LOG)):"; sort "$(SKIP_LOG)" | sed 's/^/  /'; \
