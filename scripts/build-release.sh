@@ -45,7 +45,7 @@ main() {
   # is stripped: the non-PIC copy of every object (libjemalloc.a), and the -g3 debug info its
   # configure adds. make takes a variable override from MAKEFLAGS, and cc passes CFLAGS_<target>
   # after configure's flags; the binary is byte for byte the same without both (docs/testing.md,
-  # "Budgets"), about 30 CPU s less.
+  # "Budgets"), about 25 CPU s less.
   local cflags_var="CFLAGS_${triple//-/_}"
   # cargo's own progress goes to stderr; stdout carries only the path.
   env RUSTFLAGS="-C target-feature=+crt-static" \
