@@ -52,6 +52,33 @@ pub fn listening(port: u16) -> bool {
     .is_ok()
 }
 
+/// How many of `clients` (connected to 127.0.0.1:`port`) the server has accepted: in
+/// /proc/net/tcp a connection still in the listen backlog has inode 0, and an accepted one the
+/// inode of the server's descriptor. Lets a test wait for the server's view instead of a sleep.
+pub fn accepted(port: u16, clients: &[TcpStream]) -> usize {
+    let client_ports: Vec<u16> = clients
+        .iter()
+        .map(|stream| stream.local_addr().unwrap().port())
+        .collect();
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let port_of = |address: &str| {
+        address
+            .rsplit_once(':')
+            .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9
+                && port_of(fields[1]) == Some(port)
+                && port_of(fields[2]).is_some_and(|remote| client_ports.contains(&remote))
+                && fields[9] != "0"
+        })
+        .count()
+}
+
 /// True when `/readyz` on 127.0.0.1:`port` answers 200 (every worker serving, the signal
 /// handlers installed).
 pub fn ready(client: &reqwest::blocking::Client, port: u16) -> bool {

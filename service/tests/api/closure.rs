@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::binary::{BIN, Server, free_port};
+use crate::binary::{BIN, Server, accepted, free_port};
 use crate::helpers::TEST_API_KEY;
 
 fn connect(port: u16) -> TcpStream {
@@ -126,7 +126,19 @@ fn silent_connections_hold_no_served_slot_and_are_evicted_for_clients_at_the_tot
         ("WORKERS", "1"),
     ]);
     let silent: Vec<TcpStream> = (0..18).map(|_| connect(server.port)).collect();
-    std::thread::sleep(Duration::from_millis(200));
+    // Every silent connection accepted, in order, before the first client connects (a fixed
+    // sleep let a loaded machine accept the last one after a client: it was then the one over
+    // the total cap).
+    let started = Instant::now();
+    while accepted(server.port, &silent) < silent.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the server accepted {} of {} silent connections",
+            accepted(server.port, &silent),
+            silent.len()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // Every place is held by a connection that has sent nothing; a client is still served, by
     // taking the place of the oldest silent connection. Each client closes after its answer
     // and so gives its place back: the five need one eviction between them.
