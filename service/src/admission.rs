@@ -2,10 +2,13 @@
 //! holds at all, sized from its memory limit so that no number of clients can push it past
 //! that limit.
 //!
-//! A served connection holds actix-http's buffers and the application's state
-//! ([`SERVED_CONNECTION_BYTES`], the worst case under [`crate::guarded_io`]'s bounds); a
-//! waiting connection (over the served cap, see `overflow`) holds a 1 KiB head buffer and a
-//! task ([`WAITING_CONNECTION_BYTES`]). `MAX_CONNECTIONS=auto` gives served connections 60% of
+//! A served slot is held by a connection in an exchange, from its request head until the
+//! answer is written and the client has sent nothing more: actix-http's buffers and the
+//! application's state ([`SERVED_CONNECTION_BYTES`], the worst case under
+//! [`crate::guarded_io`]'s bounds). Every other held connection waits (see `overflow`):
+//! silent before its first request or between two (keep-alive), in a task of about 2.4 KiB,
+//! or reading its head into a 1 KiB buffer, or over the served cap waiting for a slot
+//! ([`WAITING_CONNECTION_BYTES`]). `MAX_CONNECTIONS=auto` gives served connections 60% of
 //! what the limit leaves above [`RESERVED_BYTES`] and waiting connections 20%; the rest is
 //! headroom for the allocator. Beyond the total, connections are closed at once.
 
@@ -22,7 +25,9 @@ pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
 /// and timers, the socket, plus the output a pipelining client can queue before reads stop
 /// (see `guarded_io`).
 pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
-/// The budget of one connection waiting for a slot or answered directly (probes, 503).
+/// The budget of one connection waiting (silent, idle between requests, reading its head,
+/// waiting for a slot) or answered directly (probes, 503): the release binary holds an idle
+/// one in about 2.4 KiB, and a head being read adds its 1 KiB buffer and its copy.
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
 /// Connections over the total cap that may still show they are a kubelet probe (see
 /// `overflow::probe_only`): under a flood that fills the total cap, probes still get in.

@@ -20,11 +20,17 @@
 //!   a head too large; it is answered `431` at once (the client's further bytes are read and
 //!   dropped, at most 64 KiB, so the close does not reset the answer away) and closed.
 //! - Prefix: bytes already read by the admission step (see `overflow`) are handed back first.
+//! - Give-back: once the requests handed on are answered and the client has sent nothing
+//!   more, the HTTP parser is told the stream ended and its shutdown hands the connection
+//!   back open (see [`GuardedIo::giving_back`]): between requests a keep-alive connection
+//!   holds neither a served slot nor actix-http's buffers.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -80,8 +86,19 @@ struct HeadScan {
     http10: bool,
     keep_alive: bool,
     close: bool,
+    /// The head announces a body (`Content-Length` other than 0, or `Transfer-Encoding`).
+    body: bool,
     /// Bytes of the current head so far (reset too when the output is written out).
     head_bytes: usize,
+}
+
+/// What the end of a request head says about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HeadEnd {
+    /// The head closes the connection (RFC 9112 section 9.6).
+    closes: bool,
+    /// A body follows the head.
+    body: bool,
 }
 
 impl HeadScan {
@@ -95,18 +112,27 @@ impl HeadScan {
             http10: false,
             keep_alive: false,
             close: false,
+            body: false,
             head_bytes: 0,
         }
     }
 
-    /// Takes one byte; at the end of a head, whether that head closes the connection.
-    fn step(&mut self, byte: u8) -> Option<bool> {
+    /// Between two heads: no byte of the next head (empty lines aside) is here yet.
+    const fn between_heads(&self) -> bool {
+        self.request_line && self.line_len == 0
+    }
+
+    /// Takes one byte; at the end of a head, what that head says about the connection.
+    fn step(&mut self, byte: u8) -> Option<HeadEnd> {
         self.head_bytes = self.head_bytes.saturating_add(1);
         match byte {
             b'\n' if self.at_line_start => {
-                let closes = self.close || (self.http10 && !self.keep_alive);
+                let end = HeadEnd {
+                    closes: self.close || (self.http10 && !self.keep_alive),
+                    body: self.body,
+                };
                 *self = HeadScan::new();
-                Some(closes)
+                Some(end)
             }
             b'\n' => {
                 self.line_done();
@@ -135,15 +161,23 @@ impl HeadScan {
         if self.request_line {
             self.request_line = false;
             self.http10 = self.line_len >= 8 && &self.tail == b"http/1.0";
-        } else if let Some(value) =
-            self.line[..self.line_len.min(LINE_PREFIX)].strip_prefix(b"connection:")
-        {
-            for token in value.split(|&b| b == b',') {
-                match token.trim_ascii() {
-                    b"close" => self.close = true,
-                    b"keep-alive" => self.keep_alive = true,
-                    _ => {}
+        } else {
+            let line = &self.line[..self.line_len.min(LINE_PREFIX)];
+            if let Some(value) = line.strip_prefix(b"connection:") {
+                for token in value.split(|&b| b == b',') {
+                    match token.trim_ascii() {
+                        b"close" => self.close = true,
+                        b"keep-alive" => self.keep_alive = true,
+                        _ => {}
+                    }
                 }
+            } else if let Some(value) = line.strip_prefix(b"content-length:") {
+                // Anything but zeroes (a value too long to keep included) is a body.
+                let value = value.trim_ascii();
+                let zero = !value.is_empty() && value.iter().all(|&b| b == b'0');
+                self.body |= !zero || self.line_len > LINE_PREFIX;
+            } else if line.starts_with(b"transfer-encoding:") {
+                self.body = true;
             }
         }
         self.line_len = 0;
@@ -175,6 +209,59 @@ pub struct GuardedIo<T> {
     /// The last byte moved in either direction.
     last_progress: Instant,
     timer: Pin<Box<Sleep>>,
+    /// Set when the connection goes back to its owner between requests.
+    give_back: Option<GiveBack>,
+}
+
+/// The pattern of a response that closes the connection (actix-http writes header names in
+/// lower case; the comparison ignores case all the same).
+const CLOSE_HEADER: &[u8] = b"connection: close";
+
+/// The give-back of a connection between requests (see [`GuardedIo::giving_back`]).
+#[derive(Debug)]
+struct GiveBack {
+    /// Set once the HTTP parser has finished with the connection and it is given back open.
+    given: Rc<Cell<bool>>,
+    /// A whole request head was handed on.
+    head_seen: bool,
+    /// The connection is not given back: a request with a body, a response that closes the
+    /// connection, the client's end of stream or an error.
+    ruled_out: bool,
+    /// End of stream was reported to the HTTP parser in place of a wait for the next request.
+    ended: bool,
+    /// The last bytes written (to find [`CLOSE_HEADER`] across writes).
+    tail: [u8; CLOSE_HEADER.len() - 1],
+    tail_len: usize,
+}
+
+impl GiveBack {
+    /// Looks for [`CLOSE_HEADER`] in the output, `written` following what was written before.
+    fn output(&mut self, written: &[u8]) {
+        if self.ruled_out || written.is_empty() {
+            return;
+        }
+        let keep = self.tail.len();
+        let mut seam = [0u8; 2 * (CLOSE_HEADER.len() - 1)];
+        let head = written.len().min(keep);
+        seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        seam[self.tail_len..self.tail_len + head].copy_from_slice(&written[..head]);
+        let closes = |hay: &[u8]| {
+            hay.windows(CLOSE_HEADER.len())
+                .any(|w| w[0] | 0x20 == b'c' && w.eq_ignore_ascii_case(CLOSE_HEADER))
+        };
+        if closes(&seam[..self.tail_len + head]) || closes(written) {
+            self.ruled_out = true;
+            return;
+        }
+        let joined = &seam[..self.tail_len + head];
+        let last: &[u8] = if written.len() >= keep {
+            &written[written.len() - keep..]
+        } else {
+            &joined[joined.len().saturating_sub(keep)..]
+        };
+        self.tail[..last.len()].copy_from_slice(last);
+        self.tail_len = last.len();
+    }
 }
 
 impl<T> GuardedIo<T> {
@@ -194,6 +281,44 @@ impl<T> GuardedIo<T> {
             parked: None,
             last_progress: now,
             timer: Box::pin(tokio::time::sleep_until(now + limits.progress)),
+            give_back: None,
+        }
+    }
+
+    /// Gives the connection back between requests instead of keeping it open in the HTTP
+    /// parser: once a request head without a body has been handed on and the client has sent
+    /// nothing more, the parser is told the stream ended; it answers what it has, then shuts
+    /// the connection down, and that shutdown sets `given` instead of closing the socket.
+    /// The owner then takes its connection back (see [`Lent`]) and waits for the next
+    /// request without the parser's buffers. A request with a body, a head or a response
+    /// that closes the connection, and the client's own end of stream keep today's path:
+    /// the parser keeps the connection and the shutdown is real.
+    pub fn giving_back(mut self, given: Rc<Cell<bool>>) -> Self {
+        self.give_back = Some(GiveBack {
+            given,
+            head_seen: false,
+            ruled_out: false,
+            ended: false,
+            tail: [0; CLOSE_HEADER.len() - 1],
+            tail_len: 0,
+        });
+        self
+    }
+
+    /// The HTTP parser may be told the stream ended (see [`GuardedIo::giving_back`]).
+    fn may_give_back(&self) -> bool {
+        self.give_back
+            .as_ref()
+            .is_some_and(|g| g.head_seen && !g.ruled_out)
+            && !self.closing
+            && self.oversized.is_none()
+            && self.prefix.is_empty()
+            && self.scan.between_heads()
+    }
+
+    fn rule_out_give_back(&mut self) {
+        if let Some(give_back) = &mut self.give_back {
+            give_back.ruled_out = true;
         }
     }
 
@@ -203,7 +328,7 @@ impl<T> GuardedIo<T> {
     fn deliverable(&self, bytes: &[u8]) -> (usize, bool) {
         let (mut heads, mut scan) = (self.heads, self.scan);
         for (i, &byte) in bytes.iter().enumerate() {
-            if let Some(closes) = scan.step(byte) {
+            if let Some(HeadEnd { closes, .. }) = scan.step(byte) {
                 heads += 1;
                 if closes {
                     return (i + 1, true);
@@ -220,8 +345,12 @@ impl<T> GuardedIo<T> {
     /// A body holding empty lines counts too, which only makes reads pause sooner.
     fn count_heads(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            if self.scan.step(byte).is_some() {
+            if let Some(end) = self.scan.step(byte) {
                 self.heads = self.heads.saturating_add(1);
+                if let Some(give_back) = &mut self.give_back {
+                    give_back.head_seen = true;
+                    give_back.ruled_out |= end.body;
+                }
             }
         }
     }
@@ -353,6 +482,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.give_back.as_ref().is_some_and(|g| g.ended) {
+            return Poll::Ready(Ok(())); // the end of this exchange: nothing more is read
+        }
         if let Poll::Ready(err) = this.poll_deadline(cx) {
             return Poll::Ready(Err(err));
         }
@@ -404,6 +536,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
                 buf.set_filled(before + n);
             }
             this.read_done(&buf.filled()[before..]);
+        } else if polled.is_ready() {
+            // The client's end of stream, or an error: the connection is not given back.
+            this.rule_out_give_back();
+        } else if this.may_give_back() {
+            // The client sent nothing more: this exchange ends; the connection waits for its
+            // next request outside the HTTP parser.
+            if let Some(give_back) = &mut this.give_back {
+                give_back.ended = true;
+            }
+            return Poll::Ready(Ok(()));
         }
         polled
     }
@@ -418,6 +560,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         let this = self.get_mut();
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
+                if let Some(give_back) = &mut this.give_back {
+                    give_back.output(&buf[..n]);
+                }
                 if n > 0 {
                     this.last_progress = Instant::now();
                     this.answer_due = None;
@@ -445,7 +590,51 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        if let Some(give_back) = &this.give_back
+            && give_back.ended
+            && !give_back.ruled_out
+        {
+            // The exchange is over and nothing closes the connection: it goes back open.
+            ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+            give_back.given.set(true);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// A connection lent to the HTTP parser for one exchange (see [`GuardedIo::giving_back`]):
+/// its owner keeps the other reference and takes the connection back with
+/// [`Rc::try_unwrap`] once the parser has dropped its own.
+#[derive(Debug)]
+pub struct Lent<T>(pub Rc<RefCell<T>>);
+
+impl<T: AsyncRead + Unpin> AsyncRead for Lent<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Lent<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
     }
 }
 
@@ -531,7 +720,7 @@ mod tests {
         let mut scan = HeadScan::new();
         let ends: Vec<bool> = b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"
             .iter()
-            .filter_map(|&b| scan.step(b))
+            .filter_map(|&b| scan.step(b).map(|end| end.closes))
             .collect();
         assert_eq!(ends, [false], "HTTP/1.0 with keep-alive stays open");
     }
@@ -565,6 +754,80 @@ mod tests {
         let err = io.read(&mut got).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// A `GuardedIo` that gives its connection back, with the flag it sets.
+    fn giving_back(
+        server: tokio::io::DuplexStream,
+        prefix: &[u8],
+    ) -> (GuardedIo<tokio::io::DuplexStream>, Rc<Cell<bool>>) {
+        let given = Rc::new(Cell::new(false));
+        let limits = IoLimits {
+            read_ahead: 1024,
+            ..LIMITS
+        };
+        let io = GuardedIo::new(server, Bytes::copy_from_slice(prefix), limits)
+            .giving_back(Rc::clone(&given));
+        (io, given)
+    }
+
+    #[tokio::test]
+    async fn an_answered_exchange_ends_the_stream_and_gives_the_connection_back_open() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (mut io, given) = giving_back(server, b"GET / HTTP/1.1\r\n\r\n");
+        let mut got = vec![0; 64];
+        assert_eq!(io.read(&mut got).await.unwrap(), 18);
+        assert_eq!(io.read(&mut got).await.unwrap(), 0, "end of the exchange");
+        io.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        io.shutdown().await.unwrap();
+        assert!(given.get(), "given back");
+        let mut answer = vec![0; 64];
+        let n = client.read(&mut answer).await.unwrap();
+        assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+        let closed =
+            tokio::time::timeout(Duration::from_millis(50), client.read(&mut answer)).await;
+        assert!(closed.is_err(), "the connection stays open: {closed:?}");
+        // Nothing the client sends next is read by this exchange.
+        client
+            .write_all(b"GET /next HTTP/1.1\r\n\r\n")
+            .await
+            .unwrap();
+        assert_eq!(io.read(&mut got).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn bodies_closing_responses_and_partial_heads_keep_the_connection_in_the_parser() {
+        // A head with a body: no end of stream while the body may still come.
+        for head in [
+            &b"POST / HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"[..],
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"GET / HT",
+        ] {
+            let (_client, server) = tokio::io::duplex(1024);
+            let (mut io, _) = giving_back(server, head);
+            let mut got = vec![0; 128];
+            assert_eq!(io.read(&mut got).await.unwrap(), head.len());
+            let more = tokio::time::timeout(Duration::from_millis(50), io.read(&mut got)).await;
+            assert!(more.is_err(), "{}: {more:?}", String::from_utf8_lossy(head));
+        }
+        // A response that closes the connection (its header split across two writes): the
+        // shutdown is real.
+        let (mut client, server) = tokio::io::duplex(1024);
+        let (mut io, given) = giving_back(server, b"GET / HTTP/1.1\r\n\r\n");
+        let mut got = vec![0; 64];
+        assert_eq!(io.read(&mut got).await.unwrap(), 18);
+        assert_eq!(io.read(&mut got).await.unwrap(), 0);
+        io.write_all(b"HTTP/1.1 400 Bad Request\r\nConnec")
+            .await
+            .unwrap();
+        io.write_all(b"tion: Close\r\n\r\n").await.unwrap();
+        io.shutdown().await.unwrap();
+        assert!(!given.get(), "a closing response is not given back");
+        let mut answer = Vec::new();
+        client.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.ends_with(b"tion: Close\r\n\r\n"));
     }
 
     #[tokio::test]

@@ -49,17 +49,22 @@ pub enum Outcome {
 }
 
 /// How long a connection under the total cap may stay silent (no byte sent) before it is
-/// closed without an answer; a silent connection holds a waiting place, never a served slot,
-/// and is the first to go when the total cap is reached (see [`Admission::evict_silent`]).
+/// closed without an answer, before its first request as between two (the keep-alive
+/// timeout); a silent connection holds a waiting place, never a served slot, and is the
+/// first to go when the total cap is reached (see [`Admission::evict_silent`]).
 pub const SILENT_WAIT: Duration = Duration::from_secs(5);
 
-/// Waits for a connection's first request head (see `admission`: a served slot is for a
-/// client that has sent one). Nothing is allocated while the client is silent; once bytes
-/// arrive, at most [`HEAD_BYTES`] of the head are read within [`HEAD_TIMEOUT`]. `None` when
-/// the client sent no head in time, closed, or was evicted while silent.
-pub async fn first_head(
+/// Waits for a connection's next request head, the first or one after a finished exchange
+/// (see `admission`: a served slot is for a client that has sent one). While the client is
+/// silent the connection holds no buffer (the wait is a few hundred bytes of task); once
+/// bytes arrive, at most [`HEAD_BYTES`] of the head are read within [`HEAD_TIMEOUT`].
+/// `None` when the client sent no head in time, closed, was evicted while silent, or the
+/// server began its graceful shutdown (an idle connection is closed then, as actix-http
+/// closes its idle keep-alive connections).
+pub async fn next_head(
     stream: &mut TcpStream,
     admission: &Admission,
+    stopping: &actix_server::GracefulShutdownSignal,
 ) -> Option<(Option<ProbeRequest>, Bytes)> {
     {
         let _silent = admission.silent();
@@ -67,12 +72,17 @@ pub async fn first_head(
             biased;
             readable = stream.readable() => readable.ok()?,
             () = admission.evicted() => return None,
+            () = stopping.notified() => return None,
             () = tokio::time::sleep(SILENT_WAIT) => return None,
         }
     }
-    let mut buf = [0u8; HEAD_BYTES];
-    let (probe, len) = read_head(stream, &mut buf, HEAD_TIMEOUT).await?;
-    Some((probe, Bytes::copy_from_slice(&buf[..len])))
+    // Boxed: the buffer exists only while a head is read, not while the client is silent.
+    Box::pin(async {
+        let mut buf = [0u8; HEAD_BYTES];
+        let (probe, len) = read_head(stream, &mut buf, HEAD_TIMEOUT).await?;
+        Some((probe, Bytes::copy_from_slice(&buf[..len])))
+    })
+    .await
 }
 
 /// Handles one connection whose head arrived while every served slot is taken: a probe is

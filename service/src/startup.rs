@@ -5,6 +5,7 @@
 //! HTTP/1 service with the application's one route table. This is what `HttpServer` does,
 //! plus a hand on each connection before actix-http allocates its buffers.
 
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
@@ -22,15 +23,16 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::admission::{Admission, Limits, Place};
-use crate::guarded_io::{GuardedIo, IoLimits};
+use crate::guarded_io::{GuardedIo, IoLimits, Lent};
 use crate::overflow::{self, Outcome};
 use crate::probe_listener::{self, ProbeServer};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
 
-/// Idle keep-alive connections are closed after this long.
-const KEEP_ALIVE: Duration = Duration::from_secs(5);
+/// Idle keep-alive connections are closed after this long: between requests a connection
+/// waits outside actix-http as a silent one (see `overflow`), so both are one value.
+const KEEP_ALIVE: Duration = overflow::SILENT_WAIT;
 /// A client must send its whole request head within this time.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the response, a client that does not close gets this long (as `HttpServer`).
@@ -240,6 +242,7 @@ where
             .configure(|cfg| routes::configure(cfg, &app_shared))
             .configure(extra_routes.clone())
             .configure(|cfg| routes::configure_unmatched(cfg, &app_shared));
+        let stopping = graceful.clone();
         let graceful = graceful.clone();
         let http = HttpService::build()
             .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
@@ -273,6 +276,7 @@ where
                     Rc::clone(&handler),
                     Arc::clone(&admission),
                     Arc::clone(&shared),
+                    stopping.clone(),
                 )
             }))
         }
@@ -280,35 +284,23 @@ where
 }
 
 /// One accepted connection, from admission to close. A served slot is taken only once the
-/// client has sent a request head (slots for clients, not for sockets; see `admission`).
+/// client has sent a request head, and given back with actix-http's buffers once that
+/// exchange is answered and the client has sent nothing more (slots for clients, not for
+/// sockets; see `admission`): between requests a keep-alive connection waits as a silent
+/// one, in a few hundred bytes, as nginx's do.
 async fn connection<H>(
     mut stream: TcpStream,
     http: Rc<H>,
     admission: Arc<Admission>,
     shared: Arc<Shared>,
+    stopping: actix_server::GracefulShutdownSignal,
 ) -> Result<(), ()>
 where
-    H: Service<(GuardedIo<TcpStream>, Option<SocketAddr>)>,
+    H: Service<(GuardedIo<Lent<TcpStream>>, Option<SocketAddr>)>,
 {
-    let (held, outcome) = match admission.hold() {
+    let (held, mut outcome) = match admission.hold() {
         Some(Place::Any(held)) => {
-            let Some((probe, head)) = Box::pin(overflow::first_head(&mut stream, &admission)).await
-            else {
-                return Ok(());
-            };
-            let outcome = match admission.try_serve() {
-                Some(slot) => Outcome::Serve(slot, head),
-                None => {
-                    Box::pin(overflow::handle(
-                        &mut stream,
-                        probe,
-                        head,
-                        &admission,
-                        &shared,
-                    ))
-                    .await
-                }
-            };
+            let outcome = next_exchange(&mut stream, &admission, &shared, &stopping).await;
             (Some(held), outcome)
         }
         Some(Place::ProbesOnly(held)) => {
@@ -322,15 +314,41 @@ where
             (None, outcome.await)
         }
     };
-    let Outcome::Serve(slot, prefix) = outcome else {
-        return Ok(());
-    };
     let peer = stream.peer_addr().ok();
-    // Errors end the connection; actix-http has already answered what it could.
-    let _ = http
-        .call((GuardedIo::new(stream, prefix, IO_LIMITS), peer))
-        .await;
-    drop(slot);
+    while let Outcome::Serve(slot, prefix) = outcome {
+        let lent = Rc::new(RefCell::new(stream));
+        let given_back = Rc::new(Cell::new(false));
+        let io = GuardedIo::new(Lent(Rc::clone(&lent)), prefix, IO_LIMITS)
+            .giving_back(Rc::clone(&given_back));
+        // Boxed: the dispatcher exists only while a request is served, not while the
+        // connection waits. Errors end the connection; actix-http has answered what it could.
+        let _ = Box::pin(http.call((io, peer))).await;
+        drop(slot);
+        if !given_back.get() {
+            break; // closed by actix-http
+        }
+        let Ok(back) = Rc::try_unwrap(lent) else {
+            break; // still referenced: cannot happen once the dispatcher is dropped
+        };
+        stream = back.into_inner();
+        outcome = next_exchange(&mut stream, &admission, &shared, &stopping).await;
+    }
     drop(held);
     Ok(())
+}
+
+/// Waits for the connection's next request head and a served slot for it (see `overflow`).
+async fn next_exchange(
+    stream: &mut TcpStream,
+    admission: &Admission,
+    shared: &Arc<Shared>,
+    stopping: &actix_server::GracefulShutdownSignal,
+) -> Outcome {
+    let Some((probe, head)) = overflow::next_head(stream, admission, stopping).await else {
+        return Outcome::Done;
+    };
+    match admission.try_serve() {
+        Some(slot) => Outcome::Serve(slot, head),
+        None => Box::pin(overflow::handle(stream, probe, head, admission, shared)).await,
+    }
 }
