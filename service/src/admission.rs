@@ -32,6 +32,12 @@ pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
 /// Connections over the total cap that may still show they are a kubelet probe (see
 /// `overflow::probe_only`): under a flood that fills the total cap, probes still get in.
 pub const PROBE_RESERVE: usize = 1024;
+/// Connections of the whole process that may wait for their next request inside actix-http
+/// (warm, holding their served slot; see `guarded_io::Warm`), at most a quarter of the
+/// served cap: enough for the keep-alive clients of a busy pod (a proxy's or an ingress
+/// controller's pool) to keep actix-http's speed, few enough that a flood of keep-alive
+/// connections costs what waiting ones cost (256 x 14.5 KiB is 3.6 MiB).
+pub const WARM_CONNECTIONS: usize = 256;
 /// Fewer served connections than this is not a service.
 const MIN_SERVED: u64 = 16;
 
@@ -87,6 +93,11 @@ impl Limits {
             Some(soft) => limits.within_open_files(soft),
             None => limits,
         }
+    }
+
+    /// The warm connections of each of `workers` workers (see [`WARM_CONNECTIONS`]).
+    pub fn warm_per_worker(&self, workers: usize) -> usize {
+        WARM_CONNECTIONS.min(self.served / 4) / workers.max(1)
     }
 
     /// The limits cut to fit `soft` open files (the process's own need aside): a process

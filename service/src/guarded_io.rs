@@ -232,6 +232,51 @@ struct GiveBack {
     /// The last bytes written (to find [`CLOSE_HEADER`] across writes).
     tail: [u8; CLOSE_HEADER.len() - 1],
     tail_len: usize,
+    /// The worker's warm connections, this one among them while `is_warm`.
+    warm: Rc<Warm>,
+    is_warm: bool,
+}
+
+impl GiveBack {
+    /// This connection, idle in the HTTP parser, is no longer counted as warm.
+    fn cool(&mut self) {
+        if std::mem::take(&mut self.is_warm) {
+            self.warm.idle.set(self.warm.idle.get() - 1);
+        }
+    }
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        self.cool();
+    }
+}
+
+/// The connections of one worker that may wait for their next request inside the HTTP
+/// parser ("warm": with its buffers and their served slot, as actix-http alone would keep
+/// every connection) instead of being given back: a new exchange costs a new dispatcher,
+/// which for a client sending request after request is a fifth of a request's CPU time.
+/// Beyond `max` idle ones, connections are given back; so a few hundred busy keep-alive
+/// clients keep actix-http's speed and ten thousand cost what waiting ones cost.
+#[derive(Debug)]
+pub struct Warm {
+    idle: Cell<usize>,
+    max: usize,
+}
+
+impl Warm {
+    /// At most `max` warm connections at once (0: every connection is given back).
+    pub fn new(max: usize) -> Rc<Self> {
+        Rc::new(Warm {
+            idle: Cell::new(0),
+            max,
+        })
+    }
+
+    /// Connections idle in the HTTP parser now.
+    pub fn idle(&self) -> usize {
+        self.idle.get()
+    }
 }
 
 impl GiveBack {
@@ -293,7 +338,11 @@ impl<T> GuardedIo<T> {
     /// request without the parser's buffers. A request with a body, a head or a response
     /// that closes the connection, and the client's own end of stream keep today's path:
     /// the parser keeps the connection and the shutdown is real.
-    pub fn giving_back(mut self, given: Rc<Cell<bool>>) -> Self {
+    ///
+    /// While fewer than `warm`'s bound are idle in the parser, the connection waits there
+    /// instead (see [`Warm`]) and is given back only once its dispatcher ends for another
+    /// reason, or after a later exchange when the bound is reached.
+    pub fn giving_back(mut self, given: Rc<Cell<bool>>, warm: Rc<Warm>) -> Self {
         self.give_back = Some(GiveBack {
             given,
             head_seen: false,
@@ -301,6 +350,8 @@ impl<T> GuardedIo<T> {
             ended: false,
             tail: [0; CLOSE_HEADER.len() - 1],
             tail_len: 0,
+            warm,
+            is_warm: false,
         });
         self
     }
@@ -319,6 +370,7 @@ impl<T> GuardedIo<T> {
     fn rule_out_give_back(&mut self) {
         if let Some(give_back) = &mut self.give_back {
             give_back.ruled_out = true;
+            give_back.cool();
         }
     }
 
@@ -520,6 +572,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             polled
         };
         if buf.filled().len() > before {
+            if let Some(give_back) = &mut this.give_back {
+                give_back.cool(); // the next request is here
+            }
             let read = &buf.filled()[before..];
             let (n, closes) = this.deliverable(read);
             if closes {
@@ -539,12 +594,21 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         } else if polled.is_ready() {
             // The client's end of stream, or an error: the connection is not given back.
             this.rule_out_give_back();
-        } else if this.may_give_back() {
-            // The client sent nothing more: this exchange ends; the connection waits for its
-            // next request outside the HTTP parser.
-            if let Some(give_back) = &mut this.give_back {
-                give_back.ended = true;
+        } else if this.may_give_back()
+            && let Some(give_back) = &mut this.give_back
+        {
+            // The client sent nothing more: it waits warm in the parser while the worker's
+            // bound allows, else this exchange ends and the connection waits for its next
+            // request outside the parser.
+            let warm = &give_back.warm;
+            if give_back.is_warm || warm.idle.get() < warm.max {
+                if !give_back.is_warm {
+                    warm.idle.set(warm.idle.get() + 1);
+                    give_back.is_warm = true;
+                }
+                return polled;
             }
+            give_back.ended = true;
             return Poll::Ready(Ok(()));
         }
         polled
@@ -767,7 +831,7 @@ mod tests {
             ..LIMITS
         };
         let io = GuardedIo::new(server, Bytes::copy_from_slice(prefix), limits)
-            .giving_back(Rc::clone(&given));
+            .giving_back(Rc::clone(&given), Warm::new(0));
         (io, given)
     }
 
@@ -795,6 +859,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(io.read(&mut got).await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn up_to_the_warm_bound_idle_connections_wait_in_the_parser() {
+        let warm = Warm::new(1);
+        let limits = IoLimits {
+            read_ahead: 1024,
+            ..LIMITS
+        };
+        let head = Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n");
+        let open = |server| {
+            let given = Rc::new(Cell::new(false));
+            let io = GuardedIo::new(server, head.clone(), limits)
+                .giving_back(Rc::clone(&given), Rc::clone(&warm));
+            (io, given)
+        };
+        let mut got = vec![0; 64];
+        // The first idle connection stays in the parser, counted warm...
+        let (mut first_client, server) = tokio::io::duplex(1024);
+        let (mut first, _) = open(server);
+        assert_eq!(first.read(&mut got).await.unwrap(), 18);
+        let waited = tokio::time::timeout(Duration::from_millis(50), first.read(&mut got)).await;
+        assert!(waited.is_err(), "the warm connection waits: {waited:?}");
+        assert_eq!(warm.idle(), 1);
+        // ...the second, over the bound, is given back.
+        let (_second_client, server) = tokio::io::duplex(1024);
+        let (mut second, given) = open(server);
+        assert_eq!(second.read(&mut got).await.unwrap(), 18);
+        assert_eq!(second.read(&mut got).await.unwrap(), 0, "given back");
+        second.shutdown().await.unwrap();
+        assert!(given.get());
+        // The warm one's next request makes room; dropping it too.
+        first_client.write_all(b"GET /").await.unwrap();
+        assert_eq!(first.read(&mut got).await.unwrap(), 5);
+        assert_eq!(warm.idle(), 0);
+        drop(first);
+        assert_eq!(warm.idle(), 0);
     }
 
     #[tokio::test]

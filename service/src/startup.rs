@@ -23,7 +23,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::admission::{Admission, Limits, Place};
-use crate::guarded_io::{GuardedIo, IoLimits, Lent};
+use crate::guarded_io::{GuardedIo, IoLimits, Lent, Warm};
 use crate::overflow::{self, Outcome};
 use crate::probe_listener::{self, ProbeServer};
 use crate::routes;
@@ -270,6 +270,7 @@ where
             if index + 1 == workers && shared.readiness.mark_serving() {
                 tracing::info!(workers, "ready: every worker is serving");
             }
+            let warm = Warm::new(admission.limits.warm_per_worker(workers));
             Ok(fn_service(move |stream: TcpStream| {
                 connection(
                     stream,
@@ -277,6 +278,7 @@ where
                     Arc::clone(&admission),
                     Arc::clone(&shared),
                     stopping.clone(),
+                    Rc::clone(&warm),
                 )
             }))
         }
@@ -287,13 +289,15 @@ where
 /// client has sent a request head, and given back with actix-http's buffers once that
 /// exchange is answered and the client has sent nothing more (slots for clients, not for
 /// sockets; see `admission`): between requests a keep-alive connection waits as a silent
-/// one, in a few hundred bytes, as nginx's do.
+/// one, in a few hundred bytes, as nginx's do, unless it is one of the worker's few warm
+/// connections (see [`Warm`]).
 async fn connection<H>(
     mut stream: TcpStream,
     http: Rc<H>,
     admission: Arc<Admission>,
     shared: Arc<Shared>,
     stopping: actix_server::GracefulShutdownSignal,
+    warm: Rc<Warm>,
 ) -> Result<(), ()>
 where
     H: Service<(GuardedIo<Lent<TcpStream>>, Option<SocketAddr>)>,
@@ -319,7 +323,7 @@ where
         let lent = Rc::new(RefCell::new(stream));
         let given_back = Rc::new(Cell::new(false));
         let io = GuardedIo::new(Lent(Rc::clone(&lent)), prefix, IO_LIMITS)
-            .giving_back(Rc::clone(&given_back));
+            .giving_back(Rc::clone(&given_back), Rc::clone(&warm));
         // Boxed: the dispatcher exists only while a request is served, not while the
         // connection waits. Errors end the connection; actix-http has answered what it could.
         let _ = Box::pin(http.call((io, peer))).await;
