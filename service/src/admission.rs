@@ -348,6 +348,12 @@ impl Admission {
         true
     }
 
+    /// More connections are held than the total cap: an eviction asked for by a client over
+    /// it is still needed (see `overflow::next_head`).
+    pub fn over_total(&self) -> bool {
+        self.open.load(Ordering::Acquire) > self.limits.total
+    }
+
     /// Connections silent now.
     pub fn silent_now(&self) -> usize {
         self.silent.load(Ordering::Relaxed)

@@ -216,6 +216,75 @@ fn keep_alive_connections_between_requests_hold_no_served_slot() {
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
 
+/// One keep-alive exchange that tolerates the server closing or resetting: whether a whole
+/// `200` came back.
+fn try_exchange(stream: &mut TcpStream) -> bool {
+    if stream.write_all(GET_ROOT.as_bytes()).is_err() {
+        return false;
+    }
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !got.ends_with(b"Kubernetes!") && !got.ends_with(b"later") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got.starts_with(b"HTTP/1.1 200")
+}
+
+#[test]
+fn after_a_flood_over_the_total_cap_new_clients_are_served() {
+    // 17 places (1 served, the minimum of 16 waiting) and 64 keep-alive clients for 2 s:
+    // clients over the total cap evict the oldest silent connection all along, and idle
+    // keep-alive connections count as silent. Once the flood is over, a new client that
+    // connects and speaks 50 ms later (a client across a network) must be served, not
+    // closed by an eviction the flood asked for and nobody took (a stored notification
+    // closed the first connection after the flood before its request arrived).
+    let server = Server::start(&[
+        ("MAX_CONNECTIONS", "1"),
+        ("MEMORY_LIMIT_BYTES", "1"),
+        ("WORKERS", "1"),
+    ]);
+    let port = server.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..64)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut answered = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && try_exchange(&mut stream)
+                    {
+                        answered += 1;
+                    }
+                }
+                answered
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered: usize = flood.into_iter().map(|t| t.join().unwrap()).sum();
+    assert!(answered > 0, "the flood was served at all");
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..10 {
+        let mut client = connect(&server);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            try_exchange(&mut client),
+            "client {i} after the flood ({answered} answered during it) was closed or refused"
+        );
+    }
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
 #[test]
 fn chunked_bodies_that_go_silent_are_closed_within_the_progress_deadline() {
     let server = Server::start(&[]);
