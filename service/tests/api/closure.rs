@@ -155,7 +155,11 @@ fn silent_connections_hold_no_served_slot_and_are_evicted_for_clients_at_the_tot
             let mut buf = [0u8; 1024];
             while !got.ends_with(b"Kubernetes!") {
                 let n = client.read(&mut buf).unwrap();
-                assert!(n > 0, "client {i} closed: {}", String::from_utf8_lossy(&got));
+                assert!(
+                    n > 0,
+                    "client {i} closed: {}",
+                    String::from_utf8_lossy(&got)
+                );
                 got.extend_from_slice(&buf[..n]);
             }
             assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "client {i}");
