@@ -238,11 +238,51 @@ struct GiveBack {
 }
 
 impl GiveBack {
+    /// Counts this connection, idle in the HTTP parser, as warm if the worker's bound allows
+    /// (or it already is); false when it must be given back instead.
+    fn warm_up(&mut self) -> bool {
+        if !self.is_warm && self.warm.idle.get() < self.warm.max {
+            self.warm.idle.set(self.warm.idle.get() + 1);
+            self.is_warm = true;
+        }
+        self.is_warm
+    }
+
     /// This connection, idle in the HTTP parser, is no longer counted as warm.
     fn cool(&mut self) {
         if std::mem::take(&mut self.is_warm) {
             self.warm.idle.set(self.warm.idle.get() - 1);
         }
+    }
+
+    /// Looks for [`CLOSE_HEADER`] in the output, `written` following what was written before.
+    fn output(&mut self, written: &[u8]) {
+        if self.ruled_out || written.is_empty() {
+            return;
+        }
+        let keep = self.tail.len();
+        // The last bytes written before, then the first of these: a header split between
+        // two writes is found here.
+        let mut seam = [0u8; 2 * (CLOSE_HEADER.len() - 1)];
+        let head = written.len().min(keep);
+        seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
+        seam[self.tail_len..self.tail_len + head].copy_from_slice(&written[..head]);
+        let joined = &seam[..self.tail_len + head];
+        let closes = |hay: &[u8]| {
+            hay.windows(CLOSE_HEADER.len())
+                .any(|w| w[0] | 0x20 == b'c' && w.eq_ignore_ascii_case(CLOSE_HEADER))
+        };
+        if closes(joined) || closes(written) {
+            self.ruled_out = true;
+            return;
+        }
+        let last: &[u8] = if written.len() >= keep {
+            &written[written.len() - keep..]
+        } else {
+            &joined[joined.len().saturating_sub(keep)..]
+        };
+        self.tail[..last.len()].copy_from_slice(last);
+        self.tail_len = last.len();
     }
 }
 
@@ -276,36 +316,6 @@ impl Warm {
     /// Connections idle in the HTTP parser now.
     pub fn idle(&self) -> usize {
         self.idle.get()
-    }
-}
-
-impl GiveBack {
-    /// Looks for [`CLOSE_HEADER`] in the output, `written` following what was written before.
-    fn output(&mut self, written: &[u8]) {
-        if self.ruled_out || written.is_empty() {
-            return;
-        }
-        let keep = self.tail.len();
-        let mut seam = [0u8; 2 * (CLOSE_HEADER.len() - 1)];
-        let head = written.len().min(keep);
-        seam[..self.tail_len].copy_from_slice(&self.tail[..self.tail_len]);
-        seam[self.tail_len..self.tail_len + head].copy_from_slice(&written[..head]);
-        let closes = |hay: &[u8]| {
-            hay.windows(CLOSE_HEADER.len())
-                .any(|w| w[0] | 0x20 == b'c' && w.eq_ignore_ascii_case(CLOSE_HEADER))
-        };
-        if closes(&seam[..self.tail_len + head]) || closes(written) {
-            self.ruled_out = true;
-            return;
-        }
-        let joined = &seam[..self.tail_len + head];
-        let last: &[u8] = if written.len() >= keep {
-            &written[written.len() - keep..]
-        } else {
-            &joined[joined.len().saturating_sub(keep)..]
-        };
-        self.tail[..last.len()].copy_from_slice(last);
-        self.tail_len = last.len();
     }
 }
 
@@ -600,12 +610,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             // The client sent nothing more: it waits warm in the parser while the worker's
             // bound allows, else this exchange ends and the connection waits for its next
             // request outside the parser.
-            let warm = &give_back.warm;
-            if give_back.is_warm || warm.idle.get() < warm.max {
-                if !give_back.is_warm {
-                    warm.idle.set(warm.idle.get() + 1);
-                    give_back.is_warm = true;
-                }
+            if give_back.warm_up() {
                 return polled;
             }
             give_back.ended = true;
