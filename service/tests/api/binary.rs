@@ -1,7 +1,7 @@
 //! The real `hello-k8s` binary, started with a chosen environment (nothing inherited), its
 //! stdout and stderr captured line by line.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,37 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
+
+/// Sends one request and reads its response head and body (Content-Length framing).
+pub fn exchange(stream: &mut TcpStream, request: &str) -> String {
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            let head_only = request.starts_with("HEAD");
+            if head_only || got.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    String::from_utf8(got).unwrap()
+}
 
 /// The binary users deploy: `scripts/build-release.sh` (static, fat LTO, the default features,
 /// jemalloc among them) prints its path, building it first when it is not current. `make test`

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::binary::{BIN, Server, accepted, free_port};
+use crate::binary::{BIN, Server, accepted, exchange, free_port};
 use crate::helpers::TEST_API_KEY;
 
 fn connect(port: u16) -> TcpStream {
@@ -148,21 +148,12 @@ fn silent_connections_hold_no_served_slot_and_are_evicted_for_clients_at_the_tot
     let clients: Vec<TcpStream> = (0..5)
         .map(|i| {
             let mut client = connect(server.port);
-            client
-                .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-                .unwrap();
-            let mut got = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !got.ends_with(b"Kubernetes!") {
-                let n = client.read(&mut buf).unwrap();
-                assert!(
-                    n > 0,
-                    "client {i} closed: {}",
-                    String::from_utf8_lossy(&got)
-                );
-                got.extend_from_slice(&buf[..n]);
-            }
-            assert!(got.starts_with(b"HTTP/1.1 200 OK\r\n"), "client {i}");
+            let response = exchange(&mut client, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+            assert!(
+                response.starts_with("HTTP/1.1 200 OK\r\n")
+                    && response.ends_with("Hello World from Kubernetes!"),
+                "client {i}: {response}"
+            );
             client
         })
         .collect();

@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::binary::{Server, release_binary};
+use crate::binary::{Server, exchange, release_binary};
 
 fn connect(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -13,37 +13,6 @@ fn connect(server: &Server) -> TcpStream {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     stream
-}
-
-/// Sends one request and reads its response head and body (Content-Length framing).
-fn exchange(stream: &mut TcpStream, request: &str) -> String {
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got);
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_owned)
-                })
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            let head_only = request.starts_with("HEAD");
-            if head_only || got.len() >= end + 4 + length {
-                break;
-            }
-        }
-    }
-    String::from_utf8(got).unwrap()
 }
 
 /// True when the server has closed `stream` (EOF or reset), waiting at most `within`.
@@ -437,6 +406,25 @@ const FLOOD_RETAINED_KIB: u64 = 16 * 1024;
 /// is back, so a run usually takes about 15 s of it.
 const FLOOD_RETURN_WITHIN: Duration = Duration::from_secs(30);
 
+/// The server's RSS once warmed up by 20 requests and left alone for `settle`.
+fn idle_rss_kib(server: &Server, settle: Duration) -> u64 {
+    for _ in 0..20 {
+        let mut warm = connect(server);
+        assert!(exchange(&mut warm, GET_ROOT).starts_with("HTTP/1.1 200"));
+    }
+    std::thread::sleep(settle);
+    rss_kib(server.pid())
+}
+
+/// Sends `request` once on each of `streams`: how many answers start with `status_line`.
+fn answered(streams: &mut [TcpStream], request: &str, status_line: &str) -> usize {
+    streams
+        .iter_mut()
+        .map(|stream| exchange(stream, request))
+        .filter(|response| response.starts_with(status_line))
+        .count()
+}
+
 /// Raises this process's soft open-files limit so it can hold `needed` sockets.
 fn allow_open_files(needed: u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
@@ -458,22 +446,13 @@ fn memory_taken_by_a_connection_flood_is_returned_to_the_os_after_it_ends() {
     // The deployed binary: giving the memory back is jemalloc's doing (the test build has none).
     let server = Server::start_binary(&release_binary(), &[("MEMORY_LIMIT_BYTES", "536870912")]);
     let pid = server.pid();
-    for _ in 0..20 {
-        let mut warm = connect(&server);
-        assert!(exchange(&mut warm, GET_ROOT).starts_with("HTTP/1.1 200"));
-    }
-    std::thread::sleep(Duration::from_millis(500));
-    let idle = rss_kib(pid);
+    let idle = idle_rss_kib(&server, Duration::from_millis(500));
 
     // Each connection stays in its exchange (a chunked body begun, not ended), holding
     // actix-http's buffers (an idle keep-alive connection holds none, see the next test); the
     // progress deadline would close them 5 s after their answer, long after the peak is read.
     let mut streams: Vec<TcpStream> = (0..FLOOD_CONNECTIONS).map(|_| connect(&server)).collect();
-    let answered = streams
-        .iter_mut()
-        .map(|stream| exchange(stream, UNFINISHED_BODY))
-        .filter(|response| response.starts_with("HTTP/1.1 405"))
-        .count();
+    let answered = answered(&mut streams, UNFINISHED_BODY, "HTTP/1.1 405");
     let peak = rss_kib(pid);
     assert_eq!(
         answered, FLOOD_CONNECTIONS,
@@ -532,19 +511,13 @@ fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
         &[("MEMORY_LIMIT_BYTES", "536870912"), ("WORKERS", "1")],
     );
     let pid = server.pid();
-    for _ in 0..20 {
-        let mut warm = connect(&server);
-        assert!(exchange(&mut warm, GET_ROOT).starts_with("HTTP/1.1 200"));
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let idle = rss_kib(pid);
+    let idle = idle_rss_kib(&server, Duration::from_millis(300));
     let mut streams: Vec<TcpStream> = (0..IDLE_CONNECTIONS).map(|_| connect(&server)).collect();
-    let answered = streams
-        .iter_mut()
-        .map(|stream| exchange(stream, GET_ROOT))
-        .filter(|response| response.starts_with("HTTP/1.1 200"))
-        .count();
-    assert_eq!(answered, IDLE_CONNECTIONS, "every connection is served");
+    assert_eq!(
+        answered(&mut streams, GET_ROOT, "HTTP/1.1 200"),
+        IDLE_CONNECTIONS,
+        "every connection is served"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let held = rss_kib(pid);
     let each = (held.saturating_sub(idle)) * 1024 / IDLE_CONNECTIONS as u64;
@@ -558,12 +531,11 @@ fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
         hello_k8s::admission::WAITING_CONNECTION_BYTES
     );
     // They are still keep-alive connections: each answers a second request.
-    let again = streams
-        .iter_mut()
-        .map(|stream| exchange(stream, GET_ROOT))
-        .filter(|response| response.starts_with("HTTP/1.1 200"))
-        .count();
-    assert_eq!(again, IDLE_CONNECTIONS, "every connection is served again");
+    assert_eq!(
+        answered(&mut streams, GET_ROOT, "HTTP/1.1 200"),
+        IDLE_CONNECTIONS,
+        "every connection is served again"
+    );
     drop(streams);
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
