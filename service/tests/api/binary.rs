@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -65,13 +66,36 @@ pub fn release_binary() -> String {
         .to_owned()
 }
 
-/// A port that was free a moment ago (bind port 0, read it, release it).
+/// A loopback port nothing listens on, for a binary that must be told its port (it refuses
+/// `PORT=0`). Taken below the kernel's ephemeral range (`ip_local_port_range`), never from it:
+/// a port the kernel handed out for `bind(0)` and that was released again can be given to any
+/// client socket of the tests running beside (their floods open thousands), and the server's
+/// bind then fails with `Address already in use` (it did once in CI). Each call in this process
+/// tries the next port of a walk that starts at an offset drawn from the process id, so two
+/// calls never return the same port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOWEST: u32 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    assert!(
+        ephemeral_low > LOWEST + 1_000,
+        "the ephemeral port range starts at {ephemeral_low}: expected above {}, to leave the \
+         tests ports no client socket can take",
+        LOWEST + 1_000
+    );
+    let span = ephemeral_low - LOWEST;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let port = LOWEST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(port).unwrap();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port from {LOWEST} to {ephemeral_low}");
 }
 
 /// True when something accepts connections on 127.0.0.1:`port`.
