@@ -110,9 +110,30 @@ image_label() {
   "${PODMAN[@]}" image inspect --format "{{index .Config.Labels \"$1\"}}" "$IMAGE_REF"
 }
 
-# Prints a free loopback TCP port.
+# Prints a free loopback TCP port from below the kernel's ephemeral range: a port bind(0) gave
+# and released can be handed to a client socket of the tests running beside before podman
+# publishes it (the service's integration tests met that race; docs/testing.md). The walk
+# starts at an offset drawn from this shell's PID.
 image_free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - "$$" <<'PY'
+import socket, sys
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+span = low - 10000
+start = int(sys.argv[1]) * 7919 % span
+for i in range(span):
+    port = 10000 + (start + i) % span
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+else:
+    sys.exit("no free loopback port from 10000 to %d" % low)
+PY
 }
 
 # HTTP status of a loopback URL ("000" when nothing answers).
