@@ -114,11 +114,15 @@ fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamllint
+lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamllint, no pipe into head in scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p hello-k8s --bins --no-default-features -- -D warnings
 	find scripts -type f -print0 | xargs -0 $(VENV)/bin/shellcheck --external-sources
+	@if grep -rnE '\|[[:space:]]*head([[:space:]]|$$)' scripts; then \
+	  echo "error: the lines above pipe into head; under pipefail the writer's SIGPIPE can fail the pipeline after head has printed (a first line: sed -n 1p, which reads all its input)" >&2; \
+	  exit 1; \
+	fi
 	$(VENV)/bin/hadolint Dockerfile
 	$(VENV)/bin/yamllint --strict k8s
 

@@ -38,7 +38,7 @@ image_runtime_base() {
 # The builder stage's name, the path the runtime stage copies the binary from and the path it
 # copies it to, as the runtime stage's `COPY --from=<stage> <from> <to>` line says.
 image_builder_copy() {
-  image_runtime_stage | sed -n 's/^COPY --from=\([^ ]*\) \([^ ]*\) \([^ ]*\)$/\1 \2 \3/p' | head -n 1
+  image_runtime_stage | sed -n 's/^COPY --from=\([^ ]*\) \([^ ]*\) \([^ ]*\)$/\1 \2 \3/p' | sed -n 1p
 }
 
 # Sets PODMAN to a podman with its own store under DIR, runc and the cgroupfs manager.

@@ -17,7 +17,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # The value of KEY in image.env.
 image_env() {
-  sed -n "s/^$1=//p" "$ROOT/image.env" | head -n 1
+  sed -n "s/^$1=//p" "$ROOT/image.env" | sed -n 1p
 }
 
 # The commit checked out, "-dirty" when tracked files differ from it.
@@ -44,7 +44,7 @@ source_url() {
     printf '%s\n' "$url"
     return 0
   fi
-  url="$(sed -n 's/^repository *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | head -n 1)"
+  url="$(sed -n 's/^repository *= *"\(.*\)"/\1/p' "$ROOT/Cargo.toml" | sed -n 1p)"
   [[ -n "$url" ]] || {
     echo "error: no git remote 'origin' and no repository = \"...\" in $ROOT/Cargo.toml: the image's source label has no value" >&2
     return 1

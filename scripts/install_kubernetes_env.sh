@@ -45,9 +45,9 @@ EOF
 version_of() {
   case "$1" in
     docker) docker --version 2>/dev/null || echo "docker (version unknown)" ;;
-    buildx) docker buildx version 2>/dev/null | head -n 1 || echo "buildx (version unknown)" ;;
-    kubectl) kubectl version --client 2>/dev/null | head -n 1 || echo "kubectl (version unknown)" ;;
-    minikube) minikube version --short 2>/dev/null || minikube version 2>/dev/null | head -n 1 || echo "minikube (version unknown)" ;;
+    buildx) docker buildx version 2>/dev/null | sed -n 1p || echo "buildx (version unknown)" ;;
+    kubectl) kubectl version --client 2>/dev/null | sed -n 1p || echo "kubectl (version unknown)" ;;
+    minikube) minikube version --short 2>/dev/null || minikube version 2>/dev/null | sed -n 1p || echo "minikube (version unknown)" ;;
   esac
 }
 

@@ -497,7 +497,7 @@ summary() {
   kc get pods,svc,deploy -n "$NS" -l "$SELECTOR" || true
   echo
   if [[ "$CLUSTER_KIND" == minikube ]]; then
-    url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | head -n 1)" || url=""
+    url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | sed -n 1p)" || url=""
   else
     url="$(node_url)" || url=""
   fi
@@ -561,7 +561,7 @@ parse_args() {
 # The namespace of the environment: NAMESPACE, else the overlay's `namespace:`, else APP-ENV.
 namespace_of_env() {
   local declared
-  declared="$(sed -n 's/^namespace: *//p' "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" | head -n 1)"
+  declared="$(sed -n 's/^namespace: *//p' "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" | sed -n 1p)"
   echo "${NAMESPACE:-${declared:-$APP-$ENV_NAME}}"
 }
 

@@ -8,7 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/../log.sh"
 
 CLUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 # The pinned Kubernetes version: cluster/kube/go.mod requires it, the build stamps it.
-K8S_VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p; s/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$CLUSTER_ROOT/cluster/kube/go.mod" | head -n1)"
+K8S_VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p; s/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$CLUSTER_ROOT/cluster/kube/go.mod" | sed -n 1p)"
 # Built binaries are cached outside the clone, keyed by the Go modules' content.
 CLUSTER_CACHE="${CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubecloudorchestrator/cluster}"
 STATE="${CLUSTER_STATE:-/var/lib/kco-cluster}"

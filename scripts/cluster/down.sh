@@ -92,7 +92,7 @@ if [[ -n "${CLUSTER_KEEP_LOGS:-}" && -d "$STATE/logs" ]]; then
 fi
 for dir in "$RUN" "$STATE"; do
   if [[ -e "$dir" ]]; then
-    if grep -q " $dir/" /proc/self/mountinfo; then die "mounts remain under $dir: $(grep " $dir/" /proc/self/mountinfo | cut -d' ' -f5 | head -3 | tr '\n' ' ')"; fi
+    if grep -q " $dir/" /proc/self/mountinfo; then die "mounts remain under $dir: $(grep " $dir/" /proc/self/mountinfo | cut -d' ' -f5 | sed -n 1,3p | tr '\n' ' ')"; fi
     rm -rf "$dir" && note "removed $dir"
   fi
 done

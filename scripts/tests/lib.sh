@@ -46,7 +46,7 @@ assert_file_lacks() {
 
 # Line number of the first line of a file matching an extended regex (empty when none).
 first_line() {
-  grep -nE -- "$2" "$1" | head -n 1 | cut -d: -f1
+  grep -nE -- "$2" "$1" | sed -n 1p | cut -d: -f1
 }
 
 # Asserts the first line matching regex $2 comes before the first line matching regex $3.

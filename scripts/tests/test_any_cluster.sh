@@ -67,7 +67,7 @@ test_other_cluster_deploy_builds_with_podman_imports_the_archive_and_calls_no_mi
   assert_before "$LOG" '^podman .* save ' '^ctr '
   assert_before "$LOG" '^ctr ' '^kubectl .* apply -f /'
   assert_file_contains "$LOG" "manifest-gen render --env prod --image $ref"
-  assert_file_contains "$LOG" "kubectl --context node-1 apply -f $(dirname "$(grep -o 'apply -f /[^ ]*manifest.yaml' "$LOG" | head -n 1 | cut -d' ' -f3)")/manifest.yaml --server-side --field-manager=hello-k8s-deploy"
+  assert_file_contains "$LOG" "kubectl --context node-1 apply -f $(dirname "$(grep -o 'apply -f /[^ ]*manifest.yaml' "$LOG" | sed -n 1p | cut -d' ' -f3)")/manifest.yaml --server-side --field-manager=hello-k8s-deploy"
   assert_file_contains "$OUT" "the cluster serves metrics.k8s.io"
   assert_file_contains "$OUT" "URL: http://192.0.2.50:31181"
   assert_file_contains "$OUT" "kubectl --context node-1 get all -n hello-k8s-prod"

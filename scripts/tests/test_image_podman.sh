@@ -226,7 +226,7 @@ test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   declare -gA PROBE_URL=()
   local kind mapped
   for kind in STARTUP LIVENESS READINESS; do
-    mapped="$("${PODMAN[@]}" port "$name" "${FACT[${kind}_PORT]}/tcp" | head -n1)" \
+    mapped="$("${PODMAN[@]}" port "$name" "${FACT[${kind}_PORT]}/tcp" | sed -n 1p)" \
       || fail "podman port $name ${FACT[${kind}_PORT]}/tcp failed"
     PROBE_URL[$kind]="http://${mapped/0.0.0.0/127.0.0.1}"
   done
