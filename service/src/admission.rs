@@ -333,9 +333,18 @@ impl Admission {
         Silent { admission: self }
     }
 
-    /// Resolves when this silent connection is chosen to make room (oldest first).
+    /// Resolves when this silent connection is chosen to make room (oldest first) while
+    /// more connections are held than the total cap. An eviction is taken only while it is
+    /// still needed: tokio's `Notify` keeps a notification nobody was waiting for (a silent
+    /// connection counted but not yet waiting), and after the flood that asked for it, it
+    /// would close the next new connection before its request arrives.
     pub async fn evicted(&self) {
-        self.evict.notified().await;
+        loop {
+            self.evict.notified().await;
+            if self.over_total() {
+                return;
+            }
+        }
     }
 
     /// Over the total cap, a client that has sent its head takes a silent connection's
@@ -349,8 +358,8 @@ impl Admission {
     }
 
     /// More connections are held than the total cap: an eviction asked for by a client over
-    /// it is still needed (see `overflow::next_head`).
-    pub fn over_total(&self) -> bool {
+    /// it is still needed.
+    fn over_total(&self) -> bool {
         self.open.load(Ordering::Acquire) > self.limits.total
     }
 

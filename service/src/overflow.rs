@@ -68,22 +68,12 @@ pub async fn next_head(
 ) -> Option<(Option<ProbeRequest>, Bytes)> {
     {
         let _silent = admission.silent();
-        let deadline = tokio::time::sleep(SILENT_WAIT);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                biased;
-                readable = stream.readable() => break readable.ok()?,
-                // An eviction is taken only while it is still needed: tokio's `Notify`
-                // keeps a notification nobody was waiting for (a silent connection counted
-                // but not yet waiting), and after the flood that asked for it, it would
-                // close the next new connection before its request arrives.
-                () = admission.evicted() => if admission.over_total() {
-                    return None;
-                },
-                () = stopping.notified() => return None,
-                () = &mut deadline => return None,
-            }
+        tokio::select! {
+            biased;
+            readable = stream.readable() => readable.ok()?,
+            () = admission.evicted() => return None,
+            () = stopping.notified() => return None,
+            () = tokio::time::sleep(SILENT_WAIT) => return None,
         }
     }
     // Boxed: the buffer exists only while a head is read, not while the client is silent.
