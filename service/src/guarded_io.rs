@@ -825,10 +825,12 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 
-    /// A `GuardedIo` that gives its connection back, with the flag it sets.
-    fn giving_back(
+    /// A `GuardedIo` that gives its connection back (warm within `warm`'s bound), with the
+    /// flag it sets.
+    fn giving_back_warm(
         server: tokio::io::DuplexStream,
         prefix: &[u8],
+        warm: &Rc<Warm>,
     ) -> (GuardedIo<tokio::io::DuplexStream>, Rc<Cell<bool>>) {
         let given = Rc::new(Cell::new(false));
         let limits = IoLimits {
@@ -836,8 +838,16 @@ mod tests {
             ..LIMITS
         };
         let io = GuardedIo::new(server, Bytes::copy_from_slice(prefix), limits)
-            .giving_back(Rc::clone(&given), Warm::new(0));
+            .giving_back(Rc::clone(&given), Rc::clone(warm));
         (io, given)
+    }
+
+    /// [`giving_back_warm`] with no warm connection: every answered exchange gives back.
+    fn giving_back(
+        server: tokio::io::DuplexStream,
+        prefix: &[u8],
+    ) -> (GuardedIo<tokio::io::DuplexStream>, Rc<Cell<bool>>) {
+        giving_back_warm(server, prefix, &Warm::new(0))
     }
 
     #[tokio::test]
@@ -869,17 +879,7 @@ mod tests {
     #[tokio::test]
     async fn up_to_the_warm_bound_idle_connections_wait_in_the_parser() {
         let warm = Warm::new(1);
-        let limits = IoLimits {
-            read_ahead: 1024,
-            ..LIMITS
-        };
-        let head = Bytes::from_static(b"GET / HTTP/1.1\r\n\r\n");
-        let open = |server| {
-            let given = Rc::new(Cell::new(false));
-            let io = GuardedIo::new(server, head.clone(), limits)
-                .giving_back(Rc::clone(&given), Rc::clone(&warm));
-            (io, given)
-        };
+        let open = |server| giving_back_warm(server, b"GET / HTTP/1.1\r\n\r\n", &warm);
         let mut got = vec![0; 64];
         // The first idle connection stays in the parser, counted warm...
         let (mut first_client, server) = tokio::io::duplex(1024);
