@@ -16,11 +16,17 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
 
 /// Sends one request and reads its response head and body (Content-Length framing).
 pub fn exchange(stream: &mut TcpStream, request: &str) -> String {
-    stream.write_all(request.as_bytes()).unwrap();
+    try_exchange(stream, request).unwrap()
+}
+
+/// [`exchange`] for a connection the server may close or reset: the write's or a read's
+/// error instead of a panic (what was read before an end of stream is returned).
+pub fn try_exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<String> {
+    stream.write_all(request.as_bytes())?;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        let n = stream.read(&mut buf).unwrap();
+        let n = stream.read(&mut buf)?;
         if n == 0 {
             break;
         }
@@ -42,7 +48,7 @@ pub fn exchange(stream: &mut TcpStream, request: &str) -> String {
             }
         }
     }
-    String::from_utf8(got).unwrap()
+    String::from_utf8(got).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 /// The binary users deploy: `scripts/build-release.sh` (static, fat LTO, the default features,

@@ -5,7 +5,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::binary::{Server, exchange, release_binary};
+use crate::binary::{Server, exchange, release_binary, try_exchange};
 
 fn connect(server: &Server) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
@@ -187,19 +187,10 @@ fn keep_alive_connections_between_requests_hold_no_served_slot() {
 
 /// One keep-alive exchange that tolerates the server closing or resetting: whether a whole
 /// `200` came back.
-fn try_exchange(stream: &mut TcpStream) -> bool {
-    if stream.write_all(GET_ROOT.as_bytes()).is_err() {
-        return false;
-    }
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !got.ends_with(b"Kubernetes!") && !got.ends_with(b"later") {
-        match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return false,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-        }
-    }
-    got.starts_with(b"HTTP/1.1 200")
+fn served(stream: &mut TcpStream) -> bool {
+    try_exchange(stream, GET_ROOT).is_ok_and(|response| {
+        response.starts_with("HTTP/1.1 200") && response.ends_with("Hello World from Kubernetes!")
+    })
 }
 
 #[test]
@@ -227,9 +218,7 @@ fn after_a_flood_over_the_total_cap_new_clients_are_served() {
                         continue;
                     };
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                        && try_exchange(&mut stream)
-                    {
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) && served(&mut stream) {
                         answered += 1;
                     }
                 }
@@ -246,7 +235,7 @@ fn after_a_flood_over_the_total_cap_new_clients_are_served() {
         let mut client = connect(&server);
         std::thread::sleep(Duration::from_millis(50));
         assert!(
-            try_exchange(&mut client),
+            served(&mut client),
             "client {i} after the flood ({answered} answered during it) was closed or refused"
         );
     }
