@@ -94,11 +94,6 @@ report() {
   printf '  %-24s %7s s   %s\n' "$phase" "$seconds" "$verdict"
 }
 
-# Prints a TCP port free on 127.0.0.1 a moment ago.
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 # Clones REPO's HEAD into $WORK/$1 and prints the clone's path.
 clone() {
   local dir="$WORK/$1"
@@ -110,7 +105,7 @@ clone() {
 time_run() {
   local dir port start code="" pid
   dir="$(clone run)"
-  port="$(free_port)"
+  port="$("$ROOT/scripts/free-port.sh")"
   say "make run (fresh clone, PORT=$port): waiting for the first 200 on http://127.0.0.1:$port/ (at most $RUN_TIMEOUT s)"
   start="$(now)"
   local -a timer=()

@@ -110,32 +110,6 @@ image_label() {
   "${PODMAN[@]}" image inspect --format "{{index .Config.Labels \"$1\"}}" "$IMAGE_REF"
 }
 
-# Prints a free loopback TCP port from below the kernel's ephemeral range: a port bind(0) gave
-# and released can be handed to a client socket of the tests running beside before podman
-# publishes it (the service's integration tests met that race; docs/testing.md). The walk
-# starts at an offset drawn from this shell's PID.
-image_free_port() {
-  python3 - "$$" <<'PY'
-import socket, sys
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-span = low - 10000
-start = int(sys.argv[1]) * 7919 % span
-for i in range(span):
-    port = 10000 + (start + i) % span
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-else:
-    sys.exit("no free loopback port from 10000 to %d" % low)
-PY
-}
-
 # HTTP status of a loopback URL ("000" when nothing answers).
 image_status() {
   curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$@" || true
@@ -148,7 +122,7 @@ proc_status() {
 
 test_image_podman_config_matches_the_contract_and_holds_only_the_binary_on_its_base() {
   image_test_setup
-  image_test_translate "$(image_free_port)"
+  image_test_translate "$("$PROJECT_ROOT/scripts/free-port.sh")"
   # The binary's path in the image: where the runtime stage copies the builder's output.
   local stage from path
   read -r stage from path <<<"$(image_builder_copy)"
@@ -204,7 +178,7 @@ test_image_podman_config_matches_the_contract_and_holds_only_the_binary_on_its_b
 test_image_podman_runs_under_runc_as_the_rendered_prod_deployment_declares() {
   image_test_setup
   local port name=hello-k8s-standin-pod pid
-  port="$(image_free_port)"
+  port="$("$PROJECT_ROOT/scripts/free-port.sh")"
   image_test_translate "$port"
   local stage from path key
   read -r stage from path <<<"$(image_builder_copy)"
