@@ -360,6 +360,11 @@ tree: ## Show the project's files (without target/, .git, .venv)
 test-scripts: ## Run the script tests (scripts/tests/run.sh): deploy, installer, namespaces and Makefile with stand-in tools, and the image
 	scripts/tests/run.sh
 
+# Chromium and its driver from the distribution, for the browser gate.
+.PHONY: browser-install
+browser-install: ## Install chromium and chromium-driver from the distribution when missing (make browser-test does)
+	scripts/browser-install.sh
+
 include mk/image.mk
 
 # ---------------------------------------------------------------- end-to-end, on a real cluster
