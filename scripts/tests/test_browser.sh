@@ -1,6 +1,8 @@
 # shellcheck shell=bash
-# Tests of scripts/browser-install.sh (make browser-install) with a stand-in apt-get that records
-# its calls and "installs" a package by creating its command: the real one is never run here.
+# Tests of the browser gate's scripts around the browser: scripts/browser-install.sh (make
+# browser-install) with a stand-in apt-get that records its calls and "installs" a package by
+# creating its command, and scripts/browser-test.sh's skip when a tool is missing. The gate
+# itself (Chromium on the real page) is make browser-test, which CI runs.
 
 # A bin directory with a stand-in apt-get (unless $1 = no-apt); CHROMIUM and CHROMEDRIVER point
 # into it, absent until "installed". Sets BBIN and BLOG.
@@ -57,4 +59,20 @@ test_browser_install_without_apt_get_fails_under_ci_and_warns_otherwise() {
   CI="" "$PROJECT_ROOT/scripts/browser-install.sh" >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 0 "exit code without apt-get outside CI"
   assert_file_contains "$out" "the browser test will skip"
+}
+
+test_browser_test_without_chromium_skips_loudly_and_fails_under_ci() {
+  local log="$TEST_TMP/skips.log" out="$TEST_TMP/browser-test.out" rc=0
+  : >"$log"
+  CHROMIUM="$TEST_TMP/absent/chromium" SKIP_LOG="$log" CI="" \
+    "$PROJECT_ROOT/scripts/browser-test.sh" >"$out" 2>&1 || rc=$?
+  assert_eq "$rc" 0 "exit code of the skip outside CI"
+  assert_file_contains "$out" "SKIP: browser-test: $TEST_TMP/absent/chromium not found (install: make browser-install"
+  assert_eq "$(cat "$log")" "browser-test: $TEST_TMP/absent/chromium not found (install: make browser-install, or apt-get install chromium)" "SKIP_LOG"
+  rc=0
+  CHROMIUM="$TEST_TMP/absent/chromium" SKIP_LOG="$log" CI=true \
+    "$PROJECT_ROOT/scripts/browser-test.sh" >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code under CI=true"
+  assert_file_contains "$out" "the browser test cannot run under CI=true: $TEST_TMP/absent/chromium not found"
+  assert_eq "$(wc -l <"$log")" 1 "SKIP_LOG lines after the CI=true run"
 }
