@@ -360,6 +360,16 @@ tree: ## Show the project's files (without target/, .git, .venv)
 test-scripts: ## Run the script tests (scripts/tests/run.sh): deploy, installer, namespaces and Makefile with stand-in tools, and the image
 	scripts/tests/run.sh
 
+# The page a browser gets, in a real one: a gate of its own (CI runs it after make image-test),
+# with its own install, as make image-test has (docs/testing.md, "The page in a browser").
+.PHONY: browser-install
+browser-install: ## Install chromium and chromium-driver from the distribution when missing (make browser-test does)
+	scripts/browser-install.sh
+
+.PHONY: browser-test
+browser-test: venv browser-install ## Load GET / in headless Chromium: greeting rendered, nothing loaded from elsewhere, no console error; screenshot in target/browser/
+	scripts/browser-test.sh
+
 include mk/image.mk
 
 # ---------------------------------------------------------------- end-to-end, on a real cluster
