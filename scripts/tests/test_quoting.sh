@@ -86,7 +86,7 @@ test_make_refuses_a_namespace_that_expands_to_nothing_for_deploy_delete_and_clea
   quoting_sandbox
   local target
   for target in deploy-dev delete-dev k8s-clean k8s-purge status; do
-    assert_make_refuses "'\$(x)' is not a namespace name" "$target" 'NAMESPACE=$(x)'
+    assert_make_refuses "'\$(x)' is not a namespace name" "$target" "NAMESPACE=\$(x)"
   done
 }
 
@@ -102,7 +102,7 @@ test_make_get_url_refuses_an_environment_with_a_semicolon() {
 
 test_make_refuses_a_goal_holding_a_command() {
   quoting_sandbox
-  assert_make_refuses "error: no environment '\$(touch C)'" 'deploy-$(touch C)'
+  assert_make_refuses "error: no environment '\$(touch C)'" "deploy-\$(touch C)"
 }
 
 test_make_refuses_a_kubectl_command_that_is_not_installed() {
@@ -165,9 +165,9 @@ test_make_targets_keep_a_context_with_blanks_as_one_name() {
 
 test_make_passes_a_context_that_make_would_expand_to_nothing_as_written() {
   quoting_sandbox
-  sandbox_make deploy-dev 'KUBE_CONTEXT=$(x)'
+  sandbox_make deploy-dev "KUBE_CONTEXT=\$(x)"
   assert_eq "$RC" 0 "exit code: $(cat "$OUT")"
-  assert_every_call_starts_with '[--context][$(x)]'
+  assert_every_call_starts_with "[--context][\$(x)]"
 }
 
 # On a cluster other than minikube without KUBE_CONTEXT, the current context is read once and
