@@ -42,6 +42,8 @@ pub struct Exchange {
     /// A request came after the one that ends the connection: it was parked unprocessed, and
     /// the connection is ended once the answers before it are written.
     refused: Cell<bool>,
+    /// The IO handed the connection back open at the end of the exchange (see `guarded_io`).
+    given_back: Cell<bool>,
 }
 
 impl Exchange {
@@ -72,6 +74,15 @@ impl Exchange {
     /// True once a request after the ending one was parked.
     pub fn refused(&self) -> bool {
         self.refused.get()
+    }
+
+    /// True when the exchange ended with the connection handed back open.
+    pub fn given_back(&self) -> bool {
+        self.given_back.get()
+    }
+
+    pub(crate) fn give_back(&self) {
+        self.given_back.set(true);
     }
 
     /// Lets `req` through to the application: counted, and the connection marked as ending

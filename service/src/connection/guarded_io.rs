@@ -87,8 +87,6 @@ pub struct GuardedIo<T> {
 /// The give-back of a connection between requests (see [`GuardedIo::giving_back`]).
 #[derive(Debug)]
 struct GiveBack {
-    /// Set once actix-http has finished with the connection and it is given back open.
-    given: Rc<Cell<bool>>,
     /// The client's end of stream or an error: the connection is not given back.
     ruled_out: bool,
     /// End of stream was reported to actix-http in place of a wait for the next request.
@@ -179,7 +177,8 @@ impl<T> GuardedIo<T> {
     /// Gives the connection back between requests instead of keeping it open in actix-http:
     /// once the requests of this exchange are answered and the client has sent nothing more,
     /// actix-http is told the stream ended; it finishes what it has, then shuts the
-    /// connection down, and that shutdown sets `given` instead of closing the socket. The
+    /// connection down, and that shutdown marks the exchange given back
+    /// ([`Exchange::given_back`]) instead of closing the socket. The
     /// owner then takes its connection back (see [`Lent`]) and waits for the next request
     /// without actix-http's buffers. A connection that ends (see `exchange`), an error and
     /// the client's own end of stream keep the real shutdown.
@@ -187,9 +186,8 @@ impl<T> GuardedIo<T> {
     /// While fewer than `warm`'s bound are idle in actix-http, the connection waits there
     /// instead (see [`Warm`]) and is given back only once its dispatcher ends for another
     /// reason, or after a later exchange when the bound is reached.
-    pub fn giving_back(mut self, given: Rc<Cell<bool>>, warm: Rc<Warm>) -> Self {
+    pub fn giving_back(mut self, warm: Rc<Warm>) -> Self {
         self.give_back = Some(GiveBack {
-            given,
             ruled_out: false,
             ended: false,
             warm,
@@ -378,6 +376,34 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         if this.write_blocked {
             return this.park(cx);
         }
+        if this.input.is_empty() && this.handing == 0 && this.decoded() && !this.eof {
+            // The common case, one head per read: it is read straight into actix-http's buffer,
+            // and only what follows a whole head (or a head not yet whole) is kept here.
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                    this.arrived();
+                    let read = &buf.filled()[before..];
+                    let whole = head_end(read);
+                    let kept = whole.unwrap_or(0);
+                    this.input.extend_from_slice(&read[kept..]);
+                    buf.set_filled(before + kept);
+                    if whole.is_some() {
+                        this.heads += 1;
+                        if let Some(give_back) = &mut this.give_back {
+                            give_back.cool(); // the next request is here
+                        }
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Ok(())) => this.eof = true,
+                Poll::Ready(Err(err)) => {
+                    this.rule_out_give_back();
+                    return Poll::Ready(Err(err));
+                }
+                Poll::Pending => return this.idle(),
+            }
+        }
         // What the client sent comes into `input`; the socket is polled, so the task is woken
         // when more arrives.
         let filled = this.fill(cx);
@@ -418,16 +444,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             this.rule_out_give_back();
             return Poll::Ready(Ok(()));
         }
-        if filled.is_pending()
-            && this.may_give_back()
-            && let Some(give_back) = &mut this.give_back
+        if filled.is_pending() {
+            return this.idle();
+        }
+        Poll::Pending
+    }
+}
+
+impl<T> GuardedIo<T> {
+    /// The client has sent nothing more: once the exchange's answers are written it waits
+    /// warm in actix-http while the worker's bound allows, else the exchange ends (end of
+    /// stream for actix-http) and the connection waits for its next request outside it.
+    fn idle(&mut self) -> Poll<io::Result<()>> {
+        if self.may_give_back()
+            && let Some(give_back) = &mut self.give_back
+            && !give_back.warm_up()
         {
-            // The client sent nothing more: it waits warm in actix-http while the worker's
-            // bound allows, else this exchange ends and the connection waits for its next
-            // request outside actix-http.
-            if give_back.warm_up() {
-                return Poll::Pending;
-            }
             give_back.ended = true;
             return Poll::Ready(Ok(()));
         }
@@ -491,7 +523,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         {
             // The exchange is over and nothing ends the connection: it goes back open.
             ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
-            give_back.given.set(true);
+            this.exchange.give_back();
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.inner).poll_shutdown(cx)

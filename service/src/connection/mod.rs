@@ -24,7 +24,7 @@ pub mod heartbeat;
 pub mod probes;
 pub mod waiting;
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -88,9 +88,14 @@ where
     let mut closing = false;
     while let Outcome::Serve(slot, prefix) = outcome {
         let lent = Rc::new(RefCell::new(stream));
-        let given_back = Rc::new(Cell::new(false));
-        let io = GuardedIo::new(Lent(Rc::clone(&lent)), prefix, IO_LIMITS, Exchange::new())
-            .giving_back(Rc::clone(&given_back), Rc::clone(&warm));
+        let exchange = Exchange::new();
+        let io = GuardedIo::new(
+            Lent(Rc::clone(&lent)),
+            prefix,
+            IO_LIMITS,
+            Rc::clone(&exchange),
+        )
+        .giving_back(Rc::clone(&warm));
         // Boxed: the dispatcher exists only while a request is served, not while the
         // connection waits. An error ends the connection (actix-http answered what it could).
         let served = Box::pin(http.call((io, peer))).await;
@@ -99,7 +104,7 @@ where
             return Ok(()); // still referenced: cannot happen once the dispatcher is dropped
         };
         stream = back.into_inner();
-        if served.is_err() || !given_back.get() {
+        if served.is_err() || !exchange.given_back() {
             closing = true;
             break;
         }

@@ -385,7 +385,7 @@ fn quiet(server: &Server, warm: usize) -> TcpStream {
 #[test]
 fn memory_taken_by_a_connection_flood_is_returned_to_the_os_after_it_ends() {
     allow_open_files(FLOOD_CONNECTIONS as u64 + 256);
-    // A limit that serves every connection of the flood (4,683 served at 512 MiB, 2,690 once
+    // A limit that serves every connection of the flood (6,246 served at 512 MiB, 3,544 once
     // cut to a 20,000 open-files limit), so each one holds actix-http's buffers rather than
     // being shed.
     // The deployed binary: giving the memory back is jemalloc's doing (the test build has none).
