@@ -219,58 +219,83 @@ pub fn listening(port: u16) -> bool {
     .is_ok()
 }
 
-/// The server side of `clients` (connected to 127.0.0.1:`port`) in /proc/net/tcp: how many
-/// the server has accepted (a connection still in the listen backlog has inode 0, an accepted
-/// one the inode of the server's descriptor) and how many it has closed (gone from the table,
-/// or in a closing state). Lets a test wait for the server's view instead of a sleep.
-pub fn server_view(port: u16, clients: &[TcpStream]) -> (usize, usize) {
-    let (accepted, closed, _) = server_side(port, clients);
-    (accepted, closed)
+/// True when the server has closed `stream` (the client reads an end of stream or a reset);
+/// nothing is consumed.
+pub fn closed_by_server(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let closed = match stream.peek(&mut [0u8; 1]) {
+        Ok(n) => n == 0,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
 }
 
-/// True when the server has accepted every one of `clients` and read every byte they sent
-/// (the receive queue of its side of each connection, in /proc/net/tcp, is empty).
-pub fn server_has_read(port: u16, clients: &[TcpStream]) -> bool {
-    let (accepted, _, unread) = server_side(port, clients);
-    accepted == clients.len() && unread == 0
+/// How many of `clients` the server has closed.
+pub fn closed_count(clients: &[TcpStream]) -> usize {
+    clients.iter().filter(|c| closed_by_server(c)).count()
 }
 
-/// [`server_view`], and the bytes the server has not read yet from those still open.
-fn server_side(port: u16, clients: &[TcpStream]) -> (usize, usize, u64) {
-    let client_ports: Vec<u16> = clients
-        .iter()
-        .map(|stream| stream.local_addr().unwrap().port())
-        .collect();
-    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+/// The server's side of its connections on `port`, from /proc/net/tcp: by client port,
+/// whether the server accepted it (an inode: one still in the listen backlog has none) and
+/// the bytes it has not read yet. The table is read in one call; a table that changes while
+/// it is read may still miss a connection, which then reads as "not yet" (callers look again).
+fn server_side(port: u16) -> std::collections::HashMap<u16, (bool, u64)> {
+    let mut table = Vec::with_capacity(1 << 22);
+    std::io::Read::read_to_end(
+        &mut std::fs::File::open("/proc/net/tcp").unwrap(),
+        &mut table,
+    )
+    .unwrap();
     let port_of = |address: &str| {
         address
             .rsplit_once(':')
             .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
     };
-    // The table is read in pieces while it changes: a connection may show twice.
-    let mut seen = std::collections::HashSet::new();
-    let (mut accepted, mut open, mut unread) = (0, 0, 0);
-    for line in table.lines().skip(1) {
+    let mut side = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&table).lines().skip(1) {
         let fields: Vec<&str> = line.split_whitespace().collect();
+        // 01 ESTABLISHED, 08 CLOSE_WAIT (the client closed, the server not yet).
         if fields.len() > 9
             && port_of(fields[1]) == Some(port)
-            && port_of(fields[2]).is_some_and(|remote| client_ports.contains(&remote))
-            && seen.insert(fields[2].to_owned())
+            && matches!(fields[3], "01" | "08")
+            && let Some(client) = port_of(fields[2])
         {
-            // 01 ESTABLISHED, 08 CLOSE_WAIT (the client closed, the server not yet).
-            if matches!(fields[3], "01" | "08") {
-                open += 1;
-                if fields[9] != "0" {
-                    accepted += 1;
-                }
-                unread += fields[4]
-                    .split_once(':')
-                    .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
-                    .unwrap_or(0);
-            }
+            let unread = fields[4]
+                .split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+                .unwrap_or(0);
+            side.insert(client, (fields[9] != "0", unread));
         }
     }
-    (accepted, clients.len().saturating_sub(open), unread)
+    side
+}
+
+/// True when the server has accepted `client` (it is out of the listen backlog).
+pub fn server_accepted(port: u16, client: &TcpStream) -> bool {
+    let local = client.local_addr().unwrap().port();
+    server_side(port)
+        .get(&local)
+        .is_some_and(|(accepted, _)| *accepted)
+}
+
+/// True when the server has accepted every one of `clients` and read every byte they sent
+/// (the receive queue of its side of each connection is empty).
+pub fn server_has_read(port: u16, clients: &[TcpStream]) -> bool {
+    let side = server_side(port);
+    clients
+        .iter()
+        .all(|client| side.get(&client.local_addr().unwrap().port()) == Some(&(true, 0)))
+}
+
+/// True when the server is done with what `clients` sent: each one closed by the server, or
+/// accepted with every byte read.
+pub fn server_has_read_or_closed(port: u16, clients: &[TcpStream]) -> bool {
+    let side = server_side(port);
+    clients.iter().all(|client| {
+        side.get(&client.local_addr().unwrap().port()) == Some(&(true, 0))
+            || closed_by_server(client)
+    })
 }
 
 /// Waits (bounded by [`EVENT_WAIT`]) until `done` holds: for conditions nothing announces,

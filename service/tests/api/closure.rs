@@ -8,7 +8,7 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::binary::{
     BIN, Server, connect, exchange, free_port, read_to_close, write_and_read_to_close,
@@ -16,8 +16,9 @@ use crate::binary::{
 use crate::helpers::TEST_API_KEY;
 
 /// How long a connection may take to close once its last answer is written: the close is
-/// immediate, the bound only absorbs a loaded machine.
-const CLOSES_WITHIN: Duration = Duration::from_secs(1);
+/// immediate, the bound only absorbs a busy machine, and stays well under the 4-5 s after
+/// which the connection used to be closed or reset by a timeout.
+const CLOSES_WITHIN: Duration = Duration::from_secs(3);
 
 fn readiness(server: &Server) -> String {
     let (response, _) = write_and_read_to_close(
@@ -242,52 +243,73 @@ fn silent_connections_hold_no_served_slot_and_are_evicted_for_clients_at_the_tot
         ("MEMORY_LIMIT_BYTES", "1"),
         ("WORKERS", "1"),
     ]);
-    let silent: Vec<TcpStream> = (0..17).map(|_| connect(server.port)).collect();
-    // The 18th place: a connection that asks the server how many it holds, and is then the
-    // newest silent one (keep-alive). Asked until the server has taken in all 17 before it.
-    let mut observer = connect(server.port);
-    crate::binary::wait_for("the server holds the 17 silent connections", || {
-        connections(&mut observer, "silent") == 17
-    });
-    assert_eq!(connections(&mut observer, "held"), 18);
-    // Every place is held by a connection that has sent nothing; a client is still served, by
-    // taking the place of the oldest silent connection. The five clients stay connected
-    // (keep-alive) after their answer, so each keeps the total over the cap until a silent
-    // connection goes: five evictions, the oldest first.
-    let clients: Vec<TcpStream> = (0..5)
-        .map(|i| {
-            let mut client = connect(server.port);
-            let response = exchange(&mut client, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-            assert!(
-                response.starts_with("HTTP/1.1 200 OK\r\n")
-                    && response.ends_with("Hello World from Kubernetes!"),
-                "client {i}: {response}"
-            );
-            client
-        })
-        .collect();
-    // The evictions are done once the server has closed five of them (it closes a silent
-    // connection once told to, beside the client's exchange).
-    crate::binary::wait_for("five silent connections closed by the server", || {
-        crate::binary::server_view(server.port, &silent).1 >= 5
-    });
-    let mut closed = Vec::new();
-    for (index, mut stream) in silent.into_iter().enumerate() {
-        stream.set_nonblocking(true).unwrap();
-        // Closed: end of stream or a reset. A read that would block is a connection still open.
-        match stream.read(&mut [0u8; 16]) {
-            Ok(0) => closed.push(index),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed.push(index),
-            _ => {}
+    // Silent connections are closed after 5 s: a run that took longer (a busy machine) shows
+    // timeouts, not evictions, and is made again.
+    let window = hello_k8s::connection::waiting::SILENT_WAIT - Duration::from_millis(500);
+    let started = Instant::now();
+    let closed = loop {
+        assert!(
+            started.elapsed() < crate::binary::EVENT_WAIT,
+            "never ran within the silent connections' 5 s"
+        );
+        let opened = Instant::now();
+        let silent: Vec<TcpStream> = (0..17).map(|_| connect(server.port)).collect();
+        // The 18th place: a connection that asks the server how many it holds, and is then
+        // the newest silent one (keep-alive). Asked until the server has taken in all 17.
+        let mut observer = connect(server.port);
+        crate::binary::wait_for("the server holds the 17 silent connections", || {
+            connections(&mut observer, "silent") == 17
+        });
+        assert_eq!(connections(&mut observer, "held"), 18);
+        // Every place is held by a connection that has sent nothing; a client is still
+        // served, by taking the place of the oldest silent connection. The five clients stay
+        // connected (keep-alive) after their answer, so each keeps the total over the cap
+        // until a silent connection goes: five evictions, the oldest first.
+        let clients: Vec<TcpStream> = (0..5)
+            .map(|i| {
+                let mut client = connect(server.port);
+                let response = exchange(&mut client, "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                assert!(
+                    response.starts_with("HTTP/1.1 200 OK\r\n")
+                        && response.ends_with("Hello World from Kubernetes!"),
+                    "client {i}: {response}"
+                );
+                client
+            })
+            .collect();
+        // The evictions are done once the server has closed five of them (it closes a silent
+        // connection once told to, beside the client's exchange).
+        crate::binary::wait_for("five silent connections closed by the server", || {
+            crate::binary::closed_count(&silent) >= 5
+        });
+        let mut closed = Vec::new();
+        for (index, stream) in silent.iter().enumerate() {
+            let mut stream = stream;
+            stream.set_nonblocking(true).unwrap();
+            // Closed: end of stream or a reset. A read that would block is a connection still
+            // open.
+            match stream.read(&mut [0u8; 16]) {
+                Ok(0) => closed.push(index),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed.push(index),
+                _ => {}
+            }
         }
-    }
+        let in_time = opened.elapsed() < window;
+        drop((silent, clients, observer));
+        if in_time {
+            break closed;
+        }
+        // Wait for the server to let all of them go before the next run.
+        let mut observer = connect(server.port);
+        crate::binary::wait_for("the last run's connections gone", || {
+            connections(&mut observer, "held") == 1
+        });
+    };
     assert_eq!(
         closed,
         vec![0, 1, 2, 3, 4],
         "the silent connections closed (by age, 0 the oldest); expected the five oldest"
     );
-    drop(clients);
-    drop(observer);
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }

@@ -150,3 +150,50 @@ impl Drop for TestApp {
         }
     }
 }
+
+/// A test-only route, `/test/hold`: each request announces itself on `entered` once in its
+/// handler, then holds its served slot until the test releases one request
+/// ([`Holds::release`]).
+#[derive(Clone)]
+pub struct Holds {
+    entered: std::sync::Arc<std::sync::Mutex<mpsc::Sender<()>>>,
+    release: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl Holds {
+    /// The route, and the receiving end of its announcements.
+    pub fn new() -> (Holds, mpsc::Receiver<()>) {
+        let (entered, announced) = mpsc::channel();
+        (
+            Holds {
+                entered: std::sync::Arc::new(std::sync::Mutex::new(entered)),
+                release: std::sync::Arc::new(tokio::sync::Semaphore::new(0)),
+            },
+            announced,
+        )
+    }
+
+    /// Registers `/test/hold`.
+    pub fn route(&self) -> impl Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static {
+        let holds = self.clone();
+        move |cfg: &mut actix_web::web::ServiceConfig| {
+            let holds = holds.clone();
+            cfg.route(
+                "/test/hold",
+                actix_web::web::get().to(move || {
+                    let holds = holds.clone();
+                    async move {
+                        let _ = holds.entered.lock().unwrap().send(());
+                        let _ = holds.release.acquire().await.map(|p| p.forget());
+                        "released"
+                    }
+                }),
+            );
+        }
+    }
+
+    /// Lets one held request finish.
+    pub fn release(&self) {
+        self.release.add_permits(1);
+    }
+}

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::binary::{Server, connect, send, server_view, wait_for};
+use crate::binary::{Server, connect, send, wait_for};
 use crate::helpers::{TEST_API_KEY, spawn_app, spawn_app_with};
 
 /// One request on a fresh connection to 127.0.0.1:`port`, read to the server's close.
@@ -112,8 +112,7 @@ fn the_probe_port_answers_at_once_while_the_http_port_is_full() {
         holders.push(holder);
     }
     wait_for("the HTTP port's connections accepted or closed", || {
-        let (accepted, closed) = server_view(server.port, &holders);
-        accepted + closed == holders.len()
+        crate::binary::server_has_read_or_closed(server.port, &holders)
     });
     for (request, status, body) in [
         ("GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n", "200 OK", "ok"),
@@ -127,7 +126,7 @@ fn the_probe_port_answers_at_once_while_the_http_port_is_full() {
             "{response}"
         );
         assert!(response.ends_with(body), "{response}");
-        assert!(started.elapsed() < Duration::from_millis(500), "{response}");
+        assert!(started.elapsed() < Duration::from_secs(1), "{response}");
     }
     drop(holders);
     let (status, _, stderr) = server.stop();
