@@ -27,10 +27,17 @@
 # (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
 # beside this tree's, e.g. an allocator experiment).
 #
-# A fourth section, `flood`, runs only when asked (`--only flood`; root and cgroup v1 needed): the
+# Two more sections run only when asked. `flood` (`--only flood`; root and cgroup v1 needed): the
 # release binary alone in a cgroup with the Deployment's limits (500m, 128Mi), `wrk -t2 -c10000`
 # for BENCH_FLOOD_DURATION (120 s), probed every second with a 2 s timeout on the probe port
 # and the HTTP port (bench/flood.py); its record goes to bench/.work/flood.json.
+# `profile` (`--only profile`; perf from Debian's linux-perf, installed when missing, and inferno,
+# `cargo install --locked inferno`): one pinned round of BENCH_PROFILE_CONNECTIONS (1000)
+# connections for BENCH_PROFILE_DURATION (10s) with `perf record -g` attached to the server
+# (BENCH_PROFILE_SYSTEM: hello-k8s or nginx-1w); the top BENCH_PROFILE_TOP (20) symbols by self
+# time and the kernel/user split on stdout; perf.data, the report and a flame graph (SVG) under
+# bench/.work/profile/ (bench/profiler.py). `--bin PATH` profiles another build, e.g. one with
+# symbols; BENCH_PROFILE_LABEL names its files.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -57,6 +64,11 @@ BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
 BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
 BENCH_SCALE_VARIANTS="${BENCH_SCALE_VARIANTS:-}"
 BENCH_FLOOD_DURATION="${BENCH_FLOOD_DURATION:-120}"
+BENCH_PROFILE_CONNECTIONS="${BENCH_PROFILE_CONNECTIONS:-1000}"
+BENCH_PROFILE_DURATION="${BENCH_PROFILE_DURATION:-10s}"
+BENCH_PROFILE_TOP="${BENCH_PROFILE_TOP:-20}"
+BENCH_PROFILE_SYSTEM="${BENCH_PROFILE_SYSTEM:-hello-k8s}"
+BENCH_PROFILE_LABEL="${BENCH_PROFILE_LABEL:-}"
 
 usage() {
   cat <<'USAGE'
@@ -67,8 +79,11 @@ usage: bench/run.sh [--only SECTION[,SECTION...]] [--bin PATH]
   scale    hello-k8s and nginx under 1k, 5k and 10k keep-alive connections (req/s, RSS, 503s)
   flood    hello-k8s under 500m/128Mi (a cgroup v1 of its own, root), wrk -c10000 for 120 s,
            probed every second (timeline, failures, longest run); only when asked
+  profile  one pinned round under perf record -g: top symbols, kernel/user split, flame graph
+           under bench/.work/profile/; only when asked
 Without --only, BENCH_SECTIONS (default main,cpu,scale) decides. --bin PATH (or BENCH_BIN)
-measures that hello-k8s binary instead of building this tree's.
+measures that hello-k8s binary instead of building this tree's (e.g. a build with symbols for
+the profile).
 USAGE
 }
 
@@ -107,6 +122,7 @@ RUN_MAIN=false
 RUN_CPU=false
 RUN_SCALE=false
 RUN_FLOOD=false
+RUN_PROFILE=false
 IFS=',' read -r -a sections <<<"$BENCH_SECTIONS"
 for section in "${sections[@]}"; do
   case "$section" in
@@ -114,8 +130,9 @@ for section in "${sections[@]}"; do
     cpu) RUN_CPU=true ;;
     scale) RUN_SCALE=true ;;
     flood) RUN_FLOOD=true ;;
+    profile) RUN_PROFILE=true ;;
     *)
-      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, cpu, scale, flood or a comma-separated list)\n' "$section" >&2
+      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, cpu, scale, flood, profile or a comma-separated list)\n' "$section" >&2
       exit 2
       ;;
   esac
@@ -143,6 +160,9 @@ install_system_tools() {
   local missing=()
   have wrk || missing+=(wrk)
   have nginx || missing+=(nginx-light)
+  if "$RUN_PROFILE"; then
+    have perf || missing+=(linux-perf)
+  fi
   "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 ||
@@ -153,6 +173,13 @@ install_system_tools() {
   fi
   have wrk || die "wrk is still missing after the install"
   have nginx || die "nginx is still missing after the install"
+  if "$RUN_PROFILE"; then
+    have perf || die "perf is still missing after the install (Debian: linux-perf)"
+    PATH="$PATH:$HOME/.cargo/bin"
+    for tool in inferno-collapse-perf inferno-flamegraph; do
+      have "$tool" || die "$tool not found: the profile's flame graph needs inferno (cargo install --locked inferno)"
+    done
+  fi
 }
 
 # The git-ignored venv with the origin's stack; reinstalled when bench/requirements.txt changes.
@@ -280,6 +307,19 @@ if "$RUN_FLOOD"; then
   [ "$(id -u)" -eq 0 ] || die "the flood section makes a cgroup of its own: run it as root"
   say "measuring the flood section (about $((BENCH_FLOOD_DURATION + 20)) s): wrk -t2 -c10000 for ${BENCH_FLOOD_DURATION}s under 500m/128Mi"
   measure "$PYTHON" bench/flood.py --bin "$BIN" --duration "$BENCH_FLOOD_DURATION" --out "$WORK/flood.json"
+fi
+
+if "$RUN_PROFILE"; then
+  raise_nofile "$BENCH_PROFILE_CONNECTIONS"
+  say "profiling $BENCH_PROFILE_SYSTEM: one pinned round of $BENCH_PROFILE_CONNECTIONS connections for $BENCH_PROFILE_DURATION under perf record"
+  measure "$VENV/bin/python" bench/profiler.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --system "$BENCH_PROFILE_SYSTEM" \
+    --label "$BENCH_PROFILE_LABEL" \
+    --connections "$BENCH_PROFILE_CONNECTIONS" \
+    --duration "$BENCH_PROFILE_DURATION" \
+    --top "$BENCH_PROFILE_TOP"
 fi
 
 if ! "$RUN_MAIN" && ! "$RUN_CPU" && ! "$RUN_SCALE"; then
