@@ -433,7 +433,7 @@ def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:
         "```sh\nmake bench\n```\n\n"
         "It installs what is missing (wrk and nginx from the distribution, Flask 3.0.0, gunicorn and "
         "matplotlib from PyPI into the git-ignored bench/.work/venv), builds the release binary, runs "
-        "every measurement above (about 5 minutes on 2 CPUs) and the connection-scale section, prints the "
+        "every measurement above (about 5 minutes on 2 CPUs), the cpu and the connection-scale sections, prints the "
         "tables and rewrites this file and the charts; `bench/run.sh --only main` runs this section alone. "
         "Raw results: bench/.work/results.json. Knobs (environment): "
         "`BENCH_ROUNDS`, `BENCH_DURATION`, `BENCH_CONNECTIONS`, `BENCH_THREADS`, `BENCH_WORKERS`, "
