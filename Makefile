@@ -339,5 +339,5 @@ include mk/cluster.mk
 
 # ---------------------------------------------------------------- benchmarks
 .PHONY: bench
-bench: ## Benchmark hello-k8s beside the Flask origin and nginx, and under 1k-10k connections; writes BENCHMARKS.md, docs/bench.png and docs/bench-scale.png
+bench: ## Benchmark hello-k8s beside the Flask origin and nginx, one core each, and under 1k-10k connections; writes BENCHMARKS.md, docs/bench.png and docs/bench-scale.png; fails when a goal against nginx is missed on a quiet machine (not under CI=true)
 	bench/run.sh

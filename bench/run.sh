@@ -6,22 +6,38 @@
 # binary, runs bench/bench.py (every system on 127.0.0.1, interleaved, bounded in time) and
 # renders the table, BENCHMARKS.md and the chart with bench/report.py.
 #
-# Two sections, both by default: `main` (bench/bench.py, about 5 minutes) and `scale` (bench/scale.py:
-# hello-k8s and nginx, each pinned to one CPU, under 1k, 5k and 10k keep-alive connections; about
-# 2.5 minutes). `bench/run.sh --only scale` (or BENCH_SECTIONS=scale) runs one alone; BENCHMARKS.md
-# keeps the other section's text from its last run.
+# Three sections, all by default: `main` (bench/bench.py, about 5 minutes), `cpu` (bench/cpu.py:
+# hello-k8s and nginx, each pinned to one CPU with wrk -t1 on the other, interleaved rounds at 32,
+# 64 and 1,000 keep-alive connections: server CPU per request and req/s; about 4.5 minutes) and
+# `scale` (bench/scale.py: the same pair under 1k, 5k and 10k keep-alive connections; about 2.5
+# minutes). `bench/run.sh --only cpu` (or BENCH_SECTIONS=cpu) runs one alone; BENCHMARKS.md keeps
+# the other sections' text from their last run.
 #
-# Knobs (environment): BENCH_SECTIONS (main,scale), BENCH_ROUNDS (5), BENCH_DURATION (8s),
+# The goals (bench/goals.py: CPU per request and throughput against nginx from the cpu section,
+# memory at 10k connections and the probes from the scale section) are printed last; the exit
+# status is 1 when one is missed on a quiet machine (other work took at most 10% of the CPUs in
+# every run it comes from), unless CI=true, where they are informational.
+#
+# Knobs (environment): BENCH_SECTIONS (main,cpu,scale), BENCH_BIN (a hello-k8s binary to measure
+# instead of building this tree's; also --bin PATH), BENCH_ROUNDS (5), BENCH_DURATION (8s),
 # BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10),
-# BENCH_MARKDOWN (BENCHMARKS.md), BENCH_CHART (docs/bench.png); for the scale section
-# BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
+# BENCH_MARKDOWN (BENCHMARKS.md), BENCH_CHART (docs/bench.png); for the cpu section
+# BENCH_CPU_LEVELS (32,64,1000), BENCH_CPU_ROUNDS (5) and BENCH_CPU_DURATION (8s); for the scale
+# section BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
 # (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
 # beside this tree's, e.g. an allocator experiment).
 #
-# A third section, `flood`, runs only when asked (`--only flood`; root and cgroup v1 needed): the
+# Two more sections run only when asked. `flood` (`--only flood`; root and cgroup v1 needed): the
 # release binary alone in a cgroup with the Deployment's limits (500m, 128Mi), `wrk -t2 -c10000`
 # for BENCH_FLOOD_DURATION (120 s), probed every second with a 2 s timeout on the probe port
 # and the HTTP port (bench/flood.py); its record goes to bench/.work/flood.json.
+# `profile` (`--only profile`; perf from Debian's linux-perf, installed when missing, and inferno,
+# `cargo install --locked inferno`): one pinned round of BENCH_PROFILE_CONNECTIONS (1000)
+# connections for BENCH_PROFILE_DURATION (10s) with `perf record -g` attached to the server
+# (BENCH_PROFILE_SYSTEM: hello-k8s or nginx-1w); the top BENCH_PROFILE_TOP (20) symbols by self
+# time and the kernel/user split on stdout; perf.data, the report and a flame graph (SVG) under
+# bench/.work/profile/ (bench/profiler.py). `--bin PATH` profiles another build, e.g. one with
+# symbols; BENCH_PROFILE_LABEL names its files.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -38,21 +54,36 @@ BENCH_WORKERS="${BENCH_WORKERS:-2}"
 BENCH_STARTUP_RUNS="${BENCH_STARTUP_RUNS:-10}"
 BENCH_MARKDOWN="${BENCH_MARKDOWN:-BENCHMARKS.md}"
 BENCH_CHART="${BENCH_CHART:-docs/bench.png}"
-BENCH_SECTIONS="${BENCH_SECTIONS:-main,scale}"
+BENCH_SECTIONS="${BENCH_SECTIONS:-main,cpu,scale}"
+BENCH_BIN="${BENCH_BIN:-}"
+BENCH_CPU_LEVELS="${BENCH_CPU_LEVELS:-32,64,1000}"
+BENCH_CPU_ROUNDS="${BENCH_CPU_ROUNDS:-5}"
+BENCH_CPU_DURATION="${BENCH_CPU_DURATION:-8s}"
 BENCH_SCALE_LEVELS="${BENCH_SCALE_LEVELS:-1000,5000,10000}"
 BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
 BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
 BENCH_SCALE_VARIANTS="${BENCH_SCALE_VARIANTS:-}"
 BENCH_FLOOD_DURATION="${BENCH_FLOOD_DURATION:-120}"
+BENCH_PROFILE_CONNECTIONS="${BENCH_PROFILE_CONNECTIONS:-1000}"
+BENCH_PROFILE_DURATION="${BENCH_PROFILE_DURATION:-10s}"
+BENCH_PROFILE_TOP="${BENCH_PROFILE_TOP:-20}"
+BENCH_PROFILE_SYSTEM="${BENCH_PROFILE_SYSTEM:-hello-k8s}"
+BENCH_PROFILE_LABEL="${BENCH_PROFILE_LABEL:-}"
 
 usage() {
   cat <<'USAGE'
-usage: bench/run.sh [--only main|scale|flood|main,scale]
-  main   hello-k8s beside the Flask origin and nginx (throughput, probes, start-up, memory)
-  scale  hello-k8s and nginx under 1k, 5k and 10k keep-alive connections (req/s, RSS, 503s)
-  flood  hello-k8s under 500m/128Mi (a cgroup v1 of its own, root), wrk -c10000 for 120 s,
-         probed every second (timeline, failures, longest run); only when asked
-Without --only, BENCH_SECTIONS (default main,scale) decides.
+usage: bench/run.sh [--only SECTION[,SECTION...]] [--bin PATH]
+  main     hello-k8s beside the Flask origin and nginx (throughput, probes, start-up, memory)
+  cpu      hello-k8s and nginx, one core each, at 32, 64 and 1,000 connections (server CPU per
+           request, req/s); with the goals against nginx, judged on a quiet machine
+  scale    hello-k8s and nginx under 1k, 5k and 10k keep-alive connections (req/s, RSS, 503s)
+  flood    hello-k8s under 500m/128Mi (a cgroup v1 of its own, root), wrk -c10000 for 120 s,
+           probed every second (timeline, failures, longest run); only when asked
+  profile  one pinned round under perf record -g: top symbols, kernel/user split, flame graph
+           under bench/.work/profile/; only when asked
+Without --only, BENCH_SECTIONS (default main,cpu,scale) decides. --bin PATH (or BENCH_BIN)
+measures that hello-k8s binary instead of building this tree's (e.g. a build with symbols for
+the profile).
 USAGE
 }
 
@@ -67,28 +98,41 @@ while [ "$#" -gt 0 ]; do
       BENCH_SECTIONS="${1#--only=}"
       shift
       ;;
+    --bin)
+      [ "$#" -ge 2 ] || { usage >&2; exit 2; }
+      BENCH_BIN="$2"
+      shift 2
+      ;;
+    --bin=*)
+      BENCH_BIN="${1#--bin=}"
+      shift
+      ;;
     -h | --help)
       usage
       exit 0
       ;;
     *)
-      printf 'bench: error: unexpected argument %s (expected --only main|scale|flood)\n' "$1" >&2
+      printf 'bench: error: unexpected argument %s (expected --only SECTION[,SECTION...] or --bin PATH)\n' "$1" >&2
       usage >&2
       exit 2
       ;;
   esac
 done
 RUN_MAIN=false
+RUN_CPU=false
 RUN_SCALE=false
 RUN_FLOOD=false
+RUN_PROFILE=false
 IFS=',' read -r -a sections <<<"$BENCH_SECTIONS"
 for section in "${sections[@]}"; do
   case "$section" in
     main) RUN_MAIN=true ;;
+    cpu) RUN_CPU=true ;;
     scale) RUN_SCALE=true ;;
     flood) RUN_FLOOD=true ;;
+    profile) RUN_PROFILE=true ;;
     *)
-      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, scale, flood or a comma-separated list)\n' "$section" >&2
+      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, cpu, scale, flood, profile or a comma-separated list)\n' "$section" >&2
       exit 2
       ;;
   esac
@@ -116,6 +160,9 @@ install_system_tools() {
   local missing=()
   have wrk || missing+=(wrk)
   have nginx || missing+=(nginx-light)
+  if "$RUN_PROFILE"; then
+    have perf || missing+=(linux-perf)
+  fi
   "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
     command -v apt-get >/dev/null 2>&1 ||
@@ -126,6 +173,13 @@ install_system_tools() {
   fi
   have wrk || die "wrk is still missing after the install"
   have nginx || die "nginx is still missing after the install"
+  if "$RUN_PROFILE"; then
+    have perf || die "perf is still missing after the install (Debian: linux-perf)"
+    PATH="$PATH:$HOME/.cargo/bin"
+    for tool in inferno-collapse-perf inferno-flamegraph; do
+      have "$tool" || die "$tool not found: the profile's flame graph needs inferno (cargo install --locked inferno)"
+    done
+  fi
 }
 
 # The git-ignored venv with the origin's stack; reinstalled when bench/requirements.txt changes.
@@ -141,8 +195,15 @@ install_venv() {
   touch "$stamp"
 }
 
-# The static release binary, through the project's release build script when it exists.
+# The static release binary, through the project's release build script when it exists, or the
+# binary given with --bin/BENCH_BIN.
 build_binary() {
+  if [ -n "$BENCH_BIN" ]; then
+    [ -f "$BENCH_BIN" ] && [ -x "$BENCH_BIN" ] || die "--bin/BENCH_BIN $BENCH_BIN: not an executable file (expected a hello-k8s binary)"
+    BIN="$(cd "$(dirname "$BENCH_BIN")" && pwd)/$(basename "$BENCH_BIN")"
+    say "measuring $BIN (given with --bin/BENCH_BIN; not built from this tree)"
+    return
+  fi
   if [ -x scripts/build-release.sh ]; then
     say "building the release binary (scripts/build-release.sh)"
     BIN="$(scripts/build-release.sh)"
@@ -184,14 +245,16 @@ measure() {
 }
 
 # The floods hold up to 10k sockets in the server and as many in wrk: raise the soft limit of
-# open files (the hard limit bounds it; no root needed).
+# open files to what the largest of the given comma-separated connection counts needs (the hard
+# limit bounds it; no root needed).
 raise_nofile() {
   local need hard largest
-  largest="$(tr ',' '\n' <<<"$BENCH_SCALE_LEVELS" | sort -n | tail -1)"
+  largest="$(tr ',' '\n' <<<"$1" | sort -n | tail -1)"
+  [[ "$largest" =~ ^[0-9]+$ ]] || die "connection counts '$1': expected comma-separated numbers"
   need=$((largest + 1024))
   hard="$(ulimit -Hn)"
   if [ "$hard" != unlimited ] && [ "$hard" -lt "$need" ]; then
-    die "the scale section needs $need open files, the hard limit is $hard: lower BENCH_SCALE_LEVELS or raise the limit (ulimit -Hn, as root)"
+    die "$largest connections need $need open files, the hard limit is $hard: lower the connection counts or raise the limit (ulimit -Hn, as root)"
   fi
   if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$need" ]; then
     ulimit -Sn "$need"
@@ -211,8 +274,19 @@ if "$RUN_MAIN"; then
     --startup-runs "$BENCH_STARTUP_RUNS"
 fi
 
+if "$RUN_CPU"; then
+  raise_nofile "$BENCH_CPU_LEVELS"
+  say "measuring the cpu section (about 4.5 minutes with the defaults): levels=$BENCH_CPU_LEVELS rounds=$BENCH_CPU_ROUNDS duration=$BENCH_CPU_DURATION, each server pinned to one CPU, wrk -t1 on the other"
+  measure "$VENV/bin/python" bench/cpu.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --levels "$BENCH_CPU_LEVELS" \
+    --rounds "$BENCH_CPU_ROUNDS" \
+    --duration "$BENCH_CPU_DURATION"
+fi
+
 if "$RUN_SCALE"; then
-  raise_nofile
+  raise_nofile "$BENCH_SCALE_LEVELS"
   variants=()
   if [ -n "$BENCH_SCALE_VARIANTS" ]; then
     IFS=',' read -r -a listed <<<"$BENCH_SCALE_VARIANTS"
@@ -235,7 +309,20 @@ if "$RUN_FLOOD"; then
   measure "$PYTHON" bench/flood.py --bin "$BIN" --duration "$BENCH_FLOOD_DURATION" --out "$WORK/flood.json"
 fi
 
-if ! "$RUN_MAIN" && ! "$RUN_SCALE"; then
+if "$RUN_PROFILE"; then
+  raise_nofile "$BENCH_PROFILE_CONNECTIONS"
+  say "profiling $BENCH_PROFILE_SYSTEM: one pinned round of $BENCH_PROFILE_CONNECTIONS connections for $BENCH_PROFILE_DURATION under perf record"
+  measure "$VENV/bin/python" bench/profiler.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --system "$BENCH_PROFILE_SYSTEM" \
+    --label "$BENCH_PROFILE_LABEL" \
+    --connections "$BENCH_PROFILE_CONNECTIONS" \
+    --duration "$BENCH_PROFILE_DURATION" \
+    --top "$BENCH_PROFILE_TOP"
+fi
+
+if ! "$RUN_MAIN" && ! "$RUN_CPU" && ! "$RUN_SCALE"; then
   exit 0
 fi
 
@@ -244,7 +331,11 @@ report=("$VENV/bin/python" bench/report.py --markdown "$BENCH_MARKDOWN")
 if "$RUN_MAIN"; then
   report+=(--results "$WORK/results.json" --chart "$BENCH_CHART")
 fi
+if "$RUN_CPU"; then
+  report+=(--cpu "$WORK/cpu.json")
+fi
 if "$RUN_SCALE"; then
   report+=(--scale "$WORK/scale.json" --scale-chart "$BENCH_SCALE_CHART")
 fi
+# The last step: its exit status (1: a goal missed on a quiet machine, outside CI) is the bench's.
 "${report[@]}"

@@ -1,15 +1,11 @@
 #!/usr/bin/env python3
 """The connection-scale section: memory and throughput under 1k, 5k and 10k keep-alive connections.
 
-bench/run.sh runs this after (or, with `--only scale`, instead of) bench.py. Each server runs
-alone on one pinned CPU (taskset), and wrk on the other, so the two never share a core:
-
-  - nginx answering the greeting from configuration, 1 worker, its worker_connections raised
-    to the flood and its listen backlog set to actix's default (2048);
-  - hello-k8s in its production configuration with WORKERS=1 and the Deployment's memory
-    limit in MEMORY_LIMIT_BYTES (what the downward API hands the pod);
-  - any number of other hello-k8s builds given with --variant LABEL=PATH (an allocator or
-    connection-cap experiment), measured beside them in the same run.
+bench/run.sh runs this after (or, with `--only scale`, instead of) bench.py and cpu.py. Each
+server runs alone on one pinned CPU (taskset), and wrk on the other, so the two never share a
+core: the pinned pair of bench/pinned.py (nginx with 1 worker, hello-k8s in its production
+configuration with WORKERS=1), and any number of other hello-k8s builds given with --variant
+LABEL=PATH, measured beside them in the same run.
 
 For every level and every system, in an order that rotates per level: a fresh server, idle
 memory, `wrk -t2 -cN -dD` on `GET /` (bench/scale.lua counts the answers by status: 200
@@ -31,7 +27,6 @@ import atexit
 import datetime as dt
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -41,76 +36,15 @@ import time
 from pathlib import Path
 
 import bench as core
+import pinned
 from bench import HOST, GREETING, BENCH_DIR, System
+from pinned import BACKLOG, MEMORY_LIMIT_BYTES
 
-# actix-web's default listen backlog; nginx gets the same so that both queue a burst alike.
-BACKLOG = 2048
-# The Deployment's memory limit (contract::resources::MEMORY_LIMIT_BYTES, 128 MiB).
-MEMORY_LIMIT_BYTES = 128 * 1024 * 1024
 LIVENESS_PATH = "/healthz"
 # After the flood: this many liveness probes, this far apart, before the last RSS reading
 # (with the 3 s settle, 10 s after the flood: jemalloc's default decay purges within 10 s).
 TRICKLE_PROBES = 20
 TRICKLE_INTERVAL_S = 0.35
-
-
-def make_systems(args: argparse.Namespace, work: Path) -> list[System]:
-    service_env = core.base_env() | {
-        "HOST": HOST,
-        "PORT": "@PORT@",
-        "PROBE_PORT": "@PROBE_PORT@",
-        "WORKERS": "1",
-        "ENV": "production",
-        "API_KEY": "bench-key",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "info",
-        "METRICS_ENABLED": "true",
-        "MEMORY_LIMIT_BYTES": str(MEMORY_LIMIT_BYTES),
-        "DRAIN_DELAY_SECONDS": "0",
-        "SHUTDOWN_TIMEOUT_SECONDS": "1",
-    }
-    note = f"production configuration, WORKERS=1, MEMORY_LIMIT_BYTES={MEMORY_LIMIT_BYTES} (128Mi)"
-    nginx_prefix = work / "nginx-scale"
-    systems = [
-        System(
-            key="nginx-1w",
-            label="nginx return 200 (1 worker)",
-            ready_path="/readyz",
-            argv=["nginx", "-p", str(nginx_prefix), "-e", str(nginx_prefix / "error.log"), "-c", str(nginx_prefix / "nginx-@PORT@.conf")],
-            env=core.base_env(),
-            cwd=work,
-            kind="ceiling",
-            note=f"worker_processes 1, worker_connections {max(args.levels) + 1024}, backlog={BACKLOG}, access_log off",
-            nginx_prefix=nginx_prefix,
-        ),
-        System(
-            key="hello-k8s",
-            label="hello-k8s (this tree)",
-            ready_path="/readyz",
-            argv=[args.bin],
-            env=service_env,
-            cwd=work,
-            kind="service",
-            note=note,
-        ),
-    ]
-    for variant in args.variant:
-        label, _, path = variant.partition("=")
-        if not label or not path or not os.access(path, os.X_OK):
-            raise SystemExit(f"scale.py: --variant {variant!r}: expected LABEL=PATH of an executable hello-k8s build")
-        systems.append(
-            System(
-                key=f"hello-k8s-{label}",
-                label=f"hello-k8s, {label}",
-                ready_path="/readyz",
-                argv=[str(Path(path).resolve())],
-                env=service_env,
-                cwd=work,
-                kind="variant",
-                note=f"{note}; binary {Path(path).name}",
-            )
-        )
-    return systems
 
 
 def tree_stats(root: int) -> dict[str, int]:
@@ -155,7 +89,7 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
     """One fresh server, one flood of `connections` keep-alive clients; its record."""
     assert system.log_path is not None
     port = core.free_port()
-    tuning = {"WORKER_CONNECTIONS": max(args.levels) + 1024, "NOFILE": args.nofile, "BACKLOG": BACKLOG}
+    tuning = pinned.nginx_tuning(max(args.levels), args.nofile)
     proc = core.spawn(system, port, 1, system.log_path, nginx_tuning=tuning, cpus=args.server_cpu)
     try:
         try:
@@ -279,18 +213,8 @@ def main() -> int:
         parser.error(f"--levels {args.levels!r}: expected comma-separated connection counts, e.g. 1000,5000,10000")
     if not args.levels or min(args.levels) < 1 or max(args.levels) > 15000:
         parser.error("--levels: every level must be between 1 and 15000 connections")
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = max(args.levels) + 1024
-    if soft < need:
-        parser.error(f"the open-files limit is {soft} (hard {hard}); the floods need {need}: raise it with `ulimit -n {need}`")
-    args.nofile = soft
-    for tool in ("wrk", "nginx", "taskset"):
-        if shutil.which(tool) is None:
-            parser.error(f"{tool} not found on PATH (bench/run.sh installs wrk and nginx; taskset is in util-linux)")
-    cpus = sorted(os.sched_getaffinity(0))
-    for cpu in (args.server_cpu, args.client_cpu):
-        if int(cpu) not in cpus:
-            parser.error(f"CPU {cpu} is not available to this process (available: {cpus}); set --server-cpu/--client-cpu")
+    args.nofile = pinned.nofile_for(max(args.levels))
+    pinned.check_tools_and_cpus(args.server_cpu, args.client_cpu)
 
     logs = args.work / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -298,7 +222,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, core._on_signal)
     signal.signal(signal.SIGINT, core._on_signal)
 
-    systems = make_systems(args, args.work)
+    systems = pinned.make_systems(args.bin, args.variant, max(args.levels), args.work, "nginx-scale")
     if args.only:
         wanted = set(args.only.split(","))
         systems = [s for s in systems if s.key in wanted]

@@ -1,0 +1,163 @@
+"""Renders the cpu section (bench/cpu.py's bench/.work/cpu.json).
+
+Used by report.py and goals.py: per connection count, the medians over the rounds and the
+paired ratios to nginx (each round's hello-k8s figure over that round's nginx figure at the
+same count, the two runs back to back; the median of those). The goals table itself comes
+from goals.py, which report.py hands to markdown().
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Callable
+
+from fmt import md_table
+from pinned import CEILING, MEMORY_LIMIT_BYTES, SERVICE
+
+Metric = Callable[[dict], float]
+RPS: Metric = lambda run: run["rps"]  # noqa: E731
+CPU_US: Metric = lambda run: run["cpu_us_per_request"]  # noqa: E731
+
+
+def runs_at(cpu: dict, key: str, level: int) -> list[dict]:
+    """The kept runs of one system at one connection count, by round."""
+    system = cpu["systems"].get(key)
+    if not system:
+        return []
+    return sorted((r for r in system["runs"] if r["connections"] == level), key=lambda r: r["round"])
+
+
+def ratios(cpu: dict, level: int, metric: Metric) -> list[float]:
+    """hello-k8s over nginx, round by round, at one connection count."""
+    ours = {r["round"]: r for r in runs_at(cpu, SERVICE, level)}
+    theirs = {r["round"]: r for r in runs_at(cpu, CEILING, level)}
+    return [metric(ours[n]) / metric(theirs[n]) for n in sorted(ours.keys() & theirs.keys()) if metric(theirs[n])]
+
+
+def paired(cpu: dict, level: int, metric: Metric) -> float | None:
+    """The median over the rounds of hello-k8s's figure over nginx's."""
+    xs = ratios(cpu, level, metric)
+    return statistics.median(xs) if xs else None
+
+
+def median(cpu: dict, key: str, level: int, metric: Metric) -> float | None:
+    runs = runs_at(cpu, key, level)
+    return statistics.median(metric(r) for r in runs) if runs else None
+
+
+def worst_noise(cpu: dict, level: int) -> float:
+    """The largest share of the machine's CPU time other work took during a kept run at `level`."""
+    return max((r["other_share"] for key in (SERVICE, CEILING) for r in runs_at(cpu, key, level)), default=0.0)
+
+
+HEADER = [
+    "connections",
+    "system",
+    "req/s",
+    "x nginx",
+    "server CPU us/req",
+    "x nginx",
+    "x nginx per round (CPU)",
+    "server core busy %",
+    "of it softirq %",
+    "p99 ms",
+    "socket errors",
+    "non-2xx",
+    "other work % (worst)",
+]
+
+
+def rows(cpu: dict) -> list[list[str]]:
+    out = []
+    for level in cpu["settings"]["levels"]:
+        for key in cpu["systems"]:
+            runs = runs_at(cpu, key, level)
+            if not runs:
+                continue
+            service = key == SERVICE
+            rps_x, cpu_x = paired(cpu, level, RPS), paired(cpu, level, CPU_US)
+            busy = statistics.median(r["server_core"]["busy"] / r["server_core"]["total"] for r in runs)
+            softirq = statistics.median(r["server_core"]["softirq"] / max(r["server_core"]["busy"], 1e-9) for r in runs)
+            errors = sum(r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"] for r in runs)
+            out.append(
+                [
+                    f"{level:,}",
+                    key,
+                    f"{median(cpu, key, level, RPS):,.0f}",
+                    f"{rps_x:.2f}x" if service and rps_x is not None else "1.00x" if not service else "n/a",
+                    f"{median(cpu, key, level, CPU_US):.2f}",
+                    f"{cpu_x:.2f}x" if service and cpu_x is not None else "1.00x" if not service else "n/a",
+                    " ".join(f"{x:.2f}" for x in ratios(cpu, level, CPU_US)) if service else "",
+                    f"{busy * 100:.0f}",
+                    f"{softirq * 100:.0f}",
+                    f"{statistics.median(r['latency_us']['p99'] for r in runs) / 1000:.2f}",
+                    f"{errors:,}",
+                    f"{sum(r['errors']['status'] for r in runs):,}",
+                    f"{max(r['other_share'] for r in runs) * 100:.0f}"
+                    + (f" ({sum(1 for r in runs if r['noisy'])} disturbed)" if any(r["noisy"] for r in runs) else ""),
+                ]
+            )
+    return out
+
+
+def terminal(cpu: dict) -> str:
+    body = rows(cpu)
+    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(HEADER)] if body else [len(c) for c in HEADER]
+    line = lambda cells: "  ".join(c.ljust(w) if i in (1, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return "\n".join([line(HEADER), line(["-" * w for w in widths]), *(line(b) for b in body)])
+
+
+def markdown(cpu: dict, goals_table: str) -> str:
+    st, m = cpu["settings"], cpu["machine"]
+    dirty = " (with uncommitted changes in service/ or contract/)" if m.get("git_status_service") else ""
+    runs = [r for s in cpu["systems"].values() for r in s["runs"]]
+    disturbed = sum(1 for r in runs if r["noisy"])
+    out = ["## CPU per request, one core each\n"]
+    out.append(
+        f"Measured by `bench/run.sh --only cpu` (also part of `make bench`) on {m['date']} at commit `{m['git']}`{dirty}, "
+        f"in {cpu.get('elapsed_s', 0) / 60:.1f} minutes. All numbers of this section come from this one run. hello-k8s and nginx "
+        f"each run alone on CPU {st['server_cpu']} (taskset) and `wrk -t{st['threads']}` on CPU {st['client_cpu']}; "
+        f"{st['rounds']} round{'s' if st['rounds'] != 1 else ''} of `wrk -t{st['threads']} -cN -d{st['duration']}` keep-alive connections on `GET /` at "
+        + ", ".join(f"{lv:,}" for lv in st["levels"])
+        + " connections, the two servers back to back within a round, in an order that rotates.\n"
+    )
+    out.append("### Goals\n")
+    out.append(goals_table)
+    out.append("### Results\n")
+    out.append(md_table(HEADER, rows(cpu), "ll" + "r" * 4 + "l" + "r" * (len(HEADER) - 7)) + "\n")
+    out.append(
+        "req/s and server CPU us/req: medians over the rounds; x nginx: the median over the rounds of that round's "
+        "hello-k8s figure over nginx's at the same count (the two runs back to back). Server CPU per request: "
+        "utime + stime of the server's process tree (/proc/PID/stat) over the run, divided by the requests wrk "
+        "counted; the clock tick is 10 ms. Server core busy: the pinned core's non-idle time over the run "
+        "(/proc/stat), whoever used it; of it softirq: the part spent in softirq (loopback TCP), which "
+        + ("this kernel charges to the task it interrupts (no CONFIG_IRQ_TIME_ACCOUNTING), so mostly to the server's stime"
+           if st.get("irq_time_charged_to_tasks", True) else "this kernel charges to no task (CONFIG_IRQ_TIME_ACCOUNTING), so to neither server's CPU per request")
+        + ". Socket errors: wrk's connect, read, "
+        "write and timeout (2 s) errors; non-2xx: answers that were not 2xx or 3xx. Other work: the CPU time "
+        "of every process but the server and wrk (the machine's user, nice and system time"
+        + (", irq and softirq" if st.get("irq_time_charged_to_tasks", True) else "")
+        + " from /proc/stat, less the server's and wrk's own), as a share of the machine's CPU time over the run.\n"
+    )
+    out.append("### Method and machine\n")
+    out.append(
+        "\n".join(
+            [
+                f"- {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, kernel {m['kernel']}, {m['os']}; {m['wrk']}, nginx {m['nginx']}, {m['rustc']}.",
+                f"- hello-k8s: the production configuration with `WORKERS=1` and `MEMORY_LIMIT_BYTES={MEMORY_LIMIT_BYTES}` (bench/pinned.py, "
+                "as the scale section runs it); nginx: 1 worker, `access_log off`, the greeting from configuration "
+                "(bench/nginx.conf.in), `worker_connections` raised to the largest count, `listen ... backlog=2048`. Both "
+                f"start once, answer the greeting, and get a {st['warmup']} warm-up at {max(st['levels']):,} connections.",
+                f"- Noise: before the rounds the bench waits (up to {st['quiet_wait_s']:g} s) for other work to use under 25% of "
+                f"the machine; it was {cpu.get('background_busy', 0) * 100:.0f}% busy then. A round in which other work took more "
+                f"than {st['noise_max'] * 100:.0f}% of the machine's CPU time during either run is measured again (both runs) "
+                f"after another wait, at most {st['redo']} times"
+                + (", until a wait ran out with the machine still busy (from then on disturbed runs were kept, marked)" if cpu.get("redo_stopped") else "")
+                + f". Pairs redone: {cpu.get('pairs_redone', 0)}; runs kept disturbed: {disturbed} of {len(runs)}.",
+                "- Reproduce: `bench/run.sh --only cpu`; knobs `BENCH_CPU_LEVELS`, `BENCH_CPU_ROUNDS`, `BENCH_CPU_DURATION` "
+                f"(this run: {','.join(str(lv) for lv in st['levels'])}; {st['rounds']}; {st['duration']}). Raw results: bench/.work/cpu.json.",
+            ]
+        )
+        + "\n"
+    )
+    return "\n".join(out)
