@@ -3,14 +3,16 @@
 //! It wraps each resource separately (not the whole app), so it knows its route pattern
 //! without re-matching the path, and each worker resolves that route's metric handles once.
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready as ready_future};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
 use actix_web::Error;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use pin_project_lite::pin_project;
 use tracing::Level;
 
 use crate::metrics::{RouteMetrics, method_label};
@@ -52,7 +54,7 @@ where
             .metrics
             .as_ref()
             .map(|metrics| metrics.route(self.route));
-        ready(Ok(ObserveService {
+        ready_future(Ok(ObserveService {
             service,
             inner: Rc::new(Inner {
                 route: self.route,
@@ -75,55 +77,77 @@ pub struct ObserveService<S> {
     inner: Rc<Inner>,
 }
 
-type LocalBoxFuture<T> = Pin<Box<dyn Future<Output = T>>>;
-
 impl<S, B> Service<ServiceRequest> for ObserveService<S>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
-    B: 'static,
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
 {
     type Response = ServiceResponse<B>;
     type Error = Error;
-    type Future = LocalBoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = Observed<S::Future>;
 
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
         let start = Instant::now();
         let method = method_label(req.method());
-        let inner = Rc::clone(&self.inner);
-        let fut = self.service.call(req);
-        Box::pin(async move {
-            let result = fut.await;
-            let elapsed = start.elapsed();
-            let status = match &result {
-                Ok(res) => res.status(),
-                Err(err) => err.as_response_error().status_code(),
-            };
-            if let Some(metrics) = &inner.metrics {
-                metrics.record(method, status.as_u16(), elapsed);
-            }
-            // 503 from /readyz is the answer the kubelet expects while draining, not a fault.
-            if status.is_server_error() && inner.route != contract::paths::READINESS {
-                tracing::warn!(
-                    route = inner.route,
-                    method,
-                    status = status.as_u16(),
-                    elapsed_us = elapsed.as_micros() as u64,
-                    "server error response"
-                );
-            } else if tracing::enabled!(Level::DEBUG) {
-                // The access line exists only at debug: the metrics already count every
-                // request, and a line per request would cost more than the request itself.
-                tracing::debug!(
-                    route = inner.route,
-                    method,
-                    status = status.as_u16(),
-                    elapsed_us = elapsed.as_micros() as u64,
-                    "request"
-                );
-            }
-            result
-        })
+        Observed {
+            fut: self.service.call(req),
+            inner: Rc::clone(&self.inner),
+            start,
+            method,
+        }
+    }
+}
+
+pin_project! {
+    /// One request under observation: its route's future, then the record of its answer.
+    pub struct Observed<F> {
+        #[pin]
+        fut: F,
+        inner: Rc<Inner>,
+        start: Instant,
+        method: &'static str,
+    }
+}
+
+impl<F, B> Future for Observed<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.fut.poll(cx));
+        let (inner, method) = (&**this.inner, *this.method);
+        let elapsed = this.start.elapsed();
+        let status = match &result {
+            Ok(res) => res.status(),
+            Err(err) => err.as_response_error().status_code(),
+        };
+        if let Some(metrics) = &inner.metrics {
+            metrics.record(method, status.as_u16(), elapsed);
+        }
+        // 503 from /readyz is the answer the kubelet expects while draining, not a fault.
+        if status.is_server_error() && inner.route != contract::paths::READINESS {
+            tracing::warn!(
+                route = inner.route,
+                method,
+                status = status.as_u16(),
+                elapsed_us = elapsed.as_micros() as u64,
+                "server error response"
+            );
+        } else if tracing::enabled!(Level::DEBUG) {
+            // The access line exists only at debug: the metrics already count every request,
+            // and a line per request would cost more than the request itself.
+            tracing::debug!(
+                route = inner.route,
+                method,
+                status = status.as_u16(),
+                elapsed_us = elapsed.as_micros() as u64,
+                "request"
+            );
+        }
+        Poll::Ready(result)
     }
 }

@@ -272,7 +272,7 @@ where
             if index + 1 == workers && shared.readiness.mark_serving() {
                 tracing::info!(workers, "ready: every worker is serving");
             }
-            let warm = Warm::new(admission.limits.warm_per_worker(workers));
+            let warm = Warm::new(Arc::clone(&admission), workers);
             // The connection's future is the task actix-server spawns, as it is: an async
             // block around it would hold a second copy of it (about 1 KiB per connection).
             Ok(fn_service(move |stream: TcpStream| {

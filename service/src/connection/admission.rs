@@ -36,12 +36,13 @@ pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// waiting for a slot) or answered directly (a 503): the release binary holds an idle
 /// one in about 2.4 KiB, and a head being read adds its 1 KiB buffer and its copy.
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
-/// Connections of the whole process that may wait for their next request inside actix-http
-/// (warm, holding their served slot; see `guarded_io::Warm`), at most a quarter of the
-/// served cap: enough for the keep-alive clients of a busy pod (a proxy's or an ingress
-/// controller's pool) to keep actix-http's speed, few enough that a flood of keep-alive
-/// connections costs what waiting ones cost (256 x 14.5 KiB is 3.6 MiB).
-pub const WARM_CONNECTIONS: usize = 256;
+/// What the connections idle between two requests may cost at most, the warm ones (waiting
+/// inside actix-http with their slot and its buffers, see `guarded_io::Warm`) and the others
+/// (given back, [`WAITING_CONNECTION_BYTES`]) together; see [`Admission::warm_allowed`].
+pub const IDLE_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+/// The budget of a warm connection: actix-http's dispatcher and its two 8 KiB buffers
+/// (about 14.5 KiB measured).
+pub const WARM_CONNECTION_BYTES: u64 = 16 * 1024;
 /// Fewer served connections than this is not a service.
 const MIN_SERVED: u64 = 16;
 
@@ -98,11 +99,6 @@ impl Limits {
             Some(soft) => limits.within_open_files(soft),
             None => limits,
         }
-    }
-
-    /// The warm connections of each of `workers` workers (see [`WARM_CONNECTIONS`]).
-    pub fn warm_per_worker(&self, workers: usize) -> usize {
-        WARM_CONNECTIONS.min(self.served / 4) / workers.max(1)
     }
 
     /// The limits cut to fit `soft` open files (the process's own need aside): a process
@@ -387,6 +383,20 @@ impl Admission {
     /// Connections served now.
     pub fn serving(&self) -> usize {
         self.limits.served - self.served.available_permits()
+    }
+
+    /// How many connections of the whole process may wait warm now: as many as
+    /// [`IDLE_BUDGET_BYTES`] holds once every held connection is counted at what a waiting
+    /// one costs, each warm one costing the difference more; at most three quarters of the
+    /// served cap (a quarter stays for clients in an exchange). A thousand keep-alive clients
+    /// all stay warm (a new dispatcher per request is the give-back's cost); from about four
+    /// thousand connections on none does, and ten thousand cost what waiting ones cost.
+    pub fn warm_allowed(&self) -> usize {
+        let waiting = self.open() as u64 * WAITING_CONNECTION_BYTES;
+        let spare = IDLE_BUDGET_BYTES.saturating_sub(waiting);
+        let warm = spare / (WARM_CONNECTION_BYTES - WAITING_CONNECTION_BYTES);
+        let cap = self.limits.served / 4 * 3;
+        usize::try_from(warm).unwrap_or(usize::MAX).min(cap)
     }
 }
 

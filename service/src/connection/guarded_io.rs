@@ -13,10 +13,11 @@
 //!   to say; httparse here only finds where a head ends, as actix-http's own decoder does.
 //! - Oversized heads: [`IoLimits::read_ahead`] bytes without a whole head is a head too
 //!   large: it is answered `431` at once and the connection ends.
-//! - Progress deadline: request bytes must be followed by response bytes within
-//!   [`IoLimits::progress`], and a connection on which no byte moves in either direction for
-//!   that long is closed. actix-http has neither a body deadline nor one for a client that
-//!   stops reading its answers.
+//! - Write deadline: a client that stops reading its answers is closed once a write has
+//!   been blocked for [`IoLimits::progress`]; actix-http has no deadline for it. (A head that
+//!   trickles or stalls is actix-http's: it is kept here until whole, so actix-http's head
+//!   timer, or its keep-alive timer between requests, closes the connection after 5 s; and
+//!   no body is ever read.)
 //! - Backpressure: while a write is blocked (the client does not read), nothing is read or
 //!   handed on, so pipelined requests stay in the kernel's socket buffer.
 //! - The end of a connection (RFC 9112 section 9.6): once actix-http decoded a request that
@@ -31,20 +32,22 @@ use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tokio_util::io::poll_read_buf;
 
+use super::admission::Admission;
 use super::exchange::Exchange;
 
 /// The bounds of one connection.
 #[derive(Debug, Clone, Copy)]
 pub struct IoLimits {
-    /// See the module documentation.
+    /// How long a write may stay blocked (see the module documentation).
     pub progress: Duration,
     /// Bytes of requests kept here at most (a whole head must fit).
     pub read_ahead: usize,
@@ -73,11 +76,8 @@ pub struct GuardedIo<T> {
     write_blocked: bool,
     /// A read returned `Pending` without polling the socket; woken when the output is out.
     parked: Option<Waker>,
-    /// Request bytes not yet followed by response bytes must be answered by then.
-    answer_due: Option<Instant>,
-    /// The last byte moved in either direction.
-    last_progress: Instant,
-    timer: Pin<Box<Sleep>>,
+    /// Armed while a write is blocked: the client has until then to read.
+    stall: Option<Pin<Box<Sleep>>>,
     /// Bytes of the 431 written so far, once the head is found oversized.
     oversized: Option<usize>,
     /// Set when the connection goes back to its owner between requests.
@@ -100,7 +100,7 @@ impl GiveBack {
     /// Counts this connection, idle in actix-http, as warm if the worker's bound allows (or
     /// it already is); false when it must be given back instead.
     fn warm_up(&mut self) -> bool {
-        if !self.is_warm && self.warm.idle.get() < self.warm.max {
+        if !self.is_warm && self.warm.idle.get() < self.warm.max() {
             self.warm.idle.set(self.warm.idle.get() + 1);
             self.is_warm = true;
         }
@@ -123,21 +123,24 @@ impl Drop for GiveBack {
 
 /// The connections of one worker that may wait for their next request inside actix-http
 /// ("warm": with its buffers and their served slot, as actix-http alone would keep every
-/// connection) instead of being given back: a new exchange costs a new dispatcher. Beyond
-/// `max` idle ones, connections are given back; so a few hundred busy keep-alive clients keep
-/// actix-http's speed and ten thousand cost what waiting ones cost.
+/// connection) instead of being given back: a new exchange costs a new dispatcher. How many
+/// may is the worker's share of [`Admission::warm_allowed`], which shrinks as connections
+/// grow: a thousand busy keep-alive clients keep actix-http's speed, and ten thousand cost
+/// what waiting ones cost.
 #[derive(Debug)]
 pub struct Warm {
     idle: Cell<usize>,
-    max: usize,
+    admission: Arc<Admission>,
+    workers: usize,
 }
 
 impl Warm {
-    /// At most `max` warm connections at once (0: every connection is given back).
-    pub fn new(max: usize) -> Rc<Self> {
+    /// The warm connections of one of `workers` workers.
+    pub fn new(admission: Arc<Admission>, workers: usize) -> Rc<Self> {
         Rc::new(Warm {
             idle: Cell::new(0),
-            max,
+            admission,
+            workers: workers.max(1),
         })
     }
 
@@ -145,12 +148,16 @@ impl Warm {
     pub fn idle(&self) -> usize {
         self.idle.get()
     }
+
+    /// How many may be, now.
+    fn max(&self) -> usize {
+        self.admission.warm_allowed() / self.workers
+    }
 }
 
 impl<T> GuardedIo<T> {
     /// `prefix` is handed on first; `exchange` is what the gate records of this exchange.
     pub fn new(inner: T, prefix: Bytes, limits: IoLimits, exchange: Rc<Exchange>) -> Self {
-        let now = Instant::now();
         GuardedIo {
             inner,
             limits,
@@ -160,10 +167,8 @@ impl<T> GuardedIo<T> {
             eof: false,
             write_blocked: false,
             parked: None,
-            answer_due: (!prefix.is_empty()).then(|| now + limits.progress),
             input: BytesMut::from(&prefix[..]),
-            last_progress: now,
-            timer: Box::pin(tokio::time::sleep_until(now + limits.progress)),
+            stall: None,
             oversized: None,
             give_back: None,
         }
@@ -228,43 +233,18 @@ impl<T> GuardedIo<T> {
         }
     }
 
-    fn deadline(&self) -> Instant {
-        let silent = self.last_progress + self.limits.progress;
-        self.answer_due.map_or(silent, |due| due.min(silent))
-    }
-
-    /// `Ready(error)` once the deadline has passed; otherwise arms the timer so the task is
-    /// woken when it passes. The timer is only moved earlier, never later: when it fires
-    /// early the deadline is checked again and the timer re-armed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = self.deadline();
-        if Instant::now() >= deadline {
-            return Poll::Ready(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "no progress on the connection within the deadline",
-            ));
-        }
-        if self.timer.deadline() > deadline || self.timer.is_elapsed() {
-            self.timer.as_mut().reset(deadline);
-        }
-        match self.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                // Fired for an older, earlier deadline: re-arm for the current one.
-                self.timer.as_mut().reset(deadline);
-                let _ = self.timer.as_mut().poll(cx);
-                Poll::Pending
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    /// Bytes arrived from the client.
-    fn arrived(&mut self) {
-        let now = Instant::now();
-        self.last_progress = now;
-        if self.answer_due.is_none() {
-            self.answer_due = Some(now + self.limits.progress);
-        }
+    /// `Ready(error)` once a write has been blocked for [`IoLimits::progress`]; otherwise
+    /// the task is woken when it has.
+    fn poll_stall(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let progress = self.limits.progress;
+        let stall = self
+            .stall
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(progress)));
+        ready!(stall.as_mut().poll(cx));
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "the client read none of its answers within the deadline",
+        ))
     }
 
     /// Parks the reading task until the output is written out.
@@ -294,8 +274,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
             self.oversized = Some(written);
         }
         self.oversized = Some(RESPONSE_431.len());
-        self.last_progress = Instant::now();
-        self.answer_due = None;
         self.rule_out_give_back();
         Poll::Ready(Ok(()))
     }
@@ -329,8 +307,6 @@ impl<T: AsyncRead + Unpin> GuardedIo<T> {
             let n = ready!(poll_read_buf(Pin::new(&mut self.inner), cx, &mut spare))?;
             if n == 0 {
                 self.eof = true;
-            } else {
-                self.arrived();
             }
         }
         Poll::Ready(Ok(()))
@@ -353,9 +329,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         if let Some(written) = this.oversized {
             return this.poll_oversized(cx, written);
         }
-        if let Poll::Ready(err) = this.poll_deadline(cx) {
-            return Poll::Ready(Err(err));
-        }
         if this.exchange.ends() {
             // Nothing after the request that ends the connection is handed on. Once the
             // answers are written, actix-http sees the end of the stream and closes; or, when
@@ -374,6 +347,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             return Poll::Ready(Ok(()));
         }
         if this.write_blocked {
+            if let Poll::Ready(err) = this.poll_stall(cx) {
+                return Poll::Ready(Err(err));
+            }
             return this.park(cx);
         }
         if this.input.is_empty() && this.handing == 0 && this.decoded() && !this.eof {
@@ -382,7 +358,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             let before = buf.filled().len();
             match Pin::new(&mut this.inner).poll_read(cx, buf) {
                 Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                    this.arrived();
                     let read = &buf.filled()[before..];
                     let whole = head_end(read);
                     let kept = whole.unwrap_or(0);
@@ -477,8 +452,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         match Pin::new(&mut this.inner).poll_write(cx, buf) {
             Poll::Ready(Ok(n)) => {
                 if n > 0 {
-                    this.last_progress = Instant::now();
-                    this.answer_due = None;
+                    this.stall = None;
                 }
                 this.write_blocked = n < buf.len();
                 if n == buf.len() {
@@ -490,7 +464,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             }
             Poll::Pending => {
                 this.write_blocked = true;
-                Poll::Pending
+                match this.poll_stall(cx) {
+                    Poll::Ready(err) => Poll::Ready(Err(err)),
+                    Poll::Pending => Poll::Pending,
+                }
             }
             other => other,
         }

@@ -151,13 +151,8 @@ mod tests {
         let http = Rc::new(actix_service::fn_service(
             |_: (Io, Option<SocketAddr>)| async { Ok::<_, ()>(()) },
         ));
-        let served = serve(
-            stream,
-            http,
-            Arc::clone(&shared.admission),
-            shared,
-            Warm::new(0),
-        );
+        let warm = Warm::new(Arc::clone(&shared.admission), 1);
+        let served = serve(stream, http, Arc::clone(&shared.admission), shared, warm);
         eprintln!("serve future: {} bytes", std::mem::size_of_val(&served));
         assert!(
             std::mem::size_of_val(&served) <= 1024,

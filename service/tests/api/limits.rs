@@ -170,10 +170,10 @@ fn over_the_total_cap_connections_that_cannot_take_a_silent_ones_place_are_close
 
 #[test]
 fn keep_alive_connections_between_requests_hold_no_served_slot() {
-    // One served slot (and none warm: a quarter of one), three keep-alive clients taking
-    // turns: each exchange takes the slot and gives it back once answered, so none of them is
-    // shed (before, the first client kept the slot until it closed and the others got 503
-    // after 500 ms).
+    // One served slot (and no warm connection: one slot allows none), three keep-alive
+    // clients taking turns: each exchange takes the slot and gives it back once answered, so
+    // none of them is shed (before, the first client kept the slot until it closed and the
+    // others got 503 after 500 ms).
     let (holds, announced) = Holds::new();
     let app = spawn_app_with(&[("MAX_CONNECTIONS", "1"), ("WORKERS", "1")], holds.route());
     let mut clients: Vec<TcpStream> = (0..3).map(|_| connect(app.port)).collect();
@@ -501,15 +501,26 @@ fn answered(streams: &mut [TcpStream], request: &str, status_line: &str) -> usiz
 #[test]
 fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
     // Between requests a keep-alive connection waits outside actix-http, without its
-    // buffers, except the worker's warm ones (`admission::WARM_CONNECTIONS`): the deployed
-    // binary holds 3,000 of them under the 4 KiB budget of a waiting place each.
+    // buffers, except the warm ones the idle budget allows (`Admission::warm_allowed`: 364
+    // with 3,000 connections open): the deployed binary holds 3,000 of them under the 4 KiB
+    // budget of a waiting place each.
     allow_open_files(IDLE_CONNECTIONS as u64 + 256);
     let server = Server::start_binary(
         &release_binary(),
         &[("MEMORY_LIMIT_BYTES", "536870912"), ("WORKERS", "1")],
     );
     let pid = server.pid();
-    let warm = hello_k8s::connection::admission::WARM_CONNECTIONS;
+    let warm = {
+        use hello_k8s::connection::admission::{
+            IDLE_BUDGET_BYTES, WAITING_CONNECTION_BYTES, WARM_CONNECTION_BYTES,
+        };
+        let waiting = (IDLE_CONNECTIONS as u64 + 2) * WAITING_CONNECTION_BYTES;
+        usize::try_from(
+            IDLE_BUDGET_BYTES.saturating_sub(waiting)
+                / (WARM_CONNECTION_BYTES - WAITING_CONNECTION_BYTES),
+        )
+        .unwrap()
+    };
     for _ in 0..20 {
         let mut first = connect(server.port);
         assert!(exchange(&mut first, GET_ROOT).starts_with("HTTP/1.1 200"));
@@ -553,7 +564,7 @@ fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
 fn a_keep_alive_connection_gives_its_served_slot_and_buffers_back_between_requests() {
     // What the give-back relies on in actix-http (an end of stream read with no request in
     // flight ends its dispatcher, which shuts the connection down through the IO below it):
-    // with no warm connection allowed (a quarter of 3 served slots is none), a client that
+    // with no warm connection allowed (3 served slots allow none), a client that
     // stays connected after its answer holds no served slot, only a silent waiting place,
     // and its next request is served on the same connection. Should a new actix-http keep
     // the dispatcher, the connection would stay served here.
