@@ -219,6 +219,18 @@ pub fn listening(port: u16) -> bool {
     .is_ok()
 }
 
+/// The server's own count of its connections in `state` (`held`, `served`, `silent`), from
+/// `/metrics` asked on `stream` (kept open).
+pub fn connections(stream: &mut TcpStream, state: &str) -> usize {
+    let metrics = exchange(stream, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
+    let line = format!("hello_k8s_connections{{state=\"{state}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in {metrics}"))
+}
+
 /// True when the server has closed `stream` (the client reads an end of stream or a reset);
 /// nothing is consumed.
 pub fn closed_by_server(stream: &TcpStream) -> bool {

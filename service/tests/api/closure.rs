@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::binary::{
-    BIN, Server, connect, exchange, free_port, read_to_close, write_and_read_to_close,
+    BIN, Server, connect, connections, exchange, free_port, read_to_close, write_and_read_to_close,
 };
 use crate::helpers::TEST_API_KEY;
 
@@ -222,17 +222,6 @@ fn an_oversized_head_is_answered_431_at_once_and_closed() {
     assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
-}
-
-/// The server's own count of its connections, from `/metrics` on `stream` (kept open).
-fn connections(stream: &mut TcpStream, state: &str) -> usize {
-    let metrics = exchange(stream, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-    let line = format!("hello_k8s_connections{{state=\"{state}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line.as_str()))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in {metrics}"))
 }
 
 #[test]

@@ -9,8 +9,8 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::binary::{
-    Server, connect, exchange, release_binary, server_has_read, server_has_read_or_closed,
-    try_exchange, wait_for,
+    Server, connect, connections, exchange, release_binary, server_has_read,
+    server_has_read_or_closed, try_exchange, wait_for,
 };
 use crate::helpers::{Holds, spawn_app_with};
 use crate::probe_port::allow_open_files;
@@ -25,17 +25,6 @@ fn start_holding(port: u16) -> TcpStream {
     let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Long: {}", "x".repeat(1100));
     holder.write_all(head.as_bytes()).unwrap();
     holder
-}
-
-/// The server's own count of its connections in `state`, from `/metrics` on `stream`.
-fn connections(stream: &mut TcpStream, state: &str) -> usize {
-    let metrics = exchange(stream, "GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n");
-    let line = format!("hello_k8s_connections{{state=\"{state}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(line.as_str()))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no {line} in {metrics}"))
 }
 
 /// True when the server has closed `stream` (end of stream or reset), waiting at most `within`.
