@@ -45,8 +45,8 @@ test_image_install_installs_only_what_is_missing_after_apt_get_update() {
   printf '#!/bin/sh\nexit 0\n' >"$IBIN/runc" && chmod +x "$IBIN/runc"
   local out="$TEST_TMP/install.out"
   "$PROJECT_ROOT/scripts/image-install.sh" >"$out" 2>&1 || { cat "$out" >&2; fail "image-install.sh failed"; }
-  assert_eq "$(cat "$ILOG")" "apt-get update -qq
-apt-get install -y -qq --no-install-recommends podman slirp4netns netavark iptables ca-certificates" "apt-get calls"
+  assert_eq "$(cat "$ILOG")" "apt-get -o DPkg::Lock::Timeout=300 update -qq
+apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends podman slirp4netns netavark iptables ca-certificates" "apt-get calls"
   assert_file_contains "$out" "runc: present"
   # Everything is there now: a second run calls apt-get no more.
   : >"$ILOG"
