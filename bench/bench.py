@@ -467,6 +467,18 @@ def parse_seconds(duration: str) -> float:
     return float(m.group(1)) * (60 if m.group(2) == "m" else 1)
 
 
+def check_binary_and_durations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuses (through `parser`) a --duration or --warmup that is no duration, and a --bin
+    that is no executable: the arguments every pinned section takes."""
+    for name in ("duration", "warmup"):
+        try:
+            parse_seconds(getattr(args, name))
+        except ValueError as err:
+            parser.error(f"--{name}: {err}")
+    if not os.access(args.bin, os.X_OK):
+        parser.error(f"--bin {args.bin}: not an executable file")
+
+
 def measured_run(args: argparse.Namespace, system: System) -> dict:
     """wrk saturates `GET /` while probe.py times readiness probes on fresh connections."""
     seconds = parse_seconds(args.duration)

@@ -131,13 +131,7 @@ def main() -> int:
         parser.error(f"--levels {args.levels!r}: every count must be between 1 and 15000 connections")
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: expected at least 1")
-    for name in ("duration", "warmup"):
-        try:
-            core.parse_seconds(getattr(args, name))
-        except ValueError as err:
-            parser.error(f"--{name}: {err}")
-    if not os.access(args.bin, os.X_OK):
-        parser.error(f"--bin {args.bin}: not an executable file")
+    core.check_binary_and_durations(parser, args)
     nofile = pinned.nofile_for(max(levels))
     pinned.check_tools_and_cpus(args.server_cpu, args.client_cpu)
 

@@ -47,25 +47,25 @@ def times(ratio: float) -> str:
 
 
 def cpu_goals(cpu: dict | None) -> list[Goal]:
-    out = []
-    for level, limit in CPU_GOALS:
-        name = f"server CPU per request at most {times(limit)}nginx's, {level:,} connections"
-        x = cpu_report.paired(cpu, level, cpu_report.CPU_US) if cpu else None
+    def goal(level: int, metric: str, name: str, unit: str, fmt: str, met) -> Goal:
+        x = cpu_report.paired(cpu, level, metric) if cpu else None
         if x is None:
-            out.append(Goal(name, "not measured in this run" if not cpu else f"no run at {level:,} connections", None, None))
-            continue
-        ours = cpu_report.median(cpu, SERVICE, level, cpu_report.CPU_US)
-        theirs = cpu_report.median(cpu, CEILING, level, cpu_report.CPU_US)
-        out.append(Goal(name, f"{x:.2f}x ({ours:.2f} against {theirs:.2f} us)", x <= limit, cpu_report.worst_noise(cpu, level)))
-    for level, floor in RPS_GOALS:
-        name = f"throughput at least {times(floor)}nginx's, {level:,} connections"
-        x = cpu_report.paired(cpu, level, cpu_report.RPS) if cpu else None
-        if x is None:
-            out.append(Goal(name, "not measured in this run" if not cpu else f"no run at {level:,} connections", None, None))
-            continue
-        ours = cpu_report.median(cpu, SERVICE, level, cpu_report.RPS)
-        theirs = cpu_report.median(cpu, CEILING, level, cpu_report.RPS)
-        out.append(Goal(name, f"{x:.2f}x ({ours:,.0f} against {theirs:,.0f} req/s)", x >= floor, cpu_report.worst_noise(cpu, level)))
+            return Goal(name, "not measured in this run" if not cpu else f"no run at {level:,} connections", None, None)
+        ours = cpu_report.median(cpu, SERVICE, level, metric)
+        theirs = cpu_report.median(cpu, CEILING, level, metric)
+        measured = f"{x:.2f}x ({ours:{fmt}} against {theirs:{fmt}} {unit})"
+        return Goal(name, measured, met(x), cpu_report.worst_noise(cpu, level))
+
+    out = [
+        goal(level, cpu_report.CPU_US, f"server CPU per request at most {times(limit)}nginx's, {level:,} connections",
+             "us", ".2f", lambda x, limit=limit: x <= limit)
+        for level, limit in CPU_GOALS
+    ]
+    out += [
+        goal(level, cpu_report.RPS, f"throughput at least {times(floor)}nginx's, {level:,} connections",
+             "req/s", ",.0f", lambda x, floor=floor: x >= floor)
+        for level, floor in RPS_GOALS
+    ]
     return out
 
 

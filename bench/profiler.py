@@ -190,13 +190,7 @@ def main() -> int:
         parser.error(f"--top {args.top}: expected at least 1")
     if args.call_graph.split(",")[0] not in ("fp", "dwarf", "lbr"):
         parser.error(f"--call-graph {args.call_graph!r}: expected fp, dwarf or lbr (perf record's --call-graph)")
-    for name in ("duration", "warmup"):
-        try:
-            core.parse_seconds(getattr(args, name))
-        except ValueError as err:
-            parser.error(f"--{name}: {err}")
-    if not os.access(args.bin, os.X_OK):
-        parser.error(f"--bin {args.bin}: not an executable file")
+    core.check_binary_and_durations(parser, args)
     for tool, hint in (
         ("perf", "Debian: apt-get install linux-perf (bench/run.sh --only profile installs it)"),
         ("inferno-collapse-perf", "cargo install --locked inferno"),
