@@ -1,5 +1,5 @@
 //! Worker heartbeats: what lets a probe answered off the workers (on the probe listener's own
-//! thread, see `probe_listener`) still speak for them.
+//! thread, see `probes`) still speak for them.
 //!
 //! Every serving worker runs a timer on its own event loop that stamps its slot every
 //! [`BEAT_EVERY`]. A stamp older than [`STALE_AFTER`] means that worker's loop has not turned
