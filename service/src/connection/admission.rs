@@ -36,10 +36,12 @@ pub const WRITE_BUFFER_BYTES: usize = 8 * 1024;
 /// waiting for a slot) or answered directly (a 503): the release binary holds an idle
 /// one in about 2.4 KiB, and a head being read adds its 1 KiB buffer and its copy.
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
-/// What the connections idle between two requests may cost at most, the warm ones (waiting
-/// inside actix-http with their slot and its buffers, see `guarded_io::Warm`) and the others
-/// (given back, [`WAITING_CONNECTION_BYTES`]) together; see [`Admission::warm_allowed`].
+/// What warm connections (waiting for their next request inside actix-http with their slot
+/// and its buffers, see `guarded_io::Warm`) may cost when every held connection is one; see
+/// [`Admission::warm_allowed`].
 pub const IDLE_BUDGET_BYTES: u64 = 16 * 1024 * 1024;
+/// The warm connections of the whole process once not every held connection can be one.
+pub const WARM_POOL: usize = 256;
 /// The budget of a warm connection: actix-http's dispatcher and its two 8 KiB buffers
 /// (about 14.5 KiB measured).
 pub const WARM_CONNECTION_BYTES: u64 = 16 * 1024;
@@ -385,18 +387,23 @@ impl Admission {
         self.limits.served - self.served.available_permits()
     }
 
-    /// How many connections of the whole process may wait warm now: as many as
-    /// [`IDLE_BUDGET_BYTES`] holds once every held connection is counted at what a waiting
-    /// one costs, each warm one costing the difference more; at most three quarters of the
-    /// served cap (a quarter stays for clients in an exchange). A thousand keep-alive clients
-    /// all stay warm (a new dispatcher per request is the give-back's cost); from about four
-    /// thousand connections on none does, and ten thousand cost what waiting ones cost.
+    /// How many connections of the whole process may wait warm now. While every held
+    /// connection can, all of them: they fit in [`IDLE_BUDGET_BYTES`] (counted at
+    /// [`WARM_CONNECTION_BYTES`] each) and leave a fifth of the served slots free for
+    /// newcomers (a warm connection keeps its slot until its next request or its keep-alive
+    /// timeout). So a thousand busy keep-alive clients keep their dispatcher, as with
+    /// actix-http alone. Beyond that, [`WARM_POOL`] (at most a quarter of the served cap):
+    /// enough for a busy pod's pool of keep-alive clients, few enough that ten thousand
+    /// connections cost what waiting ones cost.
     pub fn warm_allowed(&self) -> usize {
-        let waiting = self.open() as u64 * WAITING_CONNECTION_BYTES;
-        let spare = IDLE_BUDGET_BYTES.saturating_sub(waiting);
-        let warm = spare / (WARM_CONNECTION_BYTES - WAITING_CONNECTION_BYTES);
-        let cap = self.limits.served / 4 * 3;
-        usize::try_from(warm).unwrap_or(usize::MAX).min(cap)
+        let open = self.open();
+        let fit = usize::try_from(IDLE_BUDGET_BYTES / WARM_CONNECTION_BYTES).unwrap_or(usize::MAX);
+        let all = fit.min(self.limits.served / 5 * 4);
+        if open <= all {
+            open
+        } else {
+            WARM_POOL.min(self.limits.served / 4)
+        }
     }
 }
 
@@ -437,6 +444,30 @@ mod tests {
         );
         assert_eq!(limits.clone().within_open_files(1 << 20), limits);
         assert!(open_files_limit().is_some_and(|n| n > 0));
+    }
+
+    #[test]
+    fn every_connection_may_be_warm_while_all_fit_and_a_pool_of_them_beyond() {
+        let limits = Limits::sized(128 << 20, LimitSource::Contract, Count::Auto);
+        assert_eq!(limits.served, 1331);
+        let admission = Arc::new(Admission::new(limits));
+        let held: Vec<Place> = (0..1000).map(|_| admission.hold().unwrap()).collect();
+        assert_eq!(admission.warm_allowed(), 1000, "a thousand all warm");
+        let more: Vec<Place> = (0..100).map(|_| admission.hold().unwrap()).collect();
+        assert_eq!(
+            admission.warm_allowed(),
+            WARM_POOL,
+            "beyond the idle budget, the pool"
+        );
+        drop((held, more));
+        // A served cap too small to leave a fifth free: never all warm, no pool.
+        let tiny = Arc::new(Admission::new(Limits::sized(
+            1,
+            LimitSource::Environment,
+            Count::Fixed(3),
+        )));
+        let _one = tiny.hold();
+        assert_eq!(tiny.warm_allowed(), 0);
     }
 
     #[test]

@@ -490,26 +490,17 @@ fn answered(streams: &mut [TcpStream], request: &str, status_line: &str) -> usiz
 #[test]
 fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
     // Between requests a keep-alive connection waits outside actix-http, without its
-    // buffers, except the warm ones the idle budget allows (`Admission::warm_allowed`: 364
-    // with 3,000 connections open): the deployed binary holds 3,000 of them under the 4 KiB
-    // budget of a waiting place each.
+    // buffers, except the pool of warm ones (`Admission::warm_allowed`: 256 when not every
+    // connection can be warm): the deployed binary holds 3,000 of them under the 4 KiB budget
+    // of a waiting place each.
     allow_open_files(IDLE_CONNECTIONS as u64 + 256);
     let server = Server::start_binary(
         &release_binary(),
         &[("MEMORY_LIMIT_BYTES", "536870912"), ("WORKERS", "1")],
     );
     let pid = server.pid();
-    let warm = {
-        use hello_k8s::connection::admission::{
-            IDLE_BUDGET_BYTES, WAITING_CONNECTION_BYTES, WARM_CONNECTION_BYTES,
-        };
-        let waiting = (IDLE_CONNECTIONS as u64 + 2) * WAITING_CONNECTION_BYTES;
-        usize::try_from(
-            IDLE_BUDGET_BYTES.saturating_sub(waiting)
-                / (WARM_CONNECTION_BYTES - WAITING_CONNECTION_BYTES),
-        )
-        .unwrap()
-    };
+    // More connections than can all be warm: the pool of warm ones.
+    let warm = hello_k8s::connection::admission::WARM_POOL;
     for _ in 0..20 {
         let mut first = connect(server.port);
         assert!(exchange(&mut first, GET_ROOT).starts_with("HTTP/1.1 200"));
@@ -553,11 +544,13 @@ fn idle_keep_alive_connections_cost_no_more_than_a_waiting_place() {
 fn a_keep_alive_connection_gives_its_served_slot_and_buffers_back_between_requests() {
     // What the give-back relies on in actix-http (an end of stream read with no request in
     // flight ends its dispatcher, which shuts the connection down through the IO below it):
-    // with no warm connection allowed (3 served slots allow none), a client that
-    // stays connected after its answer holds no served slot, only a silent waiting place,
-    // and its next request is served on the same connection. Should a new actix-http keep
-    // the dispatcher, the connection would stay served here.
-    let server = Server::start(&[("MAX_CONNECTIONS", "3"), ("WORKERS", "1")]);
+    // with no warm connection allowed (one served slot, and more connections than slots), a
+    // client that stays connected after its answer holds no served slot, only a silent
+    // waiting place, and its next request is served on the same connection. Should a new
+    // actix-http keep the dispatcher, the connection would stay served here.
+    let server = Server::start(&[("MAX_CONNECTIONS", "1"), ("WORKERS", "1")]);
+    // The observer connects first: with two connections and one slot, none can be warm.
+    let mut observer = connect(server.port);
     let mut client = connect(server.port);
     for (round, request) in [
         GET_ROOT.to_owned(),
@@ -576,7 +569,6 @@ fn a_keep_alive_connection_gives_its_served_slot_and_buffers_back_between_reques
                 "{round}: {response}"
             );
         }
-        let mut observer = connect(server.port);
         wait_for("the client given back", || {
             connections(&mut observer, "silent") == 1
         });
@@ -588,7 +580,6 @@ fn a_keep_alive_connection_gives_its_served_slot_and_buffers_back_between_reques
     }
     let (head, rest) = GET_ROOT.split_at(10);
     client.write_all(head.as_bytes()).unwrap();
-    let mut observer = connect(server.port);
     wait_for("the first part read", || {
         server_has_read(server.port, std::slice::from_ref(&client))
     });
@@ -601,6 +592,23 @@ fn a_keep_alive_connection_gives_its_served_slot_and_buffers_back_between_reques
     wait_for("the client given back again", || {
         connections(&mut observer, "silent") == 1
     });
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn while_every_connection_fits_warm_keep_alive_clients_keep_their_slot_between_requests() {
+    // A hundred keep-alive clients, far under the served cap and the idle budget: each waits
+    // for its next request inside actix-http, with its slot (no new dispatcher per request).
+    let server = Server::start(&[("WORKERS", "1")]);
+    let mut clients: Vec<TcpStream> = (0..100).map(|_| connect(server.port)).collect();
+    assert_eq!(answered(&mut clients, GET_ROOT, "HTTP/1.1 200"), 100);
+    let mut observer = connect(server.port);
+    wait_for("every client warm", || {
+        connections(&mut observer, "served") == 101
+    });
+    assert_eq!(connections(&mut observer, "silent"), 0);
+    assert_eq!(answered(&mut clients, GET_ROOT, "HTTP/1.1 200"), 100);
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
