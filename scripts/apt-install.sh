@@ -4,6 +4,8 @@
 #
 #   scripts/apt-install.sh [--dry-run] --for "the image test" PACKAGE=PROVIDES...
 #
+# A script that installs its packages through it passes --usage-of "${BASH_SOURCE[0]}" and its
+# own arguments after `--`: there, only --dry-run and --help (that script's header) are taken.
 # PROVIDES is the command (or, when absolute, the file) a package provides: a package whose
 # PROVIDES is present counts as installed (commands are also looked up in SBIN_DIRS). As root
 # it runs apt-get itself, otherwise through sudo, waiting up to APT_LOCK_SECONDS for another
@@ -30,26 +32,38 @@ present() {
 }
 
 main() {
-  local dry_run=0 purpose=""
+  local dry_run=0 purpose="" usage_of="" callers=0
   local -a packages=()
   local -A provides=()
   while [[ $# -gt 0 ]]; do
     case "$1" in
       --dry-run) dry_run=1 ;;
+      --usage-of)
+        ((!callers)) || die "unexpected argument '$1' (expected --dry-run or nothing; see --help)"
+        [[ $# -ge 2 ]] || die "--usage-of needs the calling script"
+        usage_of="$2"
+        shift
+        ;;
       --for)
+        ((!callers)) || die "unexpected argument '$1' (expected --dry-run or nothing; see --help)"
         [[ $# -ge 2 ]] || die "--for needs what the packages are for"
         purpose="$2"
         shift
         ;;
       -h | --help)
-        awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
+        awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${usage_of:-${BASH_SOURCE[0]}}"
         return 0
         ;;
+      --) callers=1 ;;
       *=?*)
+        ((!callers)) || die "unexpected argument '$1' (expected --dry-run or nothing; see --help)"
         packages+=("${1%%=*}")
         provides[${1%%=*}]="${1#*=}"
         ;;
-      *) die "unexpected argument '$1' (expected --dry-run, --for WHAT or PACKAGE=PROVIDES; see --help)" ;;
+      *)
+        ((!callers)) || die "unexpected argument '$1' (expected --dry-run or nothing; see --help)"
+        die "unexpected argument '$1' (expected --dry-run, --for WHAT or PACKAGE=PROVIDES; see --help)"
+        ;;
     esac
     shift
   done

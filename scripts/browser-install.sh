@@ -8,13 +8,6 @@
 # The rules of the install (never reinstall, root or sudo, skip or fail under CI=true) are
 # scripts/apt-install.sh's.
 set -euo pipefail
-case "${1:-}" in
-  "" | --dry-run) ;;
-  -h | --help)
-    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  *) printf 'error: unexpected argument %s (expected --dry-run or nothing; see --help)\n' "$1" >&2; exit 2 ;;
-esac
-exec "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" ${1:+"$1"} --for "the browser test" \
-  chromium="${CHROMIUM:-chromium}" chromium-driver="${CHROMEDRIVER:-chromedriver}"
+exec "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" --usage-of "${BASH_SOURCE[0]}" --for "the browser test" \
+  chromium="${CHROMIUM:-chromium}" chromium-driver="${CHROMEDRIVER:-chromedriver}" \
+  -- "$@"

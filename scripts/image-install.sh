@@ -10,15 +10,8 @@
 # The image test brings its own configuration (containers/containers.conf). The rules of the
 # install (never reinstall, root or sudo, skip or fail under CI=true) are scripts/apt-install.sh's.
 set -euo pipefail
-case "${1:-}" in
-  "" | --dry-run) ;;
-  -h | --help)
-    awk 'NR > 1 && /^#/ {sub(/^# ?/, ""); print; next} NR > 1 {exit}' "${BASH_SOURCE[0]}"
-    exit 0
-    ;;
-  *) printf 'error: unexpected argument %s (expected --dry-run or nothing; see --help)\n' "$1" >&2; exit 2 ;;
-esac
-exec "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" ${1:+"$1"} --for "the image test" \
+exec "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh" --usage-of "${BASH_SOURCE[0]}" --for "the image test" \
   podman=podman runc=runc slirp4netns=slirp4netns \
   netavark="${NETAVARK:-/usr/lib/podman/netavark}" iptables=iptables \
-  ca-certificates="${IMAGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
+  ca-certificates="${IMAGE_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}" \
+  -- "$@"

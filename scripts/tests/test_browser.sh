@@ -30,3 +30,12 @@ test_browser_test_without_chromium_skips_loudly_and_fails_under_ci() {
   assert_file_contains "$out" "the browser test cannot run under CI=true: $TEST_TMP/absent/chromium not found"
   assert_eq "$(wc -l <"$log")" 1 "SKIP_LOG lines after the CI=true run"
 }
+
+test_browser_install_takes_only_dry_run_and_help_of_its_own() {
+  local out="$TEST_TMP/args.out" rc=0
+  "$PROJECT_ROOT/scripts/browser-install.sh" --help >"$out" 2>&1 || fail "--help failed"
+  assert_file_contains "$out" "Installs what \`make browser-test\` needs"
+  "$PROJECT_ROOT/scripts/browser-install.sh" extra=package >"$out" 2>&1 || rc=$?
+  assert_ne "$rc" 0 "exit code of an unexpected argument"
+  assert_file_contains "$out" "unexpected argument 'extra=package' (expected --dry-run or nothing; see --help)"
+}
