@@ -35,6 +35,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,14 +451,34 @@ def run_wrk(args: argparse.Namespace, port: int, duration: str) -> dict:
         str(BENCH_DIR / "report.lua"),
         f"http://{HOST}:{port}/",
     ]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=parse_seconds(duration) + 30)
-    match = re.search(r"^BENCH_JSON (.*)$", out.stdout, re.M)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=parse_seconds(duration) + 60)
+    return wrk_record(out, f"wrk -c{args.connections}")
+
+
+def wrk_record(out: subprocess.CompletedProcess, what: str) -> dict:
+    """The BENCH_JSON record a finished wrk printed (bench/report.lua, scale.lua), its req/s and
+    its whole output; an error naming `what` if wrk failed or printed none."""
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    match = re.findall(r"^BENCH_JSON (.*)$", out.stdout, re.M)
     if not match:
-        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
-    result = json.loads(match.group(1))
+        raise RuntimeError(f"{what}: wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    result = json.loads(match[-1])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["text"] = out.stdout
+    result["text"] = out.stdout + out.stderr
     return result
+
+
+def save_results(work: Path, name: str, results: dict) -> Path:
+    """work/NAME.json, written atomically, and a dated copy beside it (NAME-YYYYmmdd-HHMMSS.json)."""
+    out = work / f"{name}.json"
+    with tempfile.NamedTemporaryFile("w", dir=work, delete=False, suffix=".tmp") as tmp:
+        tmp.write(json.dumps(results, indent=2) + "\n")
+    os.chmod(tmp.name, 0o644)
+    os.replace(tmp.name, out)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    shutil.copy(out, work / f"{name}-{stamp}.json")
+    return out
 
 
 def parse_seconds(duration: str) -> float:
@@ -755,11 +776,7 @@ def main() -> int:
         log(f"start-up run {i + 1}/{args.startup_runs}: " + ", ".join(f"{s.key} {results['systems'][s.key]['startup_s'][-1] * 1000:.1f} ms" for s in systems))
     results["spawn_floor_s"] = statistics.median(floor)
 
-    out = work / "results.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    shutil.copy(out, work / f"results-{stamp}.json")
-    log(f"raw results: {out}")
+    log(f"raw results: {save_results(work, 'results', results)}")
     return 0
 
 

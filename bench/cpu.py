@@ -25,14 +25,10 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import datetime as dt
-import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -65,15 +61,7 @@ def run_wrk(args: argparse.Namespace, port: int, connections: int, duration: str
         "-s", str(BENCH_DIR / "report.lua"), f"http://{HOST}:{port}/",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=core.parse_seconds(duration) + 60)
-    if out.returncode != 0:
-        raise RuntimeError(f"wrk -c{connections} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")]
-    if not line:
-        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
-    res = json.loads(line[-1].split(" ", 1)[1])
-    res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
-    res["text"] = out.stdout + out.stderr
-    return res
+    return core.wrk_record(out, f"wrk -c{connections}")
 
 
 def measured_run(args: argparse.Namespace, system: System, connections: int) -> dict:
@@ -230,14 +218,7 @@ def main() -> int:
     results["redo_stopped"] = not may_redo
     results["elapsed_s"] = time.monotonic() - started
 
-    out = work / "cpu.json"
-    with tempfile.NamedTemporaryFile("w", dir=work, delete=False, suffix=".tmp") as tmp:
-        tmp.write(json.dumps(results, indent=2) + "\n")
-    os.chmod(tmp.name, 0o644)
-    os.replace(tmp.name, out)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    shutil.copy(out, work / f"cpu-{stamp}.json")
-    log(f"raw results: {out} ({results['elapsed_s']:.0f} s)")
+    log(f"raw results: {core.save_results(work, 'cpu', results)} ({results['elapsed_s']:.0f} s)")
     return 0
 
 

@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import datetime as dt
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -130,13 +128,8 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
         server_cpu = core.cpu_seconds(proc.pid) - cpu_before
         machine_after, _, _ = core.machine_cpu()
         client_cpu = core.children_cpu() - clients_before
-        if out.returncode != 0:
-            raise RuntimeError(f"{system.key}: wrk -c{connections} failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
-        line = [ln for ln in out.stdout.splitlines() if ln.startswith("BENCH_JSON ")]
-        if not line:
-            raise RuntimeError(f"{system.key}: wrk printed no result:\n{out.stdout}\n{out.stderr}")
-        res = json.loads(line[-1].split(" ", 1)[1])
-        (args.work / f"wrk-scale-{system.key}-c{connections}.txt").write_text(out.stdout + out.stderr)
+        res = core.wrk_record(out, f"{system.key}: wrk -c{connections}")
+        (args.work / f"wrk-scale-{system.key}-c{connections}.txt").write_text(res.pop("text"))
         # Every connection is closed once wrk has exited: what memory does the server give back?
         time.sleep(args.settle)
         after = tree_stats(proc.pid)
@@ -160,7 +153,6 @@ def flood(args: argparse.Namespace, system: System, connections: int) -> dict:
     finally:
         core.stop(proc)
     probes = json.loads(probes_out)
-    res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
     res["statuses"] = {k: v for k, v in sorted(res["statuses"].items())}
     res.update(
         {
@@ -266,11 +258,7 @@ def main() -> int:
             # Keep the disk bounded: the size is recorded.
             os.truncate(s.log_path, 0)
 
-    out = args.work / "scale.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    shutil.copy(out, args.work / f"scale-{stamp}.json")
-    log(f"raw results: {out}")
+    log(f"raw results: {core.save_results(args.work, 'scale', results)}")
     return 0
 
 
