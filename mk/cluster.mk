@@ -38,8 +38,8 @@ e2e-cluster: cluster-install ## Start the cluster, deploy and test the project o
 	trap 'CLUSTER_KEEP_LOGS=$(CURDIR)/$(E2E_CLUSTER_OUT)/logs $(CLUSTER_SCRIPTS)/down.sh >/dev/null || true' EXIT; \
 	$(CLUSTER_SCRIPTS)/build.sh >/dev/null; t1=$$SECONDS; \
 	$(CLUSTER_SCRIPTS)/up.sh; t2=$$SECONDS; \
-	$(CARGO) build --quiet -p manifest-gen -p e2e; \
+	$(CARGO) build --quiet -p manifest-gen -p e2e && $(CARGO) build --quiet --profile e2e -p e2e-load; \
 	$(CARGO) run --quiet -p e2e -- --cluster-env $(CLUSTER_ENV) --manifest-gen target/debug/manifest-gen \
-	  --work $(E2E_CLUSTER_OUT) $(E2E_CLUSTER_ARGS) || status=$$?; t3=$$SECONDS; \
+	  --load target/e2e/e2e-load --work $(E2E_CLUSTER_OUT) $(E2E_CLUSTER_ARGS) || status=$$?; t3=$$SECONDS; \
 	echo "e2e-cluster timings: cluster build $$((t1 - t0)) s, cluster start $$((t2 - t1)) s, suites $$((t3 - t2)) s, total $$((t3 - t0)) s"; \
 	exit $$status
