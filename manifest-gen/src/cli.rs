@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
-use crate::overlay::{Overlay, Overlays, SecretSource};
+use crate::checks::{CheckedPlan, check};
+use crate::declaration::{Overlay, Overlays};
+use crate::objects::Refs;
 use crate::overrides::{ImageRef, Literal, Overrides, namespace};
 use crate::plan::Plan;
-use crate::render;
-use crate::tree::{self, REGENERATE, Refs};
-use crate::{cmdline, docs, secret_env};
+use crate::tree::{self, REGENERATE};
+use crate::{cmdline, docs, render};
 
 /// Generate the hello-k8s kustomize tree from typed Kubernetes objects
 ///
@@ -78,7 +79,8 @@ pub enum Command {
         #[command(flatten)]
         declaration: DeclarationArg,
     },
-    /// Print the final objects of an overlay (what `kubectl kustomize` yields)
+    /// Print the final objects of an overlay: `kubectl kustomize` on the tree written to a
+    /// temporary directory, with the overrides in its overlay (KUBECTL names the kubectl)
     Render {
         /// Overlay to render
         #[arg(long, value_name = "NAME")]
@@ -98,7 +100,7 @@ pub enum Command {
         #[command(flatten)]
         overrides: OverrideArgs,
     },
-    /// Check an overlay's objects (every command does this before any output)
+    /// Check an overlay with the overrides (every command does this before any output)
     Validate {
         /// Overlay to check [default: all]
         #[arg(long, value_name = "NAME")]
@@ -115,14 +117,6 @@ pub enum Command {
         #[command(flatten)]
         declaration: DeclarationArg,
     },
-    /// Print the table of --set value classes as JSON lines (for the real-cluster round trip)
-    ///
-    /// One object per line: {"class", "key", "value", "accepted"}, `accepted` being whether
-    /// `manifest-gen --env dev --set=KEY=VALUE` writes the pair with exit 0. Every accepted
-    /// pair must read back from the API server byte for byte after `kubectl apply -k` and
-    /// `kubectl kustomize | kubectl apply -f -`.
-    #[command(hide = true)]
-    ValueClasses,
     /// Fill or check the generated blocks of README.md and docs/*.md
     #[command(group(ArgGroup::new("mode").required(true).args(["write", "check"])))]
     Docs {
@@ -266,26 +260,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             overrides,
         }) => {
             let overlays = declaration.load()?;
-            let overlay = overlays.find(&env)?;
-            let plan = planned(overlay, &overrides.into())?;
-            let secret = match &plan.overlay.secret {
-                SecretSource::Literals(pairs) => render::literal_secret_data(pairs),
-                SecretSource::EnvFile(file) => {
-                    let path = secret_env_file
-                        .unwrap_or_else(|| root.join("overlays").join(&overlay.name).join(file));
-                    let data = secret_env::read(&path)?;
-                    secret_env::check(
-                        &data,
-                        plan.overlay.environment,
-                        &format!("the Secret file {}", path.display()),
-                    )?;
-                    data
-                }
-            };
-            let rendered = render::render(&plan, &secret);
-            // The plan was validated with a placeholder Secret; the real one may differ.
-            crate::validate::validate(&rendered)?;
-            print(&rendered.to_yaml()?)?;
+            let checked = planned(overlays.find(&env)?, &overrides.into())?;
+            print(&render::render(
+                &checked,
+                &root,
+                secret_env_file.as_deref(),
+            )?)?;
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Validate {
@@ -316,10 +296,6 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::ValueClasses) => {
-            print(&crate::classes::value_classes_json())?;
-            Ok(ExitCode::SUCCESS)
-        }
         Some(Command::Docs {
             write,
             check,
@@ -345,7 +321,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             let overlays = cli.declaration.load()?;
             let overlay = overlays.find(&name)?;
             let overrides: Overrides = cli.overrides.into();
-            let plan = planned(overlay, &overrides)?;
+            let checked = planned(overlay, &overrides)?;
             let mut args = cli.declaration.args();
             args.extend(["--env".to_string(), name.clone()]);
             args.extend(overrides.args());
@@ -357,7 +333,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         format!("{} > kustomization.yaml", cmdline::command(&args))
                     };
                     print(&tree::overlay_kustomization_text(
-                        &plan,
+                        &checked,
                         &Refs::committed(),
                         &regenerate,
                     )?)?;
@@ -370,7 +346,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                         "--out-dir".to_string(),
                         path_arg(&dir),
                     ]);
-                    let files = tree::overlay_files(&plan, &refs, &cmdline::command(&args), &dir)?;
+                    let files =
+                        tree::overlay_files(&checked, &refs, &cmdline::command(&args), &dir)?;
                     tree::write(&dir, &files, false)?;
                     eprintln!("wrote {} files under {}", files.len(), dir.display());
                 }
@@ -380,13 +357,13 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-/// The plan of `overlay` with `overrides`; its warnings go to stderr, one line each.
-fn planned(overlay: &Overlay, overrides: &Overrides) -> Result<Plan> {
-    let plan = Plan::new(overlay, overrides)?;
-    for warning in &plan.warnings {
+/// The checked plan of `overlay` with `overrides`; its warnings go to stderr, one line each.
+fn planned(overlay: &Overlay, overrides: &Overrides) -> Result<CheckedPlan> {
+    let checked = check(Plan::new(overlay, overrides)?)?;
+    for warning in checked.warnings() {
         eprintln!("{warning}");
     }
-    Ok(plan)
+    Ok(checked)
 }
 
 /// `path` made absolute with every symlink resolved, whether or not it exists yet: its

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
 
-use crate::overlay::{Overlays, SecretSource};
+use crate::declaration::{Overlays, SecretSource};
 use crate::tree::{self, Files};
 
 /// Whether to rewrite the blocks or only report drift.
@@ -40,14 +40,14 @@ pub fn block(name: &str, overlays: &Overlays) -> Option<String> {
 
 /// The checks manifest-gen runs before any output: each input with the rule of the reader
 /// that reads it next (the same constants the errors state), the file bounds, and the checks
-/// on the final objects ([`crate::validate::OBJECT_CHECKS`]).
+/// on the plan's objects ([`crate::checks::OBJECT_CHECKS`]).
 pub fn checks_list() -> String {
     use crate::input::{
         EXIT_BAD_INPUT, MAX_DECLARATION_BYTES, MAX_DOCUMENT_BYTES, MAX_SECRET_ENV_BYTES,
         MAX_TREE_FILE_BYTES,
     };
     use crate::overrides::{
-        CONFIG_MAP_KEY_RULE, IMAGE_RULE, MAX_DATA_BYTES, NAMESPACE_RULE, VALUE_RULE,
+        CONFIG_MAP_KEY_RULE, IMAGE_RULE, MAX_DATA_BYTES, NAMESPACE_RULE, VALUE_RULE, YAML_KEY_RULE,
     };
     let inputs = [
         (
@@ -63,10 +63,10 @@ pub fn checks_list() -> String {
         (
             "`--set` keys, Secret keys",
             "kustomize (a YAML 1.1 round trip of its own output)",
-            "not a key YAML 1.1 reads as a boolean, null, number or date (`true`, `NULL`, `0123`, `0x1F`, `1e3`, `.inf`, `1_000`, `2001-12-14`)".to_string(),
+            YAML_KEY_RULE.to_string(),
         ),
         (
-            "`--set` values, Secret values",
+            "`--set` values, declared Secret `literals`",
             "kustomize",
             VALUE_RULE.to_string(),
         ),
@@ -122,9 +122,9 @@ pub fn checks_list() -> String {
             "| {input} | the service's rule for its own files | a regular file (not a FIFO, device or directory) of UTF-8 text of at most {limit} bytes, the bound enforced while reading; otherwise exit {EXIT_BAD_INPUT} |\n"
         ));
     }
-    out.push_str("\nOn the final objects:\n");
-    let last = crate::validate::OBJECT_CHECKS.len().saturating_sub(1);
-    for (i, check) in crate::validate::OBJECT_CHECKS.iter().enumerate() {
+    out.push_str("\nOn the objects of the plan:\n");
+    let last = crate::checks::OBJECT_CHECKS.len().saturating_sub(1);
+    for (i, check) in crate::checks::OBJECT_CHECKS.iter().enumerate() {
         let end = if i == last { '.' } else { ';' };
         out.push_str(&format!("- {check}{end}\n"));
     }

@@ -1,4 +1,5 @@
-//! The generated `k8s/` tree: its files in memory, writing them atomically, checking for drift.
+//! The generated `k8s/` tree (an output): its files in memory, writing them atomically,
+//! checking for drift. The overlay's files come only from a [`CheckedPlan`].
 //!
 //! ```text
 //! k8s/base/kustomization.yaml                 namespace, deployment, service, networkpolicy
@@ -15,44 +16,20 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
-use contract::APP_NAME;
 use serde::Serialize;
 
-use crate::builders::{self, CONFIG_MAP_NAME, SECRET_NAME, SECRET_TYPE};
-use crate::kustomization::{
-    Generator, Image, JsonPatchOp, Kustomization, Label, Patch, Replica, Target, literal,
-};
-use crate::overlay::{Component, Overlays, SecretSource};
+use crate::checks::{self, CheckedPlan};
+use crate::declaration::{Component, Overlays, SecretSource};
+use crate::objects::{self, Refs};
 use crate::overrides::ImageRef;
 use crate::plan::Plan;
-use crate::render::secret_keys;
 use crate::yaml::{header, to_yaml};
 
 /// The command the header of every committed file names.
 pub const REGENERATE: &str = "make manifests";
-/// How overlays refer to the base and the components from `k8s/overlays/<name>/`.
-pub const BASE_FROM_OVERLAY: &str = "../../base";
-pub const COMPONENTS_FROM_OVERLAY: &str = "../../components";
 
 /// Generated files by path relative to the tree's root, in a stable order.
 pub type Files = BTreeMap<PathBuf, String>;
-
-/// Where an overlay finds the base and the components, relative to its directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refs {
-    pub base: String,
-    pub components: String,
-}
-
-impl Refs {
-    /// The references of `k8s/overlays/<name>/`.
-    pub fn committed() -> Self {
-        Refs {
-            base: BASE_FROM_OVERLAY.into(),
-            components: COMPONENTS_FROM_OVERLAY.into(),
-        }
-    }
-}
 
 fn yaml_file<T: Serialize>(value: &T, regenerate: &str) -> Result<String> {
     Ok(format!("{}{}", header(regenerate), to_yaml(value)?))
@@ -62,177 +39,100 @@ fn yaml_file<T: Serialize>(value: &T, regenerate: &str) -> Result<String> {
 /// after the app; each overlay's `namespace:` renames it.
 pub fn base_files(regenerate: &str) -> Result<Files> {
     let image = ImageRef::from_image_env().map_err(anyhow::Error::msg)?;
-    let mut kustomization = Kustomization::new();
-    kustomization.resources = [
-        "namespace.yaml",
-        "deployment.yaml",
-        "service.yaml",
-        "networkpolicy.yaml",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut files = Files::new();
-    files.insert(
-        "kustomization.yaml".into(),
-        yaml_file(&kustomization, regenerate)?,
-    );
-    files.insert(
-        "namespace.yaml".into(),
-        yaml_file(&builders::base_namespace(), regenerate)?,
-    );
-    files.insert(
-        "deployment.yaml".into(),
-        yaml_file(&builders::base_deployment(&image), regenerate)?,
-    );
-    files.insert(
-        "service.yaml".into(),
-        yaml_file(&builders::base_service(), regenerate)?,
-    );
-    files.insert(
-        "networkpolicy.yaml".into(),
-        yaml_file(&builders::base_network_policy(), regenerate)?,
-    );
-    Ok(files)
+    let [namespace, deployment, service, network_policy] = objects::BASE_RESOURCES;
+    Ok(Files::from([
+        (
+            "kustomization.yaml".into(),
+            yaml_file(&objects::base_kustomization(), regenerate)?,
+        ),
+        (
+            namespace.into(),
+            yaml_file(&objects::base_namespace(), regenerate)?,
+        ),
+        (
+            deployment.into(),
+            yaml_file(&objects::base_deployment(&image), regenerate)?,
+        ),
+        (
+            service.into(),
+            yaml_file(&objects::base_service(), regenerate)?,
+        ),
+        (
+            network_policy.into(),
+            yaml_file(&objects::base_network_policy(), regenerate)?,
+        ),
+    ]))
 }
 
 /// A Component's directory: its kustomization (patches inline) and one file per object.
 pub fn component_files(component: Component, regenerate: &str) -> Result<Files> {
-    let mut files = Files::new();
-    let mut kustomization = Kustomization::component();
+    let mut files = Files::from([(
+        "kustomization.yaml".into(),
+        yaml_file(&objects::component_kustomization(component)?, regenerate)?,
+    )]);
     match component {
         Component::Hardening => {
-            kustomization.resources = ["poddisruptionbudget.yaml", "horizontalpodautoscaler.yaml"]
-                .map(String::from)
-                .to_vec();
-            let spread = vec![JsonPatchOp {
-                op: "add".into(),
-                path: "/spec/template/spec/topologySpreadConstraints".into(),
-                value: serde_json::to_value(builders::topology_spread())?,
-            }];
-            kustomization.patches = vec![Patch {
-                patch: to_yaml(&spread)?,
-                target: Some(Target {
-                    kind: "Deployment".into(),
-                    name: APP_NAME.into(),
-                }),
-            }];
+            let [pdb, hpa] = objects::HARDENING_RESOURCES;
             files.insert(
-                "poddisruptionbudget.yaml".into(),
-                yaml_file(&builders::pod_disruption_budget(), regenerate)?,
+                pdb.into(),
+                yaml_file(&objects::pod_disruption_budget(), regenerate)?,
             );
             if let Some(scaling) = component.autoscaling() {
                 files.insert(
-                    "horizontalpodautoscaler.yaml".into(),
-                    yaml_file(&builders::horizontal_pod_autoscaler(scaling), regenerate)?,
+                    hpa.into(),
+                    yaml_file(&objects::horizontal_pod_autoscaler(scaling), regenerate)?,
                 );
             }
         }
     }
-    files.insert(
-        "kustomization.yaml".into(),
-        yaml_file(&kustomization, regenerate)?,
-    );
     Ok(files)
 }
 
-/// An overlay's kustomization, its only file: `refs` locate the base and the components.
-pub fn overlay_kustomization(plan: &Plan, refs: &Refs) -> Result<Kustomization> {
-    let mut k = Kustomization::new();
-    k.namespace = Some(plan.namespace.clone());
-    k.resources = vec![refs.base.clone()];
-    k.components = plan
-        .overlay
-        .components
-        .iter()
-        .map(|c| format!("{}/{}", refs.components, c.name()))
-        .collect();
-    // Selectors are immutable, so only the stable labels go there; the rest (version changes
-    // with every release) reach metadata and pod templates only.
-    k.labels = vec![
-        Label {
-            pairs: plan.selector_labels(),
-            include_selectors: true,
-            include_templates: false,
-        },
-        Label {
-            pairs: plan.descriptive_labels(),
-            include_selectors: false,
-            include_templates: true,
-        },
-    ];
-    k.images = vec![Image {
-        name: plan.base_image.name.clone(),
-        new_name: (plan.image.name != plan.base_image.name).then(|| plan.image.name.clone()),
-        new_tag: plan.image.tag.clone(),
-        digest: plan.image.digest.clone(),
-    }];
-    // An overlay whose HorizontalPodAutoscaler owns the count declares none.
-    k.replicas = plan
-        .replicas
-        .map(|count| Replica {
-            name: APP_NAME.into(),
-            count,
-        })
-        .into_iter()
-        .collect();
-    k.config_map_generator = vec![Generator {
-        name: CONFIG_MAP_NAME.into(),
-        type_: None,
-        literals: plan.literals.iter().map(|(k, v)| literal(k, v)).collect(),
-        envs: Vec::new(),
-    }];
-    k.secret_generator = vec![match &plan.overlay.secret {
-        SecretSource::Literals(pairs) => Generator {
-            name: SECRET_NAME.into(),
-            type_: Some(SECRET_TYPE.into()),
-            literals: pairs.iter().map(|(k, v)| literal(k, v)).collect(),
-            envs: Vec::new(),
-        },
-        SecretSource::EnvFile(file) => Generator {
-            name: SECRET_NAME.into(),
-            type_: Some(SECRET_TYPE.into()),
-            literals: Vec::new(),
-            envs: vec![file.clone()],
-        },
-    }];
-    let node_port = vec![JsonPatchOp {
-        op: "add".into(),
-        path: "/spec/ports/0/nodePort".into(),
-        value: plan.overlay.node_port.into(),
-    }];
-    k.patches = vec![Patch {
-        patch: to_yaml(&node_port)?,
-        target: Some(Target {
-            kind: "Service".into(),
-            name: APP_NAME.into(),
-        }),
-    }];
-    Ok(k)
+/// The text of an overlay's kustomization.yaml (what `manifest-gen --env <name>` prints).
+pub fn overlay_kustomization_text(
+    checked: &CheckedPlan,
+    refs: &Refs,
+    regenerate: &str,
+) -> Result<String> {
+    yaml_file(
+        &objects::overlay_kustomization(checked.plan(), refs)?,
+        regenerate,
+    )
 }
 
-/// The text of an overlay's kustomization.yaml (what `manifest-gen --env <name>` prints).
-pub fn overlay_kustomization_text(plan: &Plan, refs: &Refs, regenerate: &str) -> Result<String> {
-    yaml_file(&overlay_kustomization(plan, refs)?, regenerate)
+/// The command that creates a random Secret file at `path`, as the docs and errors print it
+/// (the umask keeps the file readable by its owner only).
+pub fn create_hint(path: &Path) -> String {
+    format!(
+        "(umask 077; printf 'API_KEY=%s\\n' \"$(openssl rand -hex 32)\" > {})",
+        crate::cmdline::shell_word(&path.display().to_string())
+    )
 }
 
 /// Every file of an overlay directory, by file name: the kustomization, and for an overlay
 /// whose Secret comes from an env file, an example of that file. `dir` is the directory as
 /// the user names it (for the example's command).
-pub fn overlay_files(plan: &Plan, refs: &Refs, regenerate: &str, dir: &Path) -> Result<Files> {
+pub fn overlay_files(
+    checked: &CheckedPlan,
+    refs: &Refs,
+    regenerate: &str,
+    dir: &Path,
+) -> Result<Files> {
     let mut files = Files::new();
     files.insert(
         "kustomization.yaml".into(),
-        overlay_kustomization_text(plan, refs, regenerate)?,
+        overlay_kustomization_text(checked, refs, regenerate)?,
     );
-    if let SecretSource::EnvFile(file) = &plan.overlay.secret {
+    if let SecretSource::EnvFile(file) = &checked.plan().overlay.secret {
+        let keys: Vec<&str> = objects::secret_keys().collect();
         files.insert(
             format!("{file}.example").into(),
             format!(
                 "{}# Copy to {file} (git-ignored) with a real random key, e.g.\n#   {}\n# Keys: {}.\n{}\n",
                 header(regenerate),
-                crate::secret_env::create_hint(&dir.join(file)),
-                secret_keys().collect::<Vec<_>>().join(", "),
-                secret_keys()
+                create_hint(&dir.join(file)),
+                keys.join(", "),
+                keys.iter()
                     .map(|k| format!("{k}=replace-with-a-random-token"))
                     .collect::<Vec<_>>()
                     .join("\n"),
@@ -242,8 +142,30 @@ pub fn overlay_files(plan: &Plan, refs: &Refs, regenerate: &str, dir: &Path) -> 
     Ok(files)
 }
 
+/// The tree that holds one overlay, `checked`, at `overlays/<name>/`: the base, the overlay's
+/// components and its files (what `render` hands to kustomize).
+pub fn overlay_tree(checked: &CheckedPlan, regenerate: &str) -> Result<Files> {
+    let mut files = Files::new();
+    for (name, text) in base_files(regenerate)? {
+        files.insert(Path::new("base").join(name), text);
+    }
+    for component in &checked.plan().overlay.components {
+        for (name, text) in component_files(*component, regenerate)? {
+            files.insert(
+                Path::new("components").join(component.name()).join(name),
+                text,
+            );
+        }
+    }
+    let dir = Path::new("overlays").join(&checked.plan().overlay.name);
+    for (name, text) in overlay_files(checked, &Refs::committed(), regenerate, &dir)? {
+        files.insert(dir.join(name), text);
+    }
+    Ok(files)
+}
+
 /// The whole tree of `overlays` (the same wherever it is written: the commands in its files
-/// name `k8s/`, relative to the repository); every overlay's plan is validated first.
+/// name `k8s/`, relative to the repository); every overlay's plan is checked first.
 pub fn tree(overlays: &Overlays, regenerate: &str) -> Result<Files> {
     let mut files = Files::new();
     for (name, text) in base_files(regenerate)? {
@@ -258,10 +180,10 @@ pub fn tree(overlays: &Overlays, regenerate: &str) -> Result<Files> {
         }
     }
     for overlay in &overlays.list {
-        let plan = Plan::committed(overlay)?;
+        let checked = checks::check(Plan::committed(overlay)?)?;
         let dir = Path::new("overlays").join(&overlay.name);
         for (name, text) in overlay_files(
-            &plan,
+            &checked,
             &Refs::committed(),
             regenerate,
             &Path::new("k8s").join(&dir),

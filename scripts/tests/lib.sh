@@ -109,7 +109,7 @@ new_sandbox() {
   mkdir -p "$REPO/scripts" "$REPO/service/src" "$SANDBOX/bin" "$SANDBOX/home"
   cp "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/install_kubernetes_env.sh" \
     "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$PROJECT_ROOT/scripts/kube.sh" \
-    "$REPO/scripts/"
+    "$PROJECT_ROOT/scripts/deploy.sh" "$REPO/scripts/"
   cp "$PROJECT_ROOT/image.env" "$PROJECT_ROOT/Dockerfile" "$PROJECT_ROOT/.gitignore" "$REPO/"
   copy_overlays "$REPO"
   printf 'fn main() {}\n' >"$REPO/service/src/main.rs"

@@ -10,11 +10,11 @@
 #     scripts/build-release.sh, the builder stage's own command, produced here.
 # Everything else is real: the runtime stage's text, buildah, the image config, runc, the
 # kernel's enforcement of user, capabilities, no_new_privs, seccomp, read-only mounts and cgroup
-# limits, and the pod's settings, translated from `manifest-gen render --env prod` by
-# image_pod_to_podman (scripts/image-lib.sh), not typed again here.
+# limits, and the pod's settings, translated from `manifest-gen render --env prod` (kubectl
+# kustomize) by image_pod_to_podman (scripts/image-lib.sh), not typed again here.
 #
-# Needs root, podman, runc and slirp4netns (`make image-test` installs the tools when missing);
-# skips loudly without them, and fails when CI=true.
+# Needs root, podman, runc, slirp4netns (`make image-test` installs the tools when missing) and
+# kubectl (`make install-k8s_env`); skips loudly without them, and fails when CI=true.
 
 # shellcheck source=scripts/image-lib.sh
 source "$PROJECT_ROOT/scripts/image-lib.sh"
@@ -49,6 +49,8 @@ image_test_setup() {
     command -v "$tool" >/dev/null 2>&1 || PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1 \
       || image_skip_or_fail "$tool is not installed (make image-test installs podman, runc and slirp4netns)"
   done
+  command -v kubectl >/dev/null 2>&1 \
+    || image_skip_or_fail "kubectl is not installed (manifest-gen render runs kubectl kustomize; make install-k8s_env installs it)"
   # run.sh runs tests on the left of ||, where errexit is off: every step checks for itself.
   IMAGE_TEST_DIR="$(mktemp -d "$TEST_TMP/image.XXXXXX")" || fail "no temporary directory"
   chmod 0755 "$IMAGE_TEST_DIR" || fail "cannot chmod $IMAGE_TEST_DIR"

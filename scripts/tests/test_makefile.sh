@@ -79,15 +79,15 @@ test_docs_make_targets_detects_and_fixes_drift() {
   assert_file_contains "$out" "no make-targets block"
 }
 
-# Copies the Makefile and what it reads (image.env, mk/, scripts/namespaces.sh and kube.sh, the overlays'
+# Copies the Makefile and what it reads (image.env, mk/, the deploy scripts, the overlays'
 # kustomization.yaml and secret.env.example) into a throw-away directory; sets MK_DIR.
 makefile_copy() {
   MK_DIR="$(mktemp -d "$TEST_TMP/make.XXXXXX")"
   cp "$PROJECT_ROOT/Makefile" "$PROJECT_ROOT/image.env" "$MK_DIR/"
   cp -r "$PROJECT_ROOT/mk" "$MK_DIR/"
   mkdir -p "$MK_DIR/scripts"
-  cp "$PROJECT_ROOT/scripts/namespaces.sh" "$PROJECT_ROOT/scripts/log.sh" "$PROJECT_ROOT/scripts/kube.sh" \
-    "$MK_DIR/scripts/"
+  cp "$PROJECT_ROOT/scripts/deploy.sh" "$PROJECT_ROOT/scripts/run_system.sh" "$PROJECT_ROOT/scripts/namespaces.sh" \
+    "$PROJECT_ROOT/scripts/log.sh" "$PROJECT_ROOT/scripts/kube.sh" "$MK_DIR/scripts/"
   copy_overlays "$MK_DIR"
 }
 
@@ -122,40 +122,51 @@ test_make_clean_removes_the_static_release_binary() {
 
 # A new overlay directory is a new environment for make: deploy-, delete-, auto-deploy- and
 # reset-staging exist without an edit of the Makefile, help names it, and its namespace is the
-# overlay's own. An overlay with a secret.env.example needs its secret.env first.
+# overlay's own (run against the stand-in tools). An overlay with a secret.env.example needs its
+# secret.env first.
 test_per_environment_targets_follow_k8s_overlays() {
-  makefile_copy
-  mkdir -p "$MK_DIR/k8s/overlays/staging"
-  printf 'kind: Kustomization\nnamespace: hello-k8s-staging\n' >"$MK_DIR/k8s/overlays/staging/kustomization.yaml"
-  local out="$TEST_TMP/make.out" rc=0
-  make --no-print-directory -C "$MK_DIR" help >"$out"
-  assert_file_contains "$out" "<env> is an overlay in k8s/overlays: dev prod staging"
-  assert_file_contains "$out" "  deploy-<env> "
-  make --no-print-directory -C "$MK_DIR" -n deploy-staging >"$out" || fail "make -n deploy-staging failed"
-  assert_file_contains "$out" "namespaces.sh check hello-k8s-staging"
-  assert_file_contains "$out" "kubectl --context minikube apply -k k8s/overlays/staging"
-  assert_file_contains "$out" "rollout status deployment/hello-k8s -n hello-k8s-staging"
-  assert_file_lacks "$out" "secret.env"
-  make --no-print-directory -C "$MK_DIR" -n deploy-staging NAMESPACE=demo >"$out"
-  assert_file_contains "$out" "render --env staging --namespace demo"
-  make --no-print-directory -C "$MK_DIR" -n delete-staging >"$out"
-  assert_file_contains "$out" "namespaces.sh delete-app hello-k8s-staging"
-  make --no-print-directory -C "$MK_DIR" -n auto-deploy-staging >"$out"
-  assert_file_contains "$out" "scripts/run_system.sh --env staging"
-  make --no-print-directory -C "$MK_DIR" -n reset-staging >"$out"
-  assert_file_contains "$out" "delete-staging"
-  assert_file_contains "$out" "auto-deploy-staging"
-  make --no-print-directory -C "$MK_DIR" -n k8s-purge >"$out"
-  assert_file_contains "$out" "namespaces.sh delete hello-k8s-dev hello-k8s-prod hello-k8s-staging"
+  new_sandbox
+  sandbox_makefile
+  mkdir -p "$REPO/k8s/overlays/staging"
+  printf 'kind: Kustomization\nnamespace: hello-k8s-staging\n' >"$REPO/k8s/overlays/staging/kustomization.yaml"
+  git_commit "staging overlay"
+  sandbox_make help
+  assert_file_contains "$OUT" "<env> is an overlay in k8s/overlays: dev prod staging"
+  assert_file_contains "$OUT" "  deploy-<env> "
+  sandbox_make deploy-staging
+  assert_eq "$RC" 0 "make deploy-staging exit code: $(cat "$OUT")"
+  assert_file_contains "$LOG" "kubectl --context minikube get namespace hello-k8s-staging"
+  assert_file_contains "$LOG" "kubectl --context minikube apply -k k8s/overlays/staging --server-side --field-manager=hello-k8s-deploy"
+  assert_file_contains "$LOG" "kubectl --context minikube rollout status deployment/hello-k8s -n hello-k8s-staging"
+  sandbox_make deploy-staging NAMESPACE=demo
+  assert_eq "$RC" 0 "make deploy-staging NAMESPACE=demo exit code: $(cat "$OUT")"
+  assert_file_contains "$LOG" "manifest-gen render --env staging --namespace demo"
+  assert_file_contains "$LOG" "rollout status deployment/hello-k8s -n demo"
+  sandbox_make delete-staging
+  assert_file_contains "$LOG" "delete deploy,rs,svc,cm,secret,hpa,pdb,networkpolicy -n hello-k8s-staging"
+  : >"$LOG"
+  sandbox_make reset-staging
+  assert_eq "$RC" 0 "make reset-staging exit code: $(tail -n 20 "$OUT")"
+  assert_before "$LOG" ' delete deploy,rs' '^manifest-gen render --env staging --image '
+  sandbox_make k8s-purge
+  assert_eq "$RC" 0 "make k8s-purge exit code: $(cat "$OUT")"
+  local env
+  for env in dev prod staging; do
+    assert_file_contains "$LOG" "get namespace hello-k8s-$env"
+  done
+  assert_file_contains "$LOG" "delete namespace hello-k8s-staging"
 
-  printf 'API_KEY=<random>\n' >"$MK_DIR/k8s/overlays/staging/secret.env.example"
-  make --no-print-directory -C "$MK_DIR" deploy-staging >"$out" 2>&1 || rc=$?
+  : >"$LOG"
+  local rc=0 out="$SANDBOX/make-secret.out"
+  printf 'API_KEY=<random>\n' >"$REPO/k8s/overlays/staging/secret.env.example"
+  make --no-print-directory -C "$REPO" deploy-staging >"$out" 2>&1 || rc=$?
   assert_eq "$rc" 2 "exit code of deploy-staging without secret.env"
   assert_file_contains "$out" "error: k8s/overlays/staging/secret.env is missing"
   rc=0
-  make --no-print-directory -C "$MK_DIR" deploy-prod >"$out" 2>&1 || rc=$?
+  make --no-print-directory -C "$REPO" deploy-prod >"$out" 2>&1 || rc=$?
   assert_ne "$rc" 0 "exit code of deploy-prod without secret.env"
   assert_file_contains "$out" "error: k8s/overlays/prod/secret.env is missing"
+  [[ ! -s "$LOG" ]] || fail "tools were called without secret.env: $(cat "$LOG")"
 }
 
 # An environment without an overlay is an error naming the overlays, not "No rule to make target".

@@ -240,19 +240,22 @@ test_usage_and_argument_errors() {
   [[ ! -s "$LOG" ]] || fail "tools were called on bad arguments"
 }
 
-# The real generator's stream reaches kubectl: the content-tagged image, prod's objects, the
-# random key only inside the applied Secret (base64), never in the output.
+# The real generator's stream (the real kubectl kustomize on the tree it writes) reaches the
+# stand-in kubectl's apply: the content-tagged image, prod's objects, the random key only inside
+# the applied Secret (base64), never in the output.
 test_prod_deploy_applies_the_real_manifest_gen_render() {
   # MANIFEST_GEN_BIN: the binary make test's test build made (a build of manifest-gen alone
   # resolves other features, so it would compile its dependencies a second time).
-  local real="${MANIFEST_GEN_BIN:-$PROJECT_ROOT/target/debug/manifest-gen}" applied key
+  local real="${MANIFEST_GEN_BIN:-$PROJECT_ROOT/target/debug/manifest-gen}" applied key kustomize
+  kustomize="$(command -v kubectl)" || skip "kubectl is not installed (render runs kubectl kustomize; make install-k8s_env)"
   if [[ -z "${MANIFEST_GEN_BIN:-}" ]]; then
     (cd "$PROJECT_ROOT" && cargo build --quiet --locked -p manifest-gen) || fail "cargo build -p manifest-gen failed"
   fi
   [[ -x "$real" ]] || fail "no manifest-gen binary at $real"
   new_sandbox
-  MANIFEST_GEN="$real" deploy --prod
+  STANDIN_KUSTOMIZE="$kustomize" MANIFEST_GEN="$real" deploy --prod
   assert_eq "$RC" 0 "exit code"
+  assert_file_contains "$LOG" "kubectl kustomize /"
   applied="$STANDIN_STATE/kubectl.applied"
   assert_file_contains "$applied" "image: $(last_built_tag)"
   local kind
@@ -260,7 +263,7 @@ test_prod_deploy_applies_the_real_manifest_gen_render() {
     assert_file_contains "$OUT" "$kind/hello-k8s"
   done
   key="$(sed -n 's/^API_KEY=//p' "$REPO/k8s/overlays/prod/secret.env")"
-  # The generator folds long base64 values; the first 40 characters sit on one line.
+  # kustomize folds long base64 values; the first 40 characters sit on one line.
   assert_file_contains "$applied" "$(printf '%s' "$key" | base64 -w0 | cut -c1-40)"
   assert_file_lacks "$OUT" "$key"
   assert_file_lacks "$OUT" "$(printf '%s' "$key" | base64 -w0)"

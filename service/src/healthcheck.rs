@@ -1,5 +1,5 @@
 //! `hello-k8s healthcheck`: GET the running server's `/healthz` on its probe listener
-//! (`PROBE_PORT`, see `probe_listener`) and exit 0 on 200, 1 otherwise (the image HEALTHCHECK;
+//! (`PROBE_PORT`, see `connection::probes`) and exit 0 on 200, 1 otherwise (the image HEALTHCHECK;
 //! the runtime image has no shell and no curl). The probe port answers within its timeout even
 //! while the HTTP port is flooded, and its liveness still checks every worker's heartbeat.
 

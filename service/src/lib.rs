@@ -1,18 +1,14 @@
 //! The `hello-k8s` service as a library, so that the binary stays thin and integration tests
 //! can build and run the real application in-process on an ephemeral port.
 
-pub mod admission;
 pub mod allocator;
 pub mod cli;
 pub mod configuration;
-pub mod guarded_io;
+pub mod connection;
 pub mod healthcheck;
-pub mod heartbeat;
 pub mod metrics;
 pub mod middleware;
 pub mod negotiation;
-pub mod overflow;
-pub mod probe_listener;
 pub mod readiness;
 pub mod routes;
 pub mod shutdown;

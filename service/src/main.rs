@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use hello_k8s::cli::{Cli, Command};
 use hello_k8s::configuration::{self, Settings};
+use hello_k8s::connection::admission;
 use hello_k8s::startup::Application;
-use hello_k8s::{admission, allocator, healthcheck, telemetry};
+use hello_k8s::{allocator, healthcheck, telemetry};
 
 /// jemalloc rather than glibc's malloc: it gives the memory of a connection flood back to the
 /// OS once the flood is over (see `hello_k8s::allocator`). Every build has it but `make run`'s

@@ -45,6 +45,11 @@ struct RefusalLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct VersionLabels {
     version: &'static str,
 }
@@ -61,6 +66,18 @@ pub struct Metrics {
     durations: Family<RouteLabels, Histogram, fn() -> Histogram>,
     ready: Gauge,
     refused: Family<RefusalLabels, Counter>,
+    connections: Family<StateLabels, Gauge>,
+}
+
+/// The connections of the process at one moment (see `connection::admission`).
+#[derive(Debug, Clone, Copy)]
+pub struct Connections {
+    /// Held at all (served and waiting).
+    pub held: usize,
+    /// In an exchange, with a served slot.
+    pub served: usize,
+    /// Waiting for their next request without having sent a byte of it.
+    pub silent: usize,
 }
 
 impl Metrics {
@@ -110,12 +127,19 @@ impl Metrics {
             "Connections refused over the connection caps: shed (503 after waiting for a slot) or closed (over the total cap, closed at once)",
             refused.clone(),
         );
+        let connections = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "hello_k8s_connections",
+            "Connections of the HTTP port now: held at all, served (in an exchange), silent (waiting for a request, no byte of it sent)",
+            connections.clone(),
+        );
         Metrics {
             registry,
             requests,
             durations,
             ready,
             refused,
+            connections,
         }
     }
 
@@ -148,8 +172,17 @@ impl Metrics {
         }
     }
 
-    /// The text exposition.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+    /// The text exposition, with the connections of this moment.
+    pub fn encode(&self, now: Connections) -> Result<String, std::fmt::Error> {
+        for (state, count) in [
+            ("held", now.held),
+            ("served", now.served),
+            ("silent", now.silent),
+        ] {
+            self.connections
+                .get_or_create(&StateLabels { state })
+                .set(i64::try_from(count).unwrap_or(i64::MAX));
+        }
         let mut out = String::with_capacity(4096);
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)

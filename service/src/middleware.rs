@@ -1,5 +1,4 @@
-//! The per-route observer: metrics, the 5xx warning, the debug access line, and
-//! `Connection: close` while draining.
+//! The per-route observer: metrics, the 5xx warning and the debug access line.
 //!
 //! It wraps each resource separately (not the whole app), so it knows its route pattern
 //! without re-matching the path, and each worker resolves that route's metric handles once.
@@ -12,7 +11,6 @@ use std::time::Instant;
 
 use actix_web::Error;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::ConnectionType;
 use tracing::Level;
 
 use crate::metrics::{RouteMetrics, method_label};
@@ -59,7 +57,6 @@ where
             inner: Rc::new(Inner {
                 route: self.route,
                 metrics,
-                shared: Arc::clone(&self.shared),
             }),
         }))
     }
@@ -69,7 +66,6 @@ where
 struct Inner {
     route: &'static str,
     metrics: Option<RouteMetrics>,
-    shared: Arc<Shared>,
 }
 
 /// One worker's observer of one route.
@@ -127,14 +123,7 @@ where
                     "request"
                 );
             }
-            let mut res = result?;
-            if inner.shared.readiness.is_draining() {
-                // Keep-alive clients reconnect, and so land on a pod that is not draining.
-                res.response_mut()
-                    .head_mut()
-                    .set_connection_type(ConnectionType::Close);
-            }
-            Ok(res)
+            result
         })
     }
 }

@@ -2,6 +2,8 @@
 //! an operator switched it off, and draining for good once shutdown began.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 
@@ -37,6 +39,8 @@ pub struct Readiness {
     phase: AtomicU8,
     switched_off: AtomicBool,
     gauge: Option<Gauge>,
+    /// Notified when the phase moves (see [`Readiness::wait_until_serving`]).
+    moved: (Mutex<()>, Condvar),
 }
 
 impl Readiness {
@@ -46,6 +50,7 @@ impl Readiness {
             phase: AtomicU8::new(STARTING),
             switched_off: AtomicBool::new(false),
             gauge,
+            moved: (Mutex::new(()), Condvar::new()),
         }
     }
 
@@ -71,6 +76,7 @@ impl Readiness {
             .compare_exchange(STARTING, SERVING, Ordering::AcqRel, Ordering::Acquire)
             .is_ok();
         self.refresh_gauge();
+        self.notify_moved();
         moved
     }
 
@@ -78,7 +84,34 @@ impl Readiness {
     pub fn begin_draining(&self) -> bool {
         let first = self.phase.swap(DRAINING, Ordering::AcqRel) != DRAINING;
         self.refresh_gauge();
+        self.notify_moved();
         first
+    }
+
+    /// Blocks until the workers serve (or shutdown began), at most `within`: true when they
+    /// serve. For whoever started the server in-process and must wait for it (tests).
+    pub fn wait_until_serving(&self, within: Duration) -> bool {
+        let started = Instant::now();
+        let (lock, moved) = &self.moved;
+        let mut guard = lock
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        while self.phase.load(Ordering::Acquire) == STARTING {
+            let left = within.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return false;
+            }
+            guard = moved
+                .wait_timeout(guard, left)
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .0;
+        }
+        self.phase.load(Ordering::Acquire) == SERVING
+    }
+
+    fn notify_moved(&self) {
+        let _guard = self.moved.0.lock();
+        self.moved.1.notify_all();
     }
 
     /// The operator's "off".

@@ -4,12 +4,16 @@
 //! shutdown timeout. SIGUSR1 and SIGUSR2 are logged and ignored: no signal whose default
 //! action is to terminate can kill the process mid-drain (SIGKILL aside).
 //!
-//! The end of the drain: closing a listening socket resets every connection the kernel has
-//! completed but the server has not accepted yet. So the accept queue is first shrunk to its
-//! minimum (`listen(fd, 0)`): from then on the kernel drops new handshakes (the client
-//! retransmits its SYN after about 1 s, finds the port closed and gets "connection refused":
-//! nothing was sent), while what is already queued is still accepted and served. After
-//! [`FINAL_ACCEPT`], the server stops accepting and closes the socket.
+//! The end of the drain loses no request:
+//! - closing a listening socket resets every connection the kernel has completed but the
+//!   server has not accepted yet, and a client may have sent its request on it. So a socket
+//!   filter first drops every new SYN (the client retransmits after about 1 s, finds the port
+//!   closed and gets "connection refused": nothing was sent), handshakes already under way
+//!   complete, and the server keeps accepting until the kernel's accept queue is empty
+//!   (at most [`FINAL_ACCEPT`]); only then does it stop accepting and close the socket;
+//! - connections already accepted are not cut: each is answered (every answer of the drain
+//!   says `Connection: close`) or ends at its keep-alive timeout, within the shutdown
+//!   timeout (see `connection::waiting`).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -47,7 +51,9 @@ impl Signal {
 }
 
 /// How long connections already queued by the kernel get to be accepted at the drain's end.
-pub const FINAL_ACCEPT: Duration = Duration::from_millis(100);
+pub const FINAL_ACCEPT: Duration = Duration::from_secs(1);
+/// How often the accept queue is looked at while it empties.
+const QUEUE_CHECK: Duration = Duration::from_millis(5);
 
 /// Starts the shutdown sequence of one running application; cheap to clone.
 #[derive(Debug, Clone)]
@@ -132,14 +138,71 @@ pub(crate) async fn supervise(
         }
     }
     // See the module documentation: accept what the kernel already queued, nothing more.
-    if let Err(err) = socket2::SockRef::from(&listener).listen(0) {
-        tracing::warn!(error = %err, "could not shrink the accept queue before closing");
+    if let Err(err) = refuse_new_handshakes(&listener) {
+        tracing::warn!(error = %err, "could not refuse new connections before closing");
     }
-    tokio::time::sleep(FINAL_ACCEPT).await;
+    let queued = tokio::time::timeout(FINAL_ACCEPT, async {
+        while accept_queue_len(&listener).is_some_and(|n| n > 0) {
+            tokio::time::sleep(QUEUE_CHECK).await;
+        }
+    })
+    .await;
+    if queued.is_err() {
+        tracing::warn!(
+            queued = accept_queue_len(&listener),
+            "connections still queued at the end of the drain"
+        );
+    }
     tracing::info!("stopping: no longer accepting connections, finishing in-flight requests");
     // The stop command is sent now; this copy of the socket must not keep it open (and
     // queueing) while in-flight requests finish.
     let stopped = server.stop(true);
     drop(listener);
     stopped.await;
+}
+
+/// Attaches a socket filter to the listening socket that drops every TCP segment with SYN set
+/// (a new handshake), and lets through the rest (the last ACK of a handshake under way, which
+/// puts it in the accept queue). Classic BPF, run on the TCP header (the kernel has already
+/// pulled the IP header off when it runs a socket's filter): load the flags byte, jump on SYN.
+pub fn refuse_new_handshakes(listener: &TcpListener) -> std::io::Result<()> {
+    use socket2::SockFilter;
+    const LD_B_ABS: u16 = 0x30; // BPF_LD | BPF_B | BPF_ABS
+    const JSET_K: u16 = 0x45; // BPF_JMP | BPF_JSET | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const TCP_FLAGS: u32 = 13;
+    const SYN: u32 = 0x02;
+    let program = [
+        SockFilter::new(LD_B_ABS, 0, 0, TCP_FLAGS),
+        SockFilter::new(JSET_K, 0, 1, SYN),
+        SockFilter::new(RET_K, 0, 0, 0),        // SYN: dropped
+        SockFilter::new(RET_K, 0, 0, u32::MAX), // anything else: kept whole
+    ];
+    socket2::SockRef::from(listener).attach_filter(&program)
+}
+
+/// Connections in `listener`'s accept queue (completed by the kernel, not yet accepted): for a
+/// listening socket, the receive-queue column of `/proc/net/tcp` (or `tcp6`). `None` when the
+/// socket is not found there.
+pub fn accept_queue_len(listener: &TcpListener) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", listener.as_raw_fd())).ok()?;
+    let inode = link
+        .to_str()?
+        .strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .to_owned();
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.get(9) != Some(&inode.as_str()) {
+                    return None;
+                }
+                let (_, rx) = fields.get(4)?.split_once(':')?;
+                u64::from_str_radix(rx, 16).ok()
+            })
+        })
 }

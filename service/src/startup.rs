@@ -1,11 +1,11 @@
 //! Building the server (bound, not yet running) and running it until it has shut down.
 //!
-//! actix-server accepts; each accepted connection goes through admission (see `admission`
-//! and `overflow`) and, once it holds a served slot, through [`GuardedIo`] into actix-http's
-//! HTTP/1 service with the application's one route table. This is what `HttpServer` does,
-//! plus a hand on each connection before actix-http allocates its buffers.
+//! actix-server accepts; each accepted connection goes through the connection layer (see
+//! `connection`: admission, the wait for a request head, the guarded IO) into actix-http's
+//! HTTP/1 service, whose parser hands every request through the gate to the application's
+//! one route table. This is what `HttpServer` does, plus a hand on each connection before
+//! actix-http allocates its buffers.
 
-use std::cell::{Cell, RefCell};
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
@@ -15,24 +15,25 @@ use std::time::Duration;
 
 use actix_http::{HttpService, KeepAlive};
 use actix_server::Server;
-use actix_service::{Service, ServiceFactory, fn_factory, fn_service, map_config};
+use actix_service::{ServiceFactory, fn_factory, fn_service, map_config};
 use actix_web::dev::AppConfig;
 use actix_web::{App, web};
 use contract::Settings;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::admission::{Admission, Limits, Place};
-use crate::guarded_io::{GuardedIo, IoLimits, Lent, Warm};
-use crate::overflow::{self, Outcome};
-use crate::probe_listener::{self, ProbeServer};
+use crate::connection::admission::{self, Admission, Limits};
+use crate::connection::exchange::Gate;
+use crate::connection::guarded_io::Warm;
+use crate::connection::probes::{self, ProbeServer};
+use crate::connection::{self, Io, waiting};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
 
 /// Idle keep-alive connections are closed after this long: between requests a connection
-/// waits outside actix-http as a silent one (see `overflow`), so both are one value.
-const KEEP_ALIVE: Duration = overflow::SILENT_WAIT;
+/// waits outside actix-http as a silent one (see `waiting`), so both are one value.
+const KEEP_ALIVE: Duration = waiting::SILENT_WAIT;
 /// A client must send its whole request head within this time.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the response, a client that does not close gets this long (as `HttpServer`).
@@ -41,16 +42,6 @@ const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const LISTEN_BACKLOG: i32 = 1024;
 /// The service reads no request bodies; a small limit documents (and enforces) that.
 const MAX_PAYLOAD_BYTES: usize = 1024;
-/// The bounds of every served connection (see `guarded_io`): request bytes get their first
-/// response byte within 5 s, and a connection silent both ways for 5 s is closed (as
-/// keep-alive); at most 16 KiB and 8 request heads are read ahead of unwritten output
-/// (which bounds a request head to 16 KiB, and what a pipelining client that never reads
-/// makes the server hold to 8 responses).
-pub const IO_LIMITS: IoLimits = IoLimits {
-    progress: Duration::from_secs(5),
-    read_ahead: 16 * 1024,
-    unanswered_heads: 8,
-};
 
 /// A bound, not yet running, server.
 pub struct Application {
@@ -104,18 +95,18 @@ impl Application {
         // `shutdown`): actix-server owns and closes the first.
         let drain_listener = listener.try_clone()?;
         let probe_address = SocketAddr::new(settings.config.host, settings.config.probe_port);
-        let probes = ProbeServer::start(probe_listener::bind(probe_address)?, Arc::clone(&shared))?;
+        let probes = ProbeServer::start(probes::bind(probe_address)?, Arc::clone(&shared))?;
         let workers = crate::configuration::workers(&settings);
-        let limits = Limits::from_settings(&settings);
+        let limits = &shared.admission.limits;
         tracing::info!(
             memory_limit_bytes = limits.memory_limit_bytes,
             memory_limit_source = %limits.memory_limit_source,
             served_connections = limits.served,
             total_connections = limits.total,
-            probe_reserve = limits.probe_reserve,
+            over_total = limits.over_total,
             "connection limits"
         );
-        let admission = Arc::new(Admission::new(limits));
+        let admission = Arc::clone(&shared.admission);
         let (shutdown, signals) = ShutdownHandle::new();
 
         let builder = Server::build()
@@ -124,7 +115,6 @@ impl Application {
             // SIGTERM, without the drain the kubelet's endpoint removal needs.
             .disable_signals()
             .shutdown_timeout(settings.config.shutdown_timeout_seconds.as_secs());
-        let graceful = builder.graceful_shutdown_signal();
         let built = Arc::new(AtomicUsize::new(0));
         let worker_shared = Arc::clone(&shared);
         let worker_admission = Arc::clone(&admission);
@@ -134,7 +124,6 @@ impl Application {
                     Arc::clone(&worker_shared),
                     Arc::clone(&worker_admission),
                     extra_routes.clone(),
-                    graceful.clone(),
                     Arc::clone(&built),
                     workers,
                     address,
@@ -153,6 +142,12 @@ impl Application {
             signals,
             drain_delay: settings.config.drain_delay_seconds,
         })
+    }
+
+    /// The state the workers share (readiness among it).
+    #[doc(hidden)]
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
     }
 
     /// The connection limits in force.
@@ -218,14 +213,13 @@ impl Application {
     }
 }
 
-/// One worker's service: the application's route table in actix-http's HTTP/1 service,
-/// behind admission. Built once per worker thread; the last worker built makes the instance
-/// ready.
+/// One worker's service: the application's route table behind the gate in actix-http's HTTP/1
+/// service, behind the connection layer. Built once per worker thread; the last worker built
+/// makes the instance ready.
 fn worker<F>(
     shared: Arc<Shared>,
     admission: Arc<Admission>,
     extra_routes: F,
-    graceful: actix_server::GracefulShutdownSignal,
     built: Arc<AtomicUsize>,
     workers: usize,
     address: SocketAddr,
@@ -242,20 +236,28 @@ where
             .configure(|cfg| routes::configure(cfg, &app_shared))
             .configure(extra_routes.clone())
             .configure(|cfg| routes::configure_unmatched(cfg, &app_shared));
-        let stopping = graceful.clone();
-        let graceful = graceful.clone();
         let http = HttpService::build()
             .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
             .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
             .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
             .local_addr(address)
-            .graceful_shutdown_signal(move || {
-                let graceful = graceful.clone();
-                async move { graceful.notified().await }
+            // What the give-back relies on (see `guarded_io`): an end of stream read while no
+            // request is in flight ends the dispatcher, and one read while a request is in
+            // flight lets it answer first. A test fails should a new actix-http change it.
+            .h1_allow_half_closed(true)
+            .h1_write_buffer_size(admission::WRITE_BUFFER_BYTES)
+            // The gate's view of each exchange, for the IO below (see `exchange`).
+            .on_connect_ext(|io: &Io, ext| {
+                ext.insert(io.exchange());
             })
-            // The routes never ask for the configured host or address (connection info
-            // falls back to them only without a Host header).
-            .h1(map_config(app, |_| AppConfig::default()));
+            // No graceful-shutdown signal: actix-http would close idle keep-alive connections
+            // at once, and a client may be sending on one right then. During the drain every
+            // answer says `Connection: close` instead (see `exchange`), and an idle connection
+            // ends at its keep-alive timeout.
+            .h1(Gate::new(
+                map_config(app, |_| AppConfig::default()),
+                Arc::clone(&shared),
+            ));
         let shared = Arc::clone(&shared);
         let admission = Arc::clone(&admission);
         let built = Arc::clone(&built);
@@ -271,88 +273,17 @@ where
                 tracing::info!(workers, "ready: every worker is serving");
             }
             let warm = Warm::new(admission.limits.warm_per_worker(workers));
+            // The connection's future is the task actix-server spawns, as it is: an async
+            // block around it would hold a second copy of it (about 1 KiB per connection).
             Ok(fn_service(move |stream: TcpStream| {
-                connection(
+                connection::serve(
                     stream,
                     Rc::clone(&handler),
                     Arc::clone(&admission),
                     Arc::clone(&shared),
-                    stopping.clone(),
                     Rc::clone(&warm),
                 )
             }))
         }
     })
-}
-
-/// One accepted connection, from admission to close. A served slot is taken only once the
-/// client has sent a request head, and given back with actix-http's buffers once that
-/// exchange is answered and the client has sent nothing more (slots for clients, not for
-/// sockets; see `admission`): between requests a keep-alive connection waits as a silent
-/// one, in a few hundred bytes, as nginx's do, unless it is one of the worker's few warm
-/// connections (see [`Warm`]).
-async fn connection<H>(
-    mut stream: TcpStream,
-    http: Rc<H>,
-    admission: Arc<Admission>,
-    shared: Arc<Shared>,
-    stopping: actix_server::GracefulShutdownSignal,
-    warm: Rc<Warm>,
-) -> Result<(), ()>
-where
-    H: Service<(GuardedIo<Lent<TcpStream>>, Option<SocketAddr>)>,
-{
-    let (held, mut outcome) = match admission.hold() {
-        Some(Place::Any(held)) => {
-            let outcome = next_exchange(&mut stream, &admission, &shared, &stopping).await;
-            (Some(held), outcome)
-        }
-        Some(Place::ProbesOnly(held)) => {
-            let wait = overflow::PROBE_ONLY_TIMEOUT;
-            let outcome = Box::pin(overflow::over_total(&mut stream, &admission, &shared, wait));
-            (Some(held), outcome.await)
-        }
-        None => {
-            let wait = overflow::INSTANT_PROBE_WAIT;
-            let outcome = Box::pin(overflow::over_total(&mut stream, &admission, &shared, wait));
-            (None, outcome.await)
-        }
-    };
-    let peer = stream.peer_addr().ok();
-    while let Outcome::Serve(slot, prefix) = outcome {
-        let lent = Rc::new(RefCell::new(stream));
-        let given_back = Rc::new(Cell::new(false));
-        let io = GuardedIo::new(Lent(Rc::clone(&lent)), prefix, IO_LIMITS)
-            .giving_back(Rc::clone(&given_back), Rc::clone(&warm));
-        // Boxed: the dispatcher exists only while a request is served, not while the
-        // connection waits. Errors end the connection; actix-http has answered what it could.
-        let _ = Box::pin(http.call((io, peer))).await;
-        drop(slot);
-        if !given_back.get() {
-            break; // closed by actix-http
-        }
-        let Ok(back) = Rc::try_unwrap(lent) else {
-            break; // still referenced: cannot happen once the dispatcher is dropped
-        };
-        stream = back.into_inner();
-        outcome = next_exchange(&mut stream, &admission, &shared, &stopping).await;
-    }
-    drop(held);
-    Ok(())
-}
-
-/// Waits for the connection's next request head and a served slot for it (see `overflow`).
-async fn next_exchange(
-    stream: &mut TcpStream,
-    admission: &Admission,
-    shared: &Arc<Shared>,
-    stopping: &actix_server::GracefulShutdownSignal,
-) -> Outcome {
-    let Some((probe, head)) = overflow::next_head(stream, admission, stopping).await else {
-        return Outcome::Done;
-    };
-    match admission.try_serve() {
-        Some(slot) => Outcome::Serve(slot, head),
-        None => Box::pin(overflow::handle(stream, probe, head, admission, shared)).await,
-    }
 }

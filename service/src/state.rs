@@ -8,7 +8,8 @@ use actix_web::web::Bytes;
 use askama::Template;
 use contract::{ApiKey, Settings};
 
-use crate::heartbeat::{Heartbeats, Stalled};
+use crate::connection::admission::{Admission, Limits};
+use crate::connection::heartbeat::{Heartbeats, Stalled};
 use crate::metrics::Metrics;
 use crate::readiness::Readiness;
 
@@ -28,6 +29,8 @@ pub struct Shared {
     /// One heartbeat per worker (see `heartbeat`): what liveness and readiness check.
     pub heartbeats: Arc<Heartbeats>,
     pub metrics: Option<Metrics>,
+    /// The connection caps and who holds them (see `connection::admission`).
+    pub admission: Arc<Admission>,
     pub api_key: Option<ApiKey>,
     pub instance: InstanceInfo,
     pub started: Instant,
@@ -71,6 +74,7 @@ impl Shared {
             readiness,
             heartbeats: Arc::new(Heartbeats::new(crate::configuration::workers(settings))),
             metrics,
+            admission: Arc::new(Admission::new(Limits::from_settings(settings))),
             api_key: settings.api_key.clone(),
             instance,
             started: Instant::now(),

@@ -1,7 +1,7 @@
 //! The generator's values reach the API server unchanged, by both paths users take.
 //!
-//! `manifest-gen value-classes` lists, one JSON object a line, a sample of every class of value
-//! the generator's checks know (`accepted` true: written with exit 0). Each accepted value is
+//! `manifest-gen/tests/value-classes.jsonl` lists, one JSON object a line, a sample of every
+//! class of value the generator's checks know (`accepted` true: written with exit 0). Each accepted value is
 //! set as a ConfigMap literal (`manifest-gen --env dev --set KEY=VALUE --out-dir DIR`), applied
 //! through `kubectl apply -k DIR` into one namespace and through
 //! `kubectl kustomize DIR | kubectl apply -f -` into another, then read back from the API server:
@@ -53,13 +53,15 @@ struct Sample {
 }
 
 pub fn run(ctx: &Ctx) -> Result<()> {
-    let out = super::run(Command::new(&ctx.manifest_gen).arg("value-classes"))?;
+    let table = ctx.repo.join("manifest-gen/tests/value-classes.jsonl");
+    let out = std::fs::read_to_string(&table)
+        .with_context(|| format!("reading {}", table.display()))?;
     let samples: Vec<Sample> = out
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(serde_json::from_str)
         .collect::<Result<_, _>>()
-        .context("parsing manifest-gen value-classes")?;
+        .with_context(|| format!("parsing {}", table.display()))?;
     // Rounds of samples with distinct keys: one overlay per round.
     let mut rounds: Vec<BTreeMap<String, &Sample>> = Vec::new();
     for s in samples.iter().filter(|s| s.accepted) {

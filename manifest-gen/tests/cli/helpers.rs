@@ -242,15 +242,6 @@ pub fn objects(stream: &str) -> BTreeMap<String, serde_json::Value> {
     out
 }
 
-/// The kinds of a YAML stream in order.
-pub fn kinds(stream: &str) -> Vec<String> {
-    yaml_serde::Deserializer::from_str(stream)
-        .map(|doc| serde_json::Value::deserialize(doc).unwrap())
-        .filter(|v| !v.is_null())
-        .map(|v| v["kind"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The data of the one ConfigMap in `objects`.
 pub fn config_map_data(
     objects: &BTreeMap<String, serde_json::Value>,
@@ -355,15 +346,37 @@ pub fn generated_part(
         .collect()
 }
 
+/// `manifest-gen render --env ENV --root ROOT EXTRA...` (it runs `kubectl kustomize`).
+pub fn render(root: &Path, env: &str, extra: &[&str]) -> Run {
+    let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    manifest_gen(&args)
+}
+
 /// Writes `render --env <env> --root ROOT EXTRA...` of dev and prod into `dir/<env>.yaml`, as
 /// the validators read them.
 pub fn rendered_files(dir: &Path, root: &Path, extra: &[&str]) {
     for env in ["dev", "prod"] {
-        let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let out = manifest_gen(&args).success().stdout;
+        let out = render(root, env, extra).success().stdout;
         std::fs::write(dir.join(format!("{env}.yaml")), out).unwrap();
     }
+}
+
+/// A YAML double-quoted scalar holding `text` exactly, every non-ASCII or control character
+/// escaped (so the file itself is plain ASCII).
+pub fn yaml_double_quoted(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            ' '..='~' => out.push(c),
+            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
+            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// Runs checkov on the manifests in `dir` with `selection` (`--check ID` or `--skip-check

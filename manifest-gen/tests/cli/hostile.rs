@@ -1,34 +1,11 @@
-//! Hostile and careless input: manifest-gen exits 0 only for keys and values that
-//! `kubectl kustomize` and `render` turn into the same objects (same data, same generator
-//! hashes) and the API server accepts; everything else is refused with the rule. Each class is
-//! proved against the real kubectl: what manifest-gen refuses, kubectl refuses or changes.
+//! Hostile and careless input: manifest-gen exits 0 only for keys and values that `kubectl
+//! kustomize` keeps as they are and the API server accepts; everything else is refused with
+//! the rule. Each class is proved against the real kubectl: what kubectl refuses or changes,
+//! manifest-gen refuses.
 
 use std::path::Path;
 
 use crate::helpers::*;
-
-fn render(root: &Path, env: &str, extra: &[&str]) -> Run {
-    let mut args = vec!["render", "--env", env, "--root", root.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    manifest_gen(&args)
-}
-
-/// A YAML double-quoted scalar holding `text` exactly, every non-ASCII or control character
-/// escaped (so the kustomization file itself is plain ASCII).
-fn yaml_double_quoted(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            ' '..='~' => out.push(c),
-            c if u32::from(c) <= 0xffff => out.push_str(&format!("\\u{:04X}", u32::from(c))),
-            c => out.push_str(&format!("\\U{:08X}", u32::from(c))),
-        }
-    }
-    out.push('"');
-    out
-}
 
 /// What kubectl kustomize makes of one ConfigMap literal `key=value` written by hand (not by
 /// manifest-gen): `Ok((key, value))` as it comes out, or `Err(stderr)`.
@@ -52,17 +29,15 @@ fn kustomize_literal(kubectl: &Path, key: &str, value: &str) -> Result<(String, 
 }
 
 /// Every `--set` in `sets` is accepted, and through a written overlay `kubectl kustomize`
-/// yields exactly what `render` yields (names with hashes included), with the data unchanged.
+/// keeps each pair unchanged.
 #[track_caller]
-fn kustomize_equals_render(kubectl: &Path, sets: &[(String, String)]) {
+fn kustomize_keeps(kubectl: &Path, sets: &[(String, String)]) {
     let (_tmp, root) = tree_copy();
     let args: Vec<String> = sets.iter().map(|(k, v)| format!("--set={k}={v}")).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let dir = root.join("overlays/dev");
     write_overlay(&root, "dev", &dir, &args).success();
-    let kustomized = objects(&kubectl_kustomize(kubectl, &dir));
-    let rendered = objects(&render(&root, "dev", &args).success().stdout);
-    let data = config_map_data(&kustomized);
+    let data = config_map_data(&objects(&kubectl_kustomize(kubectl, &dir)));
     for (k, v) in sets {
         assert_eq!(
             data.get(k).and_then(|v| v.as_str()),
@@ -70,7 +45,6 @@ fn kustomize_equals_render(kubectl: &Path, sets: &[(String, String)]) {
             "kubectl kustomize changed --set {k:?}={v:?}"
         );
     }
-    assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
 }
 
 #[test]
@@ -80,9 +54,10 @@ fn set_keys_follow_the_api_servers_rule_as_kubectl_create_configmap_applies_it()
     };
     let long = "k".repeat(253);
     let too_long = "k".repeat(254);
+    let mut decided = Vec::new();
     for key in [
-        "..foo", "..", ".", "a..b", ".a", "-", "_x", "a-b.c_d", &long, &too_long, "a b", "a/b",
-        "a:b", "ü",
+        "..foo", "..", ".", "a..b", ".a", ".npmrc", "-", "_x", "a-b.c_d", &long, &too_long, "a b",
+        "a/b", "a:b", "ü",
     ] {
         let ours = manifest_gen(&["validate", "--env", "dev", &format!("--set={key}=v")]);
         let theirs = run_tool(
@@ -98,23 +73,29 @@ fn set_keys_follow_the_api_servers_rule_as_kubectl_create_configmap_applies_it()
             ],
             None,
         );
-        assert_eq!(
-            ours.code == 0,
-            theirs.code == 0,
+        // What the API server's rule refuses, manifest-gen refuses naming that rule; what it
+        // accepts, manifest-gen accepts unless a YAML 1.1 reader could type the key (`.a`, `-`).
+        let why = if theirs.code != 0 {
+            "the API server's rule"
+        } else {
+            "a YAML 1.1 parser"
+        };
+        assert!(
+            ours.code == 0 || ours.stderr.contains(why),
             "key {key:?}: manifest-gen exit {} ({}), kubectl create configmap exit {} ({})",
             ours.code,
             ours.stderr.trim(),
             theirs.code,
             theirs.stderr.trim()
         );
-        if ours.code != 0 {
-            assert!(
-                ours.stderr.contains("the API server's rule"),
-                "{key:?}: {}",
-                ours.stderr
-            );
-        }
+        assert!(theirs.code == 0 || ours.code != 0, "{key:?}: accepted");
+        decided.push((key, ours.code == 0));
     }
+    assert_eq!(
+        decided.iter().filter(|(_, ok)| *ok).count(),
+        5,
+        "accepted: {decided:?}"
+    );
 }
 
 #[test]
@@ -134,7 +115,7 @@ fn a_key_the_container_never_reads_is_accepted_with_a_one_line_warning() {
 }
 
 #[test]
-fn keys_yaml_reads_as_other_types_are_refused_because_kubectl_kustomize_fails_on_them() {
+fn keys_kubectl_kustomize_fails_on_are_refused_and_accepted_ones_are_kept() {
     let Some(kubectl) = tool("kubectl") else {
         return;
     };
@@ -183,10 +164,13 @@ fn keys_yaml_reads_as_other_types_are_refused_because_kubectl_kustomize_fails_on
         "2001-02-30",
         "0x",
         "a1",
+        ".npmrc",
+        "1st-key",
     ];
-    let mut accepted = Vec::new();
+    let (mut accepted, mut refused_wider) = (Vec::new(), Vec::new());
     for key in battery {
         let ours = manifest_gen(&["validate", "--env", "dev", &format!("--set={key}=v")]);
+        let theirs = kustomize_literal(&kubectl, key, "v");
         if ours.code == 0 {
             accepted.push((key.to_string(), "v".to_string()));
             continue;
@@ -196,18 +180,22 @@ fn keys_yaml_reads_as_other_types_are_refused_because_kubectl_kustomize_fails_on
             "{key:?} refused for another reason: {}",
             ours.stderr
         );
-        match kustomize_literal(&kubectl, key, "v") {
+        match theirs {
             Err(stderr) => assert!(
                 stderr.contains("json: unsupported type"),
                 "{key:?}: kubectl kustomize fails differently: {stderr}"
             ),
-            Ok(out) => panic!(
-                "manifest-gen refuses the key {key:?}, but kubectl kustomize keeps it as {out:?}"
-            ),
+            // The rule is wider than kustomize's failures on purpose; kustomize keeps these.
+            Ok(out) => refused_wider.push((key, out)),
         }
     }
-    assert!(accepted.len() >= 15, "{accepted:?}");
-    kustomize_equals_render(&kubectl, &accepted);
+    assert!(accepted.len() >= 3, "{accepted:?}");
+    assert!(
+        refused_wider.len() < battery.len() / 2,
+        "refused though kustomize keeps them: {refused_wider:?}"
+    );
+    // Every key kubectl kustomize fails on is refused (above); every accepted one it keeps.
+    kustomize_keeps(&kubectl, &accepted);
 }
 
 #[test]
@@ -246,7 +234,7 @@ fn values_kustomize_refuses_or_rewrites_are_refused_and_the_rest_match_it() {
         refused, 8,
         "DEL, 0x80, 0x84, NEL, 0x86, 0x9f, U+FFFE, U+FFFF: {accepted:?}"
     );
-    kustomize_equals_render(&kubectl, &accepted);
+    kustomize_keeps(&kubectl, &accepted);
 }
 
 #[test]
@@ -338,19 +326,17 @@ fn image_tags_follow_the_oci_rule_and_the_error_states_it_whole() {
         }
     }
     // The version label takes what of the tag a label value may hold.
-    let (_tmp, root) = tree_copy();
-    let out = render(&root, "dev", &["--image", "hello-k8s:1.0-"])
+    let out = manifest_gen(&["--env", "dev", "--image", "hello-k8s:1.0-"])
         .success()
         .stdout;
-    let objects = objects(&out);
-    let labels = &objects["Deployment/hello-k8s"]["metadata"]["labels"];
-    assert_eq!(labels["app.kubernetes.io/version"], "1.0");
+    assert!(out.contains("app.kubernetes.io/version: '1.0'\n"), "{out}");
+    assert!(out.contains("newTag: '1.0-'\n"), "{out}");
 }
 
 const DIGEST: &str = "sha256:3b0c3a1dca1bd0a4e4f4c6c4d6d2e0f44ad4e4a4cb3a3e2a6c5f1b7c9f2e8d61";
 
 #[test]
-fn digests_are_accepted_and_kubectl_kustomize_pins_them_as_render_does() {
+fn digests_are_accepted_and_kubectl_kustomize_pins_them() {
     let Some(kubectl) = tool("kubectl") else {
         return;
     };
@@ -363,17 +349,15 @@ fn digests_are_accepted_and_kubectl_kustomize_pins_them_as_render_does() {
         let dir = root.join("overlays/prod");
         write_overlay(&root, "prod", &dir, &["--image", &image]).success();
         let kustomized = objects(&kubectl_kustomize(&kubectl, &dir));
-        let rendered = objects(&render(&root, "prod", &["--image", &image]).success().stdout);
-        assert_objects_eq(&rendered, &kustomized, "render", "kubectl kustomize");
         let container =
-            &rendered["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0];
+            &kustomized["Deployment/hello-k8s"]["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], image.as_str());
     }
 }
 
 #[test]
 fn checkov_passes_ckv_k8s_43_when_the_image_is_pinned_by_digest() {
-    let Some(checkov) = tool("checkov") else {
+    let (Some(checkov), Some(_)) = (tool("checkov"), tool("kubectl")) else {
         return;
     };
     let (tmp, root) = tree_copy();

@@ -108,7 +108,7 @@ fn secret_pairs_of_the_declaration_are_checked_by_the_rules_of_their_readers() {
         assert_ne!(text, original);
         std::fs::write(&declaration, text).unwrap();
         let run =
-            manifest_gen(&["overlays", "--overlays", declaration.to_str().unwrap()]).failure();
+            manifest_gen(&["validate", "--overlays", declaration.to_str().unwrap()]).failure();
         assert!(
             run.stderr.contains("overlay dev: secret.literals") && run.stderr.contains(says),
             "{literal}: {}",

@@ -1,5 +1,6 @@
-//! Third-party validators on the rendered output: kubernetes-validate (strict schemas of the
-//! oldest and newest supported Kubernetes versions) and checkov.
+//! Third-party validators on the rendered output (`render`: kubectl kustomize):
+//! kubernetes-validate (strict schemas of the oldest and newest supported Kubernetes versions)
+//! and checkov.
 
 use crate::helpers::*;
 
@@ -19,7 +20,7 @@ const PINNED: &str =
 
 #[test]
 fn kubernetes_validate_strict_passes_for_the_oldest_and_newest_supported_versions() {
-    let Some(validator) = tool("kubernetes-validate") else {
+    let (Some(validator), Some(_)) = (tool("kubernetes-validate"), tool("kubectl")) else {
         return;
     };
     let (tmp, root) = tree_copy();
@@ -45,7 +46,7 @@ fn kubernetes_validate_strict_passes_for_the_oldest_and_newest_supported_version
 #[test]
 fn kubernetes_validate_strict_catches_an_unknown_field() {
     // Proof that the validator is strict: the same output with one misspelt field fails.
-    let Some(validator) = tool("kubernetes-validate") else {
+    let (Some(validator), Some(_)) = (tool("kubernetes-validate"), tool("kubectl")) else {
         return;
     };
     let (tmp, root) = tree_copy();
@@ -67,7 +68,7 @@ fn kubernetes_validate_strict_catches_an_unknown_field() {
 
 #[test]
 fn checkov_reports_no_failures_beyond_the_justified_skips() {
-    let Some(checkov) = tool("checkov") else {
+    let (Some(checkov), Some(_)) = (tool("checkov"), tool("kubectl")) else {
         return;
     };
     let (tmp, root) = tree_copy();

@@ -11,7 +11,13 @@ pub async fn metrics(shared: web::Data<Shared>) -> HttpResponse {
     let Some(metrics) = &shared.metrics else {
         return HttpResponse::NotFound().finish();
     };
-    match metrics.encode() {
+    let admission = &shared.admission;
+    let now = crate::metrics::Connections {
+        held: admission.open(),
+        served: admission.serving(),
+        silent: admission.silent_now(),
+    };
+    match metrics.encode(now) {
         Ok(text) => HttpResponse::Ok()
             .insert_header((CONTENT_TYPE, OPENMETRICS))
             .body(text),

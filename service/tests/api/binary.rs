@@ -1,18 +1,83 @@
 //! The real `hello-k8s` binary, started with a chosen environment (nothing inherited), its
-//! stdout and stderr captured line by line.
+//! stdout and stderr captured line by line; raw connections and one HTTP client (ureq, the
+//! client the service itself uses) to talk to it.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hello-k8s");
+
+/// How long a test waits for an event of the binary (readiness, a log line, its exit) before
+/// it fails: bounded, so a hung process fails the test, and far above what a loaded machine
+/// takes.
+pub const EVENT_WAIT: Duration = Duration::from_secs(30);
+
+/// An HTTP answer, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: ureq::http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    /// The value of header `name` ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// The tests' HTTP client: no proxy, no redirects, every status an answer (not an error),
+/// keep-alive connections, a bound on every call.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::new_with_config(
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .proxy(None)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build(),
+    )
+}
+
+/// Sends `request` and reads the whole answer.
+pub fn send(
+    request: ureq::RequestBuilder<ureq::typestate::WithoutBody>,
+) -> Result<Reply, ureq::Error> {
+    let response = request.call()?;
+    reply(response)
+}
+
+/// Sends `request` with an empty body (a POST) and reads the whole answer.
+pub fn send_empty(
+    request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+) -> Result<Reply, ureq::Error> {
+    let response = request.send_empty()?;
+    reply(response)
+}
+
+/// Reads a ureq response whole.
+pub fn reply(response: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response.into_body().read_to_string()?;
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
+}
 
 /// Sends one request and reads its response head and body (Content-Length framing).
 pub fn exchange(stream: &mut TcpStream, request: &str) -> String {
@@ -23,6 +88,11 @@ pub fn exchange(stream: &mut TcpStream, request: &str) -> String {
 /// error instead of a panic (what was read before an end of stream is returned).
 pub fn try_exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<String> {
     stream.write_all(request.as_bytes())?;
+    read_response(stream, request.starts_with("HEAD"))
+}
+
+/// Reads one response (Content-Length framing) from `stream`.
+pub fn read_response(stream: &mut TcpStream, head_only: bool) -> std::io::Result<String> {
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -42,13 +112,49 @@ pub fn try_exchange(stream: &mut TcpStream, request: &str) -> std::io::Result<St
                 })
                 .and_then(|v| v.trim().parse::<usize>().ok())
                 .unwrap_or(0);
-            let head_only = request.starts_with("HEAD");
             if head_only || got.len() >= end + 4 + length {
                 break;
             }
         }
     }
     String::from_utf8(got).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// A connection to 127.0.0.1:`port` with a 10 s read timeout.
+pub fn connect(port: u16) -> TcpStream {
+    let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// Writes `bytes` in one write and reads until the server closes: what came back (the
+/// bytes, then `<reset>` if the close was a reset), and when.
+pub fn write_and_read_to_close(port: u16, bytes: &[u8]) -> (String, Duration) {
+    let mut stream = connect(port);
+    let started = Instant::now();
+    stream.write_all(bytes).unwrap();
+    let (got, reset) = read_to_close(&mut stream);
+    let mut text = String::from_utf8_lossy(&got).into_owned();
+    if reset {
+        text.push_str("<reset>");
+    }
+    (text, started.elapsed())
+}
+
+/// Reads until the server closes (end of stream, or a reset: then true).
+pub fn read_to_close(stream: &mut TcpStream) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (got, false),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (got, true),
+            Err(e) => panic!("reading to the close: {e} (after {} bytes)", got.len()),
+        }
+    }
 }
 
 /// The binary users deploy: `scripts/build-release.sh` (static, fat LTO, the default features,
@@ -113,10 +219,24 @@ pub fn listening(port: u16) -> bool {
     .is_ok()
 }
 
-/// How many of `clients` (connected to 127.0.0.1:`port`) the server has accepted: in
-/// /proc/net/tcp a connection still in the listen backlog has inode 0, and an accepted one the
-/// inode of the server's descriptor. Lets a test wait for the server's view instead of a sleep.
-pub fn accepted(port: u16, clients: &[TcpStream]) -> usize {
+/// The server side of `clients` (connected to 127.0.0.1:`port`) in /proc/net/tcp: how many
+/// the server has accepted (a connection still in the listen backlog has inode 0, an accepted
+/// one the inode of the server's descriptor) and how many it has closed (gone from the table,
+/// or in a closing state). Lets a test wait for the server's view instead of a sleep.
+pub fn server_view(port: u16, clients: &[TcpStream]) -> (usize, usize) {
+    let (accepted, closed, _) = server_side(port, clients);
+    (accepted, closed)
+}
+
+/// True when the server has accepted every one of `clients` and read every byte they sent
+/// (the receive queue of its side of each connection, in /proc/net/tcp, is empty).
+pub fn server_has_read(port: u16, clients: &[TcpStream]) -> bool {
+    let (accepted, _, unread) = server_side(port, clients);
+    accepted == clients.len() && unread == 0
+}
+
+/// [`server_view`], and the bytes the server has not read yet from those still open.
+fn server_side(port: u16, clients: &[TcpStream]) -> (usize, usize, u64) {
     let client_ports: Vec<u16> = clients
         .iter()
         .map(|stream| stream.local_addr().unwrap().port())
@@ -127,26 +247,47 @@ pub fn accepted(port: u16, clients: &[TcpStream]) -> usize {
             .rsplit_once(':')
             .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok())
     };
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9
-                && port_of(fields[1]) == Some(port)
-                && port_of(fields[2]).is_some_and(|remote| client_ports.contains(&remote))
-                && fields[9] != "0"
-        })
-        .count()
+    // The table is read in pieces while it changes: a connection may show twice.
+    let mut seen = std::collections::HashSet::new();
+    let (mut accepted, mut open, mut unread) = (0, 0, 0);
+    for line in table.lines().skip(1) {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() > 9
+            && port_of(fields[1]) == Some(port)
+            && port_of(fields[2]).is_some_and(|remote| client_ports.contains(&remote))
+            && seen.insert(fields[2].to_owned())
+        {
+            // 01 ESTABLISHED, 08 CLOSE_WAIT (the client closed, the server not yet).
+            if matches!(fields[3], "01" | "08") {
+                open += 1;
+                if fields[9] != "0" {
+                    accepted += 1;
+                }
+                unread += fields[4]
+                    .split_once(':')
+                    .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+                    .unwrap_or(0);
+            }
+        }
+    }
+    (accepted, clients.len().saturating_sub(open), unread)
+}
+
+/// Waits (bounded by [`EVENT_WAIT`]) until `done` holds: for conditions nothing announces,
+/// such as the server's view of connections in the kernel's TCP table. The condition is
+/// looked at again every millisecond (the pause only spares the cores the server needs).
+pub fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < EVENT_WAIT, "never happened: {what}");
+        std::thread::park_timeout(Duration::from_millis(1));
+    }
 }
 
 /// True when `/readyz` on 127.0.0.1:`port` answers 200 (every worker serving, the signal
 /// handlers installed).
-pub fn ready(client: &reqwest::blocking::Client, port: u16) -> bool {
-    client
-        .get(format!("http://127.0.0.1:{port}/readyz"))
-        .send()
-        .is_ok_and(|response| response.status() == 200)
+pub fn ready(port: u16) -> bool {
+    send(agent().get(format!("http://127.0.0.1:{port}/readyz"))).is_ok_and(|r| r.status == 200)
 }
 
 /// `hello-k8s` with exactly `env` (plus PATH-less emptiness), run to completion.
@@ -164,25 +305,26 @@ pub fn run_to_completion(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, St
     )
 }
 
+/// The lines a process wrote so far, and whether its stdout ended; the reader thread notifies
+/// every new line.
+#[derive(Default)]
+struct Lines {
+    lines: Vec<String>,
+    ended: bool,
+}
+
 pub struct Server {
     pub port: u16,
     pub probe_port: u16,
     child: Child,
-    stdout: Arc<Mutex<Vec<String>>>,
+    stdout: Arc<(Mutex<Lines>, Condvar)>,
     readers: Vec<JoinHandle<()>>,
     stderr: Arc<Mutex<String>>,
 }
 
-pub fn blocking_client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
-}
-
 impl Server {
-    /// Starts the binary on a free loopback port with `env` and waits until `/readyz` is 200.
+    /// Starts the binary on a free loopback port with `env` and waits until it logs that
+    /// every worker is serving (its readiness turns 200 then).
     pub fn start(env: &[(&str, &str)]) -> Server {
         Server::start_binary(BIN, env)
     }
@@ -190,12 +332,11 @@ impl Server {
     /// [`Server::start`] for the binary at `bin` ([`release_binary`], for instance).
     pub fn start_binary(bin: &str, env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let port_text = port.to_string();
         let probe_port = free_port();
         let mut child = Command::new(bin)
             .env_clear()
             .env("HOST", "127.0.0.1")
-            .env("PORT", &port_text)
+            .env("PORT", port.to_string())
             .env("PROBE_PORT", probe_port.to_string())
             .env("WORKERS", "2")
             .envs(env.iter().copied())
@@ -203,7 +344,7 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stdout = Arc::new((Mutex::new(Lines::default()), Condvar::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
         let out_pipe = child.stdout.take().unwrap();
         let err_pipe = child.stderr.take().unwrap();
@@ -211,9 +352,13 @@ impl Server {
         let text = Arc::clone(&stderr);
         let readers = vec![
             std::thread::spawn(move || {
+                let (lock, changed) = &*lines;
                 for line in BufReader::new(out_pipe).lines() {
-                    lines.lock().unwrap().push(line.unwrap());
+                    lock.lock().unwrap().lines.push(line.unwrap());
+                    changed.notify_all();
                 }
+                lock.lock().unwrap().ended = true;
+                changed.notify_all();
             }),
             std::thread::spawn(move || {
                 let mut buf = String::new();
@@ -221,7 +366,7 @@ impl Server {
                 text.lock().unwrap().push_str(&buf);
             }),
         ];
-        let mut server = Server {
+        let server = Server {
             port,
             probe_port,
             child,
@@ -229,20 +374,36 @@ impl Server {
             readers,
             stderr,
         };
-        let client = blocking_client();
-        for _ in 0..500 {
-            if ready(&client, port) {
-                return server;
-            }
-            if let Some(status) = server.child.try_wait().unwrap() {
-                panic!(
-                    "hello-k8s exited early with {status}; stderr: {}",
-                    server.stderr.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+        if !server.wait_for_line(|line| line.contains("ready: every worker is serving")) {
+            panic!(
+                "hello-k8s on port {port} never logged that it is ready; stderr: {}",
+                server.stderr.lock().unwrap()
+            );
         }
-        panic!("hello-k8s on port {port} never became ready");
+        server
+    }
+
+    /// Waits (bounded by [`EVENT_WAIT`]) for a stdout line that matches; false when stdout
+    /// ends (the process exited) or the wait runs out first.
+    pub fn wait_for_line(&self, matches: impl Fn(&str) -> bool) -> bool {
+        self.count_lines_within(1, matches)
+    }
+
+    /// Waits (bounded by [`EVENT_WAIT`]) until `count` stdout lines match.
+    pub fn count_lines_within(&self, count: usize, matches: impl Fn(&str) -> bool) -> bool {
+        let (lock, changed) = &*self.stdout;
+        let started = Instant::now();
+        let mut lines = lock.lock().unwrap();
+        loop {
+            if lines.lines.iter().filter(|l| matches(l)).count() >= count {
+                return true;
+            }
+            let left = EVENT_WAIT.saturating_sub(started.elapsed());
+            if lines.ended || left.is_zero() {
+                return false;
+            }
+            lines = changed.wait_timeout(lines, left).unwrap().0;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -260,22 +421,21 @@ impl Server {
     /// Waits for the process to exit (bounded: a hung process fails the test) and returns
     /// its status, every stdout line and the whole stderr.
     pub fn wait(mut self) -> (ExitStatus, Vec<String>, String) {
-        let mut status = None;
-        for _ in 0..3000 {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                status = Some(s);
-                break;
+        {
+            let (lock, changed) = &*self.stdout;
+            let started = Instant::now();
+            let mut lines = lock.lock().unwrap();
+            while !lines.ended && started.elapsed() < EVENT_WAIT {
+                let left = EVENT_WAIT.saturating_sub(started.elapsed());
+                lines = changed.wait_timeout(lines, left).unwrap().0;
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        let Some(status) = status else {
-            let _ = self.child.kill();
-            panic!("hello-k8s did not exit within 30 s");
-        };
+        // stdout is closed: the process exited (or closed it, which it never does).
+        let status = self.child.wait().unwrap();
         for reader in self.readers.drain(..) {
             reader.join().unwrap();
         }
-        let stdout = std::mem::take(&mut *self.stdout.lock().unwrap());
+        let stdout = std::mem::take(&mut self.stdout.0.lock().unwrap().lines);
         let stderr = std::mem::take(&mut *self.stderr.lock().unwrap());
         (status, stdout, stderr)
     }

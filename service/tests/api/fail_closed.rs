@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, posix_spawn};
 use nix::sys::signal::{Signal, kill};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
-use crate::binary::{BIN, blocking_client, free_port, listening, ready};
+use crate::binary::{BIN, free_port, listening, ready, wait_for};
 
 /// How long a refusal may take; start-up never waits on a file.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -63,18 +63,21 @@ fn spawn_raw(env: &[(OsString, OsString)]) -> Outcome {
     let stderr = tempfile::tempfile().unwrap();
     let started = Instant::now();
     let pid = spawn_exact(env, &stdout, &stderr);
-    let code = loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)).unwrap() {
-            WaitStatus::Exited(_, code) => break Some(code),
-            WaitStatus::Signaled(..) => break None,
-            _ if started.elapsed() > DEADLINE => {
-                let _ = kill(pid, Signal::SIGKILL);
-                let _ = waitpid(pid, None);
-                panic!("hello-k8s still running after {DEADLINE:?} with {env:?}");
-            }
-            _ => std::thread::sleep(Duration::from_millis(5)),
+    // The exit is waited for on a thread of its own, so the wait is bounded.
+    let (exited, exit) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = exited.send(waitpid(pid, None));
+    });
+    let code = match exit.recv_timeout(DEADLINE) {
+        Ok(Ok(WaitStatus::Exited(_, code))) => Some(code),
+        Ok(Ok(WaitStatus::Signaled(..))) => None,
+        Ok(other) => panic!("hello-k8s ended unexpectedly: {other:?}"),
+        Err(_) => {
+            let _ = kill(pid, Signal::SIGKILL);
+            panic!("hello-k8s still running after {DEADLINE:?} with {env:?}");
         }
     };
+    assert!(started.elapsed() <= DEADLINE);
     let read = |file: std::fs::File| {
         use std::io::{Read, Seek};
         let mut file = file;
@@ -184,12 +187,7 @@ fn the_raw_spawner_passes_duplicates_through_and_a_good_environment_starts() {
     let pid = spawn_exact(&env, &stdout, &stderr);
     // Ready, not just listening: the socket listens before the SIGTERM handler is installed,
     // and a SIGTERM in between kills the process by default (seen when tests run 4 at a time).
-    let started = Instant::now();
-    let client = blocking_client();
-    while !ready(&client, port) {
-        assert!(started.elapsed() < DEADLINE, "never ready on {port}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_for(&format!("ready on {port}"), || ready(port));
     kill(pid, Signal::SIGTERM).unwrap();
     assert_eq!(waitpid(pid, None).unwrap(), WaitStatus::Exited(pid, 0));
 }

@@ -3,28 +3,28 @@ use crate::helpers::{spawn_app, spawn_app_with};
 const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
-#[tokio::test]
-async fn root_answers_exactly_the_origin_greeting_as_plain_text() {
-    let app = spawn_app().await;
-    let res = app.get("/").await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "text/plain; charset=utf-8");
-    assert_eq!(res.headers()["vary"], "accept");
-    assert_eq!(res.text().await.unwrap(), "Hello World from Kubernetes!");
+#[test]
+fn root_answers_exactly_the_origin_greeting_as_plain_text() {
+    let app = spawn_app();
+    let res = app.get("/");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), "text/plain; charset=utf-8");
+    assert_eq!(res.header("vary"), "accept");
+    assert_eq!(res.body, "Hello World from Kubernetes!");
 }
 
-#[tokio::test]
-async fn head_on_root_answers_the_headers_without_a_body() {
-    let app = spawn_app().await;
-    let res = app.head("/").await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-length"], "28");
-    assert_eq!(res.text().await.unwrap(), "");
+#[test]
+fn head_on_root_answers_the_headers_without_a_body() {
+    let app = spawn_app();
+    let res = app.head("/");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-length"), "28");
+    assert_eq!(res.body, "");
 }
 
-#[tokio::test]
-async fn content_negotiation_gives_html_only_when_html_is_preferred() {
-    let app = spawn_app().await;
+#[test]
+fn content_negotiation_gives_html_only_when_html_is_preferred() {
+    let app = spawn_app();
     for (accept, html) in [
         (BROWSER_ACCEPT, true),
         ("text/html", true),
@@ -39,11 +39,11 @@ async fn content_negotiation_gives_html_only_when_html_is_preferred() {
         ("text/html;q=0", false),
         ("application/json", false),
     ] {
-        let res = app.get_accepting("/", accept).await;
-        assert_eq!(res.status(), 200, "{accept}");
-        assert_eq!(res.headers()["vary"], "accept", "{accept}");
-        let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
-        let body = res.text().await.unwrap();
+        let res = app.get_accepting("/", accept);
+        assert_eq!(res.status, 200, "{accept}");
+        assert_eq!(res.header("vary"), "accept", "{accept}");
+        let content_type = res.header("content-type").to_owned();
+        let body = res.body;
         if html {
             assert_eq!(content_type, "text/html; charset=utf-8", "{accept}");
             assert!(body.starts_with("<!DOCTYPE html>"), "{accept}: {body}");
@@ -55,8 +55,8 @@ async fn content_negotiation_gives_html_only_when_html_is_preferred() {
     }
 }
 
-#[tokio::test]
-async fn the_html_page_shows_environment_version_pod_and_node_escaped() {
+#[test]
+fn the_html_page_shows_environment_version_pod_and_node_escaped() {
     let app = spawn_app_with(
         &[
             ("POD_NAME", "hello-k8s-7d9f<script>alert(1)</script>"),
@@ -64,14 +64,8 @@ async fn the_html_page_shows_environment_version_pod_and_node_escaped() {
             ("ENV", "production"),
         ],
         |_| {},
-    )
-    .await;
-    let body = app
-        .get_accepting("/", BROWSER_ACCEPT)
-        .await
-        .text()
-        .await
-        .unwrap();
+    );
+    let body = app.get_accepting("/", BROWSER_ACCEPT).body;
     assert!(body.contains("production"), "{body}");
     assert!(body.contains(env!("CARGO_PKG_VERSION")), "{body}");
     assert!(
@@ -86,17 +80,17 @@ async fn the_html_page_shows_environment_version_pod_and_node_escaped() {
     );
 }
 
-#[tokio::test]
-async fn unknown_paths_answer_404() {
-    let app = spawn_app().await;
-    let res = app.get("/nope").await;
-    assert_eq!(res.status(), 404);
-    assert_eq!(res.text().await.unwrap(), "not found");
+#[test]
+fn unknown_paths_answer_404() {
+    let app = spawn_app();
+    let res = app.get("/nope");
+    assert_eq!(res.status, 404);
+    assert_eq!(res.body, "not found");
 }
 
-#[tokio::test]
-async fn a_wrong_method_on_a_known_path_answers_405() {
-    let app = spawn_app().await;
-    let res = app.client.delete(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(res.status(), 405);
+#[test]
+fn a_wrong_method_on_a_known_path_answers_405() {
+    let app = spawn_app();
+    let res = crate::binary::send(app.agent.delete(app.url("/healthz"))).unwrap();
+    assert_eq!(res.status, 405);
 }

@@ -1,13 +1,16 @@
 //! `spawn_app`: the application built from the contract's settings, bound to 127.0.0.1:0 and
-//! served in-process by the test's runtime.
+//! served in-process, on a thread of its own with its own actix system, as `main` runs it.
 
 use std::sync::LazyLock;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use contract::{RawConfig, Settings};
 use hello_k8s::shutdown::ShutdownHandle;
 use hello_k8s::startup::Application;
 use hello_k8s::telemetry::{get_subscriber, init_subscriber};
-use tokio::task::JoinHandle;
+
+use crate::binary::{EVENT_WAIT, Reply, agent, send};
 
 /// The API key of [`spawn_app`]; a canary nowhere else in the code.
 pub const TEST_API_KEY: &str = "test-key-4f1c9a2e7b";
@@ -34,9 +37,10 @@ pub struct TestApp {
     pub address: String,
     /// `http://127.0.0.1:<probe port>`.
     pub probe_address: String,
-    pub client: reqwest::Client,
+    pub port: u16,
+    pub agent: ureq::Agent,
     pub shutdown: ShutdownHandle,
-    pub server: JoinHandle<std::io::Result<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 /// Settings from `pairs` over test defaults (loopback, a fixed API key, two workers), bound
@@ -60,37 +64,46 @@ pub fn settings(pairs: &[(&str, &str)]) -> Settings {
     settings
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[], |_| {}).await
+pub fn spawn_app() -> TestApp {
+    spawn_app_with(&[], |_| {})
 }
 
-pub async fn spawn_app_with<F>(pairs: &[(&str, &str)], extra_routes: F) -> TestApp
+/// The application with `pairs` over the test settings and `extra_routes` (test-only
+/// routes), serving once every worker serves.
+pub fn spawn_app_with<F>(pairs: &[(&str, &str)], extra_routes: F) -> TestApp
 where
     F: Fn(&mut actix_web::web::ServiceConfig) + Clone + Send + 'static,
 {
     LazyLock::force(&TRACING);
-    let application = Application::build_with(settings(pairs), extra_routes).unwrap();
-    let address = format!("http://127.0.0.1:{}", application.port());
-    let probe_address = format!("http://127.0.0.1:{}", application.probe_port());
-    let shutdown = application.shutdown_handle();
-    let server = tokio::spawn(application.run_without_os_signals());
-    let app = TestApp {
-        address,
-        probe_address,
-        client: client(),
+    let settings = settings(pairs);
+    let (started, bound) = mpsc::channel();
+    let server = std::thread::spawn(move || {
+        actix_web::rt::System::new().block_on(async move {
+            let application = Application::build_with(settings, extra_routes)?;
+            let _ = started.send((
+                application.port(),
+                application.probe_port(),
+                application.shutdown_handle(),
+                application.shared(),
+            ));
+            application.run_without_os_signals().await
+        })
+    });
+    let (port, probe_port, shutdown, shared) = bound
+        .recv_timeout(EVENT_WAIT)
+        .expect("the application never bound its ports");
+    assert!(
+        shared.readiness.wait_until_serving(EVENT_WAIT),
+        "the application's workers never served"
+    );
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        probe_address: format!("http://127.0.0.1:{probe_port}"),
+        port,
+        agent: agent(),
         shutdown,
-        server,
-    };
-    app.wait_until_ready().await;
-    app
-}
-
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+        server: Some(server),
+    }
 }
 
 impl TestApp {
@@ -98,41 +111,42 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+    pub fn get(&self, path: &str) -> Reply {
+        send(self.agent.get(self.url(path))).unwrap()
     }
 
-    pub async fn head(&self, path: &str) -> reqwest::Response {
-        self.client.head(self.url(path)).send().await.unwrap()
+    pub fn head(&self, path: &str) -> Reply {
+        send(self.agent.head(self.url(path))).unwrap()
     }
 
-    pub async fn get_accepting(&self, path: &str, accept: &str) -> reqwest::Response {
-        self.client
-            .get(self.url(path))
-            .header("accept", accept)
-            .send()
-            .await
+    pub fn get_accepting(&self, path: &str, accept: &str) -> Reply {
+        send(self.agent.get(self.url(path)).header("accept", accept)).unwrap()
+    }
+
+    pub fn post_with_token(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.agent.post(self.url(path));
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        crate::binary::send_empty(request).unwrap()
+    }
+
+    /// Waits for the server to stop (after a shutdown began) and returns how it ended.
+    pub fn stopped(mut self) -> std::io::Result<()> {
+        self.server
+            .take()
+            .expect("the server thread is joined once")
+            .join()
             .unwrap()
     }
+}
 
-    pub async fn post_with_token(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.client.post(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // A test that did not stop its server: stop it now, skipping the drain.
+        if let Some(server) = self.server.take() {
+            self.shutdown.begin(hello_k8s::shutdown::Signal::Int);
+            let _ = server.join();
         }
-        request.send().await.unwrap()
-    }
-
-    /// Polls `/readyz` until it answers 200 (the workers start asynchronously).
-    pub async fn wait_until_ready(&self) {
-        for _ in 0..500 {
-            if let Ok(res) = self.client.get(self.url("/readyz")).send().await
-                && res.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        panic!("{} never became ready", self.address);
     }
 }

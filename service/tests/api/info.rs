@@ -1,7 +1,7 @@
 use crate::helpers::spawn_app_with;
 
-#[tokio::test]
-async fn info_reports_version_environment_pod_and_readiness_as_json() {
+#[test]
+fn info_reports_version_environment_pod_and_readiness_as_json() {
     let app = spawn_app_with(
         &[
             ("ENV", "production"),
@@ -10,12 +10,11 @@ async fn info_reports_version_environment_pod_and_readiness_as_json() {
             ("NODE_NAME", "minikube"),
         ],
         |_| {},
-    )
-    .await;
-    let res = app.get("/info").await;
-    assert_eq!(res.status(), 200);
-    assert_eq!(res.headers()["content-type"], "application/json");
-    let info: serde_json::Value = serde_json::from_str(&res.text().await.unwrap()).unwrap();
+    );
+    let res = app.get("/info");
+    assert_eq!(res.status, 200);
+    assert_eq!(res.header("content-type"), "application/json");
+    let info: serde_json::Value = serde_json::from_str(&res.body).unwrap();
     assert_eq!(info["name"], "hello-k8s");
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["environment"], "production");
@@ -41,6 +40,6 @@ async fn info_reports_version_environment_pod_and_readiness_as_json() {
             "version"
         ]
     );
-    let res = app.head("/info").await;
-    assert_eq!(res.status(), 200);
+    let res = app.head("/info");
+    assert_eq!(res.status, 200);
 }

@@ -1,4 +1,4 @@
-use crate::binary::{Server, blocking_client};
+use crate::binary::{Server, agent, send};
 
 #[test]
 fn production_logs_are_json_lines_with_the_lifecycle() {
@@ -7,9 +7,9 @@ fn production_logs_are_json_lines_with_the_lifecycle() {
         ("API_KEY", "log-test-key"),
         ("DRAIN_DELAY_SECONDS", "0"),
     ]);
-    let client = blocking_client();
+    let client = agent();
     for _ in 0..5 {
-        client.get(server.url("/")).send().unwrap();
+        send(client.get(server.url("/"))).unwrap();
     }
     let (status, stdout, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
@@ -46,9 +46,9 @@ fn production_logs_are_json_lines_with_the_lifecycle() {
 #[test]
 fn debug_true_logs_one_line_per_request_as_text_in_development() {
     let server = Server::start(&[("DEBUG", "true"), ("DRAIN_DELAY_SECONDS", "0")]);
-    let client = blocking_client();
+    let client = agent();
     for _ in 0..3 {
-        client.get(server.url("/healthz")).send().unwrap();
+        send(client.get(server.url("/healthz"))).unwrap();
     }
     let (status, stdout, _) = server.stop();
     assert_eq!(status.code(), Some(0));

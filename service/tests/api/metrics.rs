@@ -1,25 +1,25 @@
 use crate::helpers::{spawn_app, spawn_app_with};
 
-async fn scrape(app: &crate::helpers::TestApp) -> String {
-    let res = app.get("/metrics").await;
-    assert_eq!(res.status(), 200);
+fn scrape(app: &crate::helpers::TestApp) -> String {
+    let res = app.get("/metrics");
+    assert_eq!(res.status, 200);
     assert_eq!(
-        res.headers()["content-type"],
+        res.header("content-type"),
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     );
-    res.text().await.unwrap()
+    res.body
 }
 
-#[tokio::test]
-async fn metrics_count_requests_by_route_pattern_method_and_status() {
-    let app = spawn_app().await;
+#[test]
+fn metrics_count_requests_by_route_pattern_method_and_status() {
+    let app = spawn_app();
     for _ in 0..3 {
-        app.get("/").await;
+        app.get("/");
     }
-    app.head("/healthz").await;
-    app.get("/does/not/exist").await;
-    app.get("/nor/this").await;
-    let text = scrape(&app).await;
+    app.head("/healthz");
+    app.get("/does/not/exist");
+    app.get("/nor/this");
+    let text = scrape(&app);
     assert!(
         text.contains(r#"http_requests_total{route="/",method="GET",status="200"} 3"#),
         "{text}"
@@ -53,21 +53,20 @@ async fn metrics_count_requests_by_route_pattern_method_and_status() {
     assert!(text.contains("process_start_time_seconds "), "{text}");
 }
 
-#[tokio::test]
-async fn the_readiness_gauge_follows_the_switch() {
-    let app = spawn_app().await;
-    app.post_with_token("/admin/readiness/off", Some(crate::helpers::TEST_API_KEY))
-        .await;
-    let text = scrape(&app).await;
+#[test]
+fn the_readiness_gauge_follows_the_switch() {
+    let app = spawn_app();
+    app.post_with_token("/admin/readiness/off", Some(crate::helpers::TEST_API_KEY));
+    let text = scrape(&app);
     assert!(text.contains("hello_k8s_ready 0"), "{text}");
 }
 
-#[tokio::test]
-async fn with_metrics_disabled_the_endpoint_is_404() {
-    let app = spawn_app_with(&[("METRICS_ENABLED", "false")], |_| {}).await;
-    app.get("/").await;
-    let res = app.get("/metrics").await;
-    assert_eq!(res.status(), 404);
-    let body = res.text().await.unwrap();
+#[test]
+fn with_metrics_disabled_the_endpoint_is_404() {
+    let app = spawn_app_with(&[("METRICS_ENABLED", "false")], |_| {});
+    app.get("/");
+    let res = app.get("/metrics");
+    assert_eq!(res.status, 404);
+    let body = res.body;
     assert!(!body.contains("http_requests_total"), "{body}");
 }

@@ -1,7 +1,7 @@
 //! The API key must never leave the process: not in a response (body or header), not in
 //! /metrics, /info or the HTML page, not in any log line at any level or format.
 
-use crate::binary::{Server, blocking_client};
+use crate::binary::{Server, agent, send, send_empty};
 use crate::helpers::spawn_app_with;
 
 const CANARY: &str = "canary-9e8d7c6b5a4f3e2d1c0b";
@@ -18,28 +18,32 @@ fn assert_clean(what: &str, text: &str) {
     );
 }
 
-#[tokio::test]
-async fn the_api_key_appears_in_no_response() {
-    let app = spawn_app_with(&[("API_KEY", CANARY)], |_| {}).await;
+#[test]
+fn the_api_key_appears_in_no_response() {
+    let app = spawn_app_with(&[("API_KEY", CANARY)], |_| {});
     let wrong = format!("{CANARY}x");
     let mut responses = Vec::new();
     for path in PATHS {
-        responses.push(app.get(path).await);
-        responses.push(app.head(path).await);
-        responses.push(app.get_accepting(path, BROWSER_ACCEPT).await);
+        responses.push((format!("GET {path}"), app.get(path)));
+        responses.push((format!("HEAD {path}"), app.head(path)));
+        responses.push((
+            format!("GET {path} (html)"),
+            app.get_accepting(path, BROWSER_ACCEPT),
+        ));
     }
     for token in [None, Some(wrong.as_str()), Some(CANARY)] {
-        responses.push(app.post_with_token("/admin/readiness/off", token).await);
-        responses.push(app.post_with_token("/admin/readiness/on", token).await);
+        for path in ["/admin/readiness/off", "/admin/readiness/on"] {
+            responses.push((format!("POST {path}"), app.post_with_token(path, token)));
+        }
     }
-    responses.push(app.get("/metrics").await);
-    responses.push(app.get("/info").await);
-    for res in responses {
-        let what = format!("{} {}", res.url(), res.status());
-        for (name, value) in res.headers() {
+    responses.push(("GET /metrics".to_owned(), app.get("/metrics")));
+    responses.push(("GET /info".to_owned(), app.get("/info")));
+    for (request, res) in responses {
+        let what = format!("{request} {}", res.status);
+        for (name, value) in &res.headers {
             assert_clean(&what, &format!("{name}: {value:?}"));
         }
-        assert_clean(&what, &res.text().await.unwrap());
+        assert_clean(&what, &res.body);
     }
 }
 
@@ -47,30 +51,32 @@ fn exercise_binary(env: &[(&str, &str)]) {
     let mut all = vec![("API_KEY", CANARY), ("DRAIN_DELAY_SECONDS", "0")];
     all.extend_from_slice(env);
     let server = Server::start(&all);
-    let client = blocking_client();
+    let client = agent();
     let wrong = format!("{CANARY}x");
     for path in PATHS {
-        let res = client.get(server.url(path)).send().unwrap();
-        assert_clean(path, &res.text().unwrap());
-        let res = client
-            .get(server.url(path))
-            .header("accept", BROWSER_ACCEPT)
-            .bearer_auth(CANARY)
-            .send()
-            .unwrap();
-        assert_clean(path, &res.text().unwrap());
+        let res = send(client.get(server.url(path))).unwrap();
+        assert_clean(path, &res.body);
+        let res = send(
+            client
+                .get(server.url(path))
+                .header("accept", BROWSER_ACCEPT)
+                .header("authorization", format!("Bearer {CANARY}")),
+        )
+        .unwrap();
+        assert_clean(path, &res.body);
     }
     for token in [wrong.as_str(), CANARY] {
         for path in ["/admin/readiness/off", "/admin/readiness/on"] {
-            let res = client
-                .post(server.url(path))
-                .bearer_auth(token)
-                .send()
-                .unwrap();
-            for (name, value) in res.headers() {
+            let res = send_empty(
+                client
+                    .post(server.url(path))
+                    .header("authorization", format!("Bearer {token}")),
+            )
+            .unwrap();
+            for (name, value) in &res.headers {
                 assert_clean(path, &format!("{name}: {value:?}"));
             }
-            assert_clean(path, &res.text().unwrap());
+            assert_clean(path, &res.body);
         }
     }
     let (status, stdout, stderr) = server.stop();

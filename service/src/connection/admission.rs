@@ -4,13 +4,15 @@
 //!
 //! A served slot is held by a connection in an exchange, from its request head until the
 //! answer is written and the client has sent nothing more: actix-http's buffers and the
-//! application's state ([`SERVED_CONNECTION_BYTES`], the worst case under
-//! [`crate::guarded_io`]'s bounds). Every other held connection waits (see `overflow`):
-//! silent before its first request or between two (keep-alive), in a task of about 2.4 KiB,
-//! or reading its head into a 1 KiB buffer, or over the served cap waiting for a slot
-//! ([`WAITING_CONNECTION_BYTES`]). `MAX_CONNECTIONS=auto` gives served connections 60% of
-//! what the limit leaves above [`RESERVED_BYTES`] and waiting connections 20%; the rest is
-//! headroom for the allocator. Beyond the total, connections are closed at once.
+//! application's state ([`SERVED_CONNECTION_BYTES`], the worst case under `guarded_io`'s
+//! bounds). Every other held connection waits (see `waiting`): silent before its first
+//! request or between two (keep-alive), in a task of about 2.4 KiB, or reading its head into
+//! a 1 KiB buffer, or over the served cap waiting for a slot ([`WAITING_CONNECTION_BYTES`]).
+//! `MAX_CONNECTIONS=auto` gives served connections 60% of what the limit leaves above
+//! [`RESERVED_BYTES`] and waiting connections 20%; the rest is headroom for the allocator and
+//! for the few connections over the total cap that get a moment to show a request head (a
+//! client with one takes the place of the oldest silent connection; see
+//! [`Limits::over_total`]). Beyond those, connections are closed at once.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,17 +23,17 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 /// What the process needs whatever its connections: code, runtime, workers, metrics.
 pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
-/// The budget of one served connection: actix-http's read and write buffers, its dispatcher
-/// and timers, the socket, plus the output a pipelining client can queue before reads stop
-/// (see `guarded_io`).
-pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
+/// The budget of one served connection: actix-http's read buffer (the 16 KiB `guarded_io` lets
+/// it hold unanswered, plus the 8 KiB it reserves), its write buffer (bounded by
+/// [`WRITE_BUFFER_BYTES`] plus one answer), its dispatcher, timers and the requests it queues
+/// (at most 16 pipelined), the socket's task.
+pub const SERVED_CONNECTION_BYTES: u64 = 64 * 1024;
+/// actix-http's write buffer: once this much output is queued it writes before it queues more.
+pub const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// The budget of one connection waiting (silent, idle between requests, reading its head,
-/// waiting for a slot) or answered directly (probes, 503): the release binary holds an idle
+/// waiting for a slot) or answered directly (a 503): the release binary holds an idle
 /// one in about 2.4 KiB, and a head being read adds its 1 KiB buffer and its copy.
 pub const WAITING_CONNECTION_BYTES: u64 = 4 * 1024;
-/// Connections over the total cap that may still show they are a kubelet probe (see
-/// `overflow::probe_only`): under a flood that fills the total cap, probes still get in.
-pub const PROBE_RESERVE: usize = 1024;
 /// Connections of the whole process that may wait for their next request inside actix-http
 /// (warm, holding their served slot; see `guarded_io::Warm`), at most a quarter of the
 /// served cap: enough for the keep-alive clients of a busy pod (a proxy's or an ingress
@@ -69,10 +71,11 @@ pub struct Limits {
     pub memory_limit_source: LimitSource,
     /// Connections served by the HTTP workers at once.
     pub served: usize,
-    /// Connections held at all (served + waiting); beyond it only probes get in.
+    /// Connections held at all (served + waiting).
     pub total: usize,
-    /// Connections over the total that may still show they are a probe.
-    pub probe_reserve: usize,
+    /// Connections over the total that may still show a request head, to take a silent
+    /// connection's place (an eighth of the total).
+    pub over_total: usize,
 }
 
 impl Limits {
@@ -101,16 +104,16 @@ impl Limits {
     }
 
     /// The limits cut to fit `soft` open files (the process's own need aside): a process
-    /// out of descriptors cannot accept at all, probes included.
+    /// out of descriptors cannot accept at all (the probe listener's own included).
     pub fn within_open_files(mut self, soft: u64) -> Self {
         let budget = usize::try_from(soft.saturating_sub(OWN_FILES)).unwrap_or(usize::MAX);
-        if self.total.saturating_add(self.probe_reserve) > budget {
-            // Keep the tiers' proportions: served, waiting, probe reserve.
-            self.probe_reserve = self.probe_reserve.min(budget / 8);
-            let total = (budget - self.probe_reserve).max(1);
+        if self.total.saturating_add(self.over_total) > budget {
+            // Keep the proportions: served, waiting, over the total.
+            let total = (budget - budget / 9).max(1);
             let served = self.served as u128 * total as u128 / self.total.max(1) as u128;
             self.served = usize::try_from(served).unwrap_or(total).clamp(1, total);
             self.total = total;
+            self.over_total = over_total(total).min(budget.saturating_sub(total));
         }
         self
     }
@@ -125,14 +128,20 @@ impl Limits {
             Count::Auto => served_auto,
         };
         let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        let total = as_usize(served.saturating_add(waiting));
         Limits {
             memory_limit_bytes: memory,
             memory_limit_source: source,
             served: as_usize(served),
-            total: as_usize(served.saturating_add(waiting)),
-            probe_reserve: PROBE_RESERVE,
+            total,
+            over_total: over_total(total),
         }
     }
+}
+
+/// The connections over `total` that get a moment to show a request head.
+fn over_total(total: usize) -> usize {
+    (total / 8).max(MIN_SERVED as usize)
 }
 
 /// Descriptors the process keeps for itself: stdio, the listener, the runtime's.
@@ -271,9 +280,9 @@ impl Drop for Silent<'_> {
 #[derive(Debug)]
 pub enum Place {
     /// Under the total cap: served, or waiting for a slot.
-    Any(Held),
-    /// In the probe reserve: only a probe is answered.
-    ProbesOnly(Held),
+    Under(Held),
+    /// Over it: kept only if it shows a request head at once (see `waiting::over_total`).
+    Over(Held),
 }
 
 /// One held connection; dropping it frees its place in the total.
@@ -299,17 +308,17 @@ impl Admission {
         }
     }
 
-    /// A place among the connections held at all; over the total cap, a place in the probe
-    /// reserve; beyond that, `None`.
+    /// A place among the connections held at all; over the total cap, one of the few that
+    /// may show a head to take a silent connection's place; beyond those, `None`.
     pub fn hold(self: &Arc<Self>) -> Option<Place> {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
         let held = Held {
             admission: Arc::clone(self),
         };
         if before < self.limits.total {
-            Some(Place::Any(held))
-        } else if before < self.limits.total + self.limits.probe_reserve {
-            Some(Place::ProbesOnly(held))
+            Some(Place::Under(held))
+        } else if before < self.limits.total + self.limits.over_total {
+            Some(Place::Over(held))
         } else {
             None
         }
@@ -390,9 +399,9 @@ mod tests {
         let limits = Limits::sized(memory, LimitSource::Contract, Count::Auto);
         let worst = RESERVED_BYTES
             + limits.served as u64 * SERVED_CONNECTION_BYTES
-            + (limits.total - limits.served + PROBE_RESERVE) as u64 * WAITING_CONNECTION_BYTES;
+            + (limits.total - limits.served + limits.over_total) as u64 * WAITING_CONNECTION_BYTES;
         assert!(worst <= memory, "{limits:?}: {worst} > {memory}");
-        assert!(limits.served >= 1000, "{limits:?}");
+        assert!(limits.served >= 900, "{limits:?}");
     }
 
     #[test]
@@ -409,12 +418,9 @@ mod tests {
         let limits = Limits::sized(1 << 30, LimitSource::Contract, Count::Auto);
         assert!(limits.total > 20_000, "{limits:?}");
         let fitted = limits.clone().within_open_files(1024);
+        assert!(fitted.total + fitted.over_total <= 1024 - 64, "{fitted:?}");
         assert!(
-            fitted.total + fitted.probe_reserve <= 1024 - 64,
-            "{fitted:?}"
-        );
-        assert!(
-            fitted.served <= fitted.total && fitted.probe_reserve > 0,
+            fitted.served <= fitted.total && fitted.over_total > 0,
             "{fitted:?}"
         );
         assert_eq!(limits.clone().within_open_files(1 << 20), limits);
@@ -428,18 +434,16 @@ mod tests {
             memory_limit_source: LimitSource::Contract,
             served: 1,
             total: 2,
-            probe_reserve: PROBE_RESERVE,
+            over_total: 3,
         }));
         let a = admission.hold().unwrap();
         let _b = admission.hold().unwrap();
-        let reserve: Vec<Place> = (0..PROBE_RESERVE)
-            .map(|_| admission.hold().unwrap())
-            .collect();
-        assert!(reserve.iter().all(|p| matches!(p, Place::ProbesOnly(_))));
+        let over: Vec<Place> = (0..3).map(|_| admission.hold().unwrap()).collect();
+        assert!(over.iter().all(|p| matches!(p, Place::Over(_))));
         assert!(admission.hold().is_none());
-        drop(reserve);
+        drop(over);
         drop(a);
-        assert!(matches!(admission.hold(), Some(Place::Any(_))));
+        assert!(matches!(admission.hold(), Some(Place::Under(_))));
         let slot = admission.try_serve().unwrap();
         assert!(admission.try_serve().is_none());
         assert_eq!(admission.serving(), 1);

@@ -1,9 +1,13 @@
-//! The object builders: the base objects (Namespace, Deployment, Service, NetworkPolicy) and
-//! the hardening component's (PodDisruptionBudget, HorizontalPodAutoscaler, topology spread),
-//! as k8s-openapi types. They hold what no overlay changes; [`crate::render`] applies an
-//! overlay to them the way kustomize does.
+//! The objects, third stage of the pipeline: the base objects (Namespace, Deployment,
+//! Service, NetworkPolicy) and the hardening component's (PodDisruptionBudget,
+//! HorizontalPodAutoscaler, topology spread) as k8s-openapi types, and the kustomizations that
+//! tie them to a [`Plan`]'s overlay. kustomize renders the final objects from them; nothing here
+//! imitates it.
 //!
-//! Every name, port, path and environment key comes from the `contract` crate.
+//! Every name, port, path and environment key comes from the `contract` crate. The network
+//! rules are [`base_network_policy`]; the pod's scheduling (tolerations included) is in
+//! [`base_deployment`]'s `PodSpec`; what hardening adds is [`pod_disruption_budget`],
+//! [`horizontal_pod_autoscaler`] and [`topology_spread`].
 
 use std::collections::BTreeMap;
 
@@ -32,8 +36,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
-use crate::overlay::Autoscaling;
+use crate::declaration::{Autoscaling, Component, SecretSource};
+use crate::kustomization::{
+    Generator, Image, JsonPatchOp, Kustomization, Label, Patch, Replica, Target, literal,
+};
 use crate::overrides::ImageRef;
+use crate::plan::Plan;
 
 /// Name of the generated ConfigMap before kustomize appends its hash.
 pub const CONFIG_MAP_NAME: &str = "hello-k8s-config";
@@ -473,4 +481,170 @@ pub fn topology_spread() -> Vec<TopologySpreadConstraint> {
         label_selector: Some(base_selector()),
         ..TopologySpreadConstraint::default()
     }]
+}
+
+/// The base's kustomization: its resources, one file each.
+pub fn base_kustomization() -> Kustomization {
+    let mut kustomization = Kustomization::new();
+    kustomization.resources = BASE_RESOURCES.map(String::from).to_vec();
+    kustomization
+}
+
+/// The files of the base's resources, in the order its kustomization lists them.
+pub const BASE_RESOURCES: [&str; 4] = [
+    "namespace.yaml",
+    "deployment.yaml",
+    "service.yaml",
+    "networkpolicy.yaml",
+];
+
+/// The files of the hardening component's resources.
+pub const HARDENING_RESOURCES: [&str; 2] =
+    ["poddisruptionbudget.yaml", "horizontalpodautoscaler.yaml"];
+
+/// A Component's kustomization: its resources and its patch, inline.
+pub fn component_kustomization(component: Component) -> anyhow::Result<Kustomization> {
+    let mut kustomization = Kustomization::component();
+    match component {
+        Component::Hardening => {
+            kustomization.resources = HARDENING_RESOURCES.map(String::from).to_vec();
+            let spread = vec![JsonPatchOp {
+                op: "add".into(),
+                path: "/spec/template/spec/topologySpreadConstraints".into(),
+                value: serde_json::to_value(topology_spread())?,
+            }];
+            kustomization.patches = vec![Patch {
+                patch: crate::yaml::to_yaml(&spread)?,
+                target: Some(Target {
+                    kind: "Deployment".into(),
+                    name: APP_NAME.into(),
+                }),
+            }];
+        }
+    }
+    Ok(kustomization)
+}
+
+/// Where an overlay finds the base and the components, relative to its directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refs {
+    pub base: String,
+    pub components: String,
+}
+
+impl Refs {
+    /// The references of `k8s/overlays/<name>/`.
+    pub fn committed() -> Self {
+        Refs {
+            base: "../../base".into(),
+            components: "../../components".into(),
+        }
+    }
+}
+
+/// `app.kubernetes.io/instance`: stable per overlay, so it may sit in selectors.
+pub fn instance(plan: &Plan) -> String {
+    format!("{APP_NAME}-{}", plan.overlay.name)
+}
+
+/// The labels the overlay adds to selectors: only ones that never change for an overlay.
+pub fn selector_labels(plan: &Plan) -> BTreeMap<String, String> {
+    labels(&[(LABEL_NAME, APP_NAME), (LABEL_INSTANCE, &instance(plan))])
+}
+
+/// The descriptive labels the overlay adds everywhere except selectors.
+pub fn descriptive_labels(plan: &Plan) -> BTreeMap<String, String> {
+    let mut all = labels(&[
+        (LABEL_COMPONENT, COMPONENT),
+        (LABEL_PART_OF, PART_OF),
+        (LABEL_MANAGED_BY, MANAGED_BY),
+    ]);
+    if let Some(version) = plan.image.version_label() {
+        all.insert(LABEL_VERSION.into(), version);
+    }
+    all
+}
+
+/// The overlay's kustomization, its only file: `refs` locate the base and the components.
+/// Every override is a field here (namespace, images, replicas, the ConfigMap's literals), so
+/// kustomize applies it.
+pub fn overlay_kustomization(plan: &Plan, refs: &Refs) -> anyhow::Result<Kustomization> {
+    let mut k = Kustomization::new();
+    k.namespace = Some(plan.namespace.clone());
+    k.resources = vec![refs.base.clone()];
+    k.components = plan
+        .overlay
+        .components
+        .iter()
+        .map(|c| format!("{}/{}", refs.components, c.name()))
+        .collect();
+    // Selectors are immutable, so only the stable labels go there; the rest (version changes
+    // with every release) reach metadata and pod templates only.
+    k.labels = vec![
+        Label {
+            pairs: selector_labels(plan),
+            include_selectors: true,
+            include_templates: false,
+        },
+        Label {
+            pairs: descriptive_labels(plan),
+            include_selectors: false,
+            include_templates: true,
+        },
+    ];
+    k.images = vec![Image {
+        name: plan.base_image.name.clone(),
+        new_name: (plan.image.name != plan.base_image.name).then(|| plan.image.name.clone()),
+        new_tag: plan.image.tag.clone(),
+        digest: plan.image.digest.clone(),
+    }];
+    // An overlay whose HorizontalPodAutoscaler owns the count declares none.
+    k.replicas = plan
+        .replicas
+        .map(|count| Replica {
+            name: APP_NAME.into(),
+            count,
+        })
+        .into_iter()
+        .collect();
+    k.config_map_generator = vec![Generator {
+        name: CONFIG_MAP_NAME.into(),
+        type_: None,
+        literals: plan.literals.iter().map(|(k, v)| literal(k, v)).collect(),
+        envs: Vec::new(),
+    }];
+    k.secret_generator = vec![match &plan.overlay.secret {
+        SecretSource::Literals(pairs) => Generator {
+            name: SECRET_NAME.into(),
+            type_: Some(SECRET_TYPE.into()),
+            literals: pairs.iter().map(|(k, v)| literal(k, v)).collect(),
+            envs: Vec::new(),
+        },
+        SecretSource::EnvFile(file) => Generator {
+            name: SECRET_NAME.into(),
+            type_: Some(SECRET_TYPE.into()),
+            literals: Vec::new(),
+            envs: vec![file.clone()],
+        },
+    }];
+    let node_port = vec![JsonPatchOp {
+        op: "add".into(),
+        path: "/spec/ports/0/nodePort".into(),
+        value: plan.overlay.node_port.into(),
+    }];
+    k.patches = vec![Patch {
+        patch: crate::yaml::to_yaml(&node_port)?,
+        target: Some(Target {
+            kind: "Service".into(),
+            name: APP_NAME.into(),
+        }),
+    }];
+    Ok(k)
+}
+
+/// The contract's keys that come from the Secret.
+pub fn secret_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter()
+        .filter(|k| matches!(k.source, Source::Secret))
+        .map(|k| k.name)
 }

@@ -1,8 +1,11 @@
-//! The overlays and their settings: everything that differs between dev and prod.
+//! The declaration, first stage of the pipeline: the overlays and their settings, everything
+//! that differs between dev and prod.
 //!
 //! They are declared once, in `manifest-gen/overlays.yaml` (compiled in); `--overlays FILE`
 //! reads another declaration of the same form. Everything else (the overlay directories, the
-//! `overlays` command, the docs table) is derived from that list.
+//! `overlays` command, the docs table) is derived from that list. Reading checks the form
+//! (names, ports, namespaces, which fields go together); what the values must be for the
+//! service and the API server is judged in [`crate::checks`].
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -177,7 +180,7 @@ impl Overlays {
             .with_context(|| format!("in the overlay declaration {}", file.display()))
     }
 
-    fn parse(text: &str, source: Option<String>) -> Result<Self> {
+    pub(crate) fn parse(text: &str, source: Option<String>) -> Result<Self> {
         let declared: Vec<Declared> =
             yaml_serde::from_str(text).context("expected a list of overlays")?;
         if declared.is_empty() {
@@ -245,13 +248,6 @@ impl Overlays {
                 EnvironmentName::Development => Environment::Development,
                 EnvironmentName::Production => Environment::Production,
             };
-            if let SecretSource::Literals(pairs) = &secret {
-                crate::secret_env::check(
-                    &crate::render::literal_secret_data(pairs),
-                    environment,
-                    &format!("overlay {name}: secret.literals"),
-                )?;
-            }
             list.push(Overlay {
                 name: d.name,
                 environment,
@@ -346,28 +342,6 @@ mod tests {
                 "either literals or env_file",
             ),
             (base.replace("secret.env}", "../x.env}"), "ending in .env"),
-            (
-                base.replace("{env_file: secret.env}", "{literals: {API_KEY: two words}}"),
-                "overlay a: secret.literals: invalid configuration: API_KEY is set to a value that is not valid (value not shown)",
-            ),
-            (
-                base.replace("{env_file: secret.env}", "{literals: {API_KEY: k, a b: v}}"),
-                "overlay a: secret.literals: the key \"a b\"",
-            ),
-            (
-                base.replace(
-                    "{env_file: secret.env}",
-                    "{literals: {API_KEY: k, ../../etc/x: v}}",
-                ),
-                "the API server's rule",
-            ),
-            (
-                base.replace(
-                    "{env_file: secret.env}",
-                    "{literals: {API_KEY: \"k\\x7F\"}}",
-                ),
-                "U+007F",
-            ),
         ] {
             let err = format!("{:#}", Overlays::parse(&text, None).unwrap_err());
             assert!(err.contains(says), "{says}: {err}");

@@ -1,0 +1,533 @@
+//! The IO every served connection goes through, below actix-http: it bounds what one
+//! connection can hold and how long, hands actix-http one whole request head at a time, and
+//! ends an exchange when actix-http's parser says so (see `exchange`).
+//!
+//! - Whole heads, one at a time: bytes from the socket are kept here (at most
+//!   [`IoLimits::read_ahead`]) until httparse, the parser actix-http runs on the same bytes,
+//!   finds a whole head; exactly that head is handed on, and the next only once actix-http
+//!   has decoded it (the gate saw it). So actix-http never holds part of a head, never holds
+//!   more than one undecoded request (it decodes all it holds at once: 16 KiB of pipelined
+//!   one-line requests would be some 900 requests in memory), and never reads a body: a
+//!   request with a body ends the connection (see `exchange`), and nothing after its head is
+//!   handed on. Where a request ends and whether it closes the connection are actix-http's
+//!   to say; httparse here only finds where a head ends, as actix-http's own decoder does.
+//! - Oversized heads: [`IoLimits::read_ahead`] bytes without a whole head is a head too
+//!   large: it is answered `431` at once and the connection ends.
+//! - Progress deadline: request bytes must be followed by response bytes within
+//!   [`IoLimits::progress`], and a connection on which no byte moves in either direction for
+//!   that long is closed. actix-http has neither a body deadline nor one for a client that
+//!   stops reading its answers.
+//! - Backpressure: while a write is blocked (the client does not read), nothing is read or
+//!   handed on, so pipelined requests stay in the kernel's socket buffer.
+//! - The end of a connection (RFC 9112 section 9.6): once actix-http decoded a request that
+//!   ends it, nothing more is handed on; after the answers, actix-http sees the end of the
+//!   stream.
+//! - Give-back: once the requests handed on are answered and the client has sent nothing
+//!   more, actix-http is told the stream ended, and its shutdown hands the connection back
+//!   open (see [`GuardedIo::giving_back`]): between requests a keep-alive connection holds
+//!   neither a served slot nor actix-http's buffers.
+
+use std::cell::Cell;
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker, ready};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
+
+use super::exchange::Exchange;
+
+/// The bounds of one connection.
+#[derive(Debug, Clone, Copy)]
+pub struct IoLimits {
+    /// See the module documentation.
+    pub progress: Duration,
+    /// Bytes of requests kept here at most (a whole head must fit).
+    pub read_ahead: usize,
+}
+
+/// The answer to an oversized head.
+const RESPONSE_431: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: 31\r\nconnection: close\r\n\r\nrequest head larger than 16 KiB";
+
+/// A connection's IO with the bounds of [`IoLimits`].
+#[derive(Debug)]
+pub struct GuardedIo<T> {
+    inner: T,
+    /// Bytes read from the client and not yet handed on: the start of the next head(s).
+    input: BytesMut,
+    limits: IoLimits,
+    /// What actix-http decoded in this exchange (see `exchange`).
+    exchange: Rc<Exchange>,
+    /// Heads handed on in this exchange (counted once handed whole).
+    heads: u64,
+    /// Bytes of the head being handed on that are still to go (a head larger than what
+    /// actix-http's buffer takes in one read).
+    handing: usize,
+    /// The client's end of stream (or an error) was read: handed on once `input` is.
+    eof: bool,
+    /// The last write returned `Pending`, or fewer bytes than offered.
+    write_blocked: bool,
+    /// A read returned `Pending` without polling the socket; woken when the output is out.
+    parked: Option<Waker>,
+    /// Request bytes not yet followed by response bytes must be answered by then.
+    answer_due: Option<Instant>,
+    /// The last byte moved in either direction.
+    last_progress: Instant,
+    timer: Pin<Box<Sleep>>,
+    /// Bytes of the 431 written so far, once the head is found oversized.
+    oversized: Option<usize>,
+    /// Set when the connection goes back to its owner between requests.
+    give_back: Option<GiveBack>,
+}
+
+/// The give-back of a connection between requests (see [`GuardedIo::giving_back`]).
+#[derive(Debug)]
+struct GiveBack {
+    /// Set once actix-http has finished with the connection and it is given back open.
+    given: Rc<Cell<bool>>,
+    /// The client's end of stream or an error: the connection is not given back.
+    ruled_out: bool,
+    /// End of stream was reported to actix-http in place of a wait for the next request.
+    ended: bool,
+    /// The worker's warm connections, this one among them while `is_warm`.
+    warm: Rc<Warm>,
+    is_warm: bool,
+}
+
+impl GiveBack {
+    /// Counts this connection, idle in actix-http, as warm if the worker's bound allows (or
+    /// it already is); false when it must be given back instead.
+    fn warm_up(&mut self) -> bool {
+        if !self.is_warm && self.warm.idle.get() < self.warm.max {
+            self.warm.idle.set(self.warm.idle.get() + 1);
+            self.is_warm = true;
+        }
+        self.is_warm
+    }
+
+    /// This connection, idle in actix-http, is no longer counted as warm.
+    fn cool(&mut self) {
+        if std::mem::take(&mut self.is_warm) {
+            self.warm.idle.set(self.warm.idle.get() - 1);
+        }
+    }
+}
+
+impl Drop for GiveBack {
+    fn drop(&mut self) {
+        self.cool();
+    }
+}
+
+/// The connections of one worker that may wait for their next request inside actix-http
+/// ("warm": with its buffers and their served slot, as actix-http alone would keep every
+/// connection) instead of being given back: a new exchange costs a new dispatcher. Beyond
+/// `max` idle ones, connections are given back; so a few hundred busy keep-alive clients keep
+/// actix-http's speed and ten thousand cost what waiting ones cost.
+#[derive(Debug)]
+pub struct Warm {
+    idle: Cell<usize>,
+    max: usize,
+}
+
+impl Warm {
+    /// At most `max` warm connections at once (0: every connection is given back).
+    pub fn new(max: usize) -> Rc<Self> {
+        Rc::new(Warm {
+            idle: Cell::new(0),
+            max,
+        })
+    }
+
+    /// Connections idle in actix-http now.
+    pub fn idle(&self) -> usize {
+        self.idle.get()
+    }
+}
+
+impl<T> GuardedIo<T> {
+    /// `prefix` is handed on first; `exchange` is what the gate records of this exchange.
+    pub fn new(inner: T, prefix: Bytes, limits: IoLimits, exchange: Rc<Exchange>) -> Self {
+        let now = Instant::now();
+        GuardedIo {
+            inner,
+            limits,
+            exchange,
+            heads: 0,
+            handing: 0,
+            eof: false,
+            write_blocked: false,
+            parked: None,
+            answer_due: (!prefix.is_empty()).then(|| now + limits.progress),
+            input: BytesMut::from(&prefix[..]),
+            last_progress: now,
+            timer: Box::pin(tokio::time::sleep_until(now + limits.progress)),
+            oversized: None,
+            give_back: None,
+        }
+    }
+
+    /// What the gate records of this exchange (actix-http's `on_connect_ext` hands it on).
+    pub fn exchange(&self) -> Rc<Exchange> {
+        Rc::clone(&self.exchange)
+    }
+
+    /// Gives the connection back between requests instead of keeping it open in actix-http:
+    /// once the requests of this exchange are answered and the client has sent nothing more,
+    /// actix-http is told the stream ended; it finishes what it has, then shuts the
+    /// connection down, and that shutdown sets `given` instead of closing the socket. The
+    /// owner then takes its connection back (see [`Lent`]) and waits for the next request
+    /// without actix-http's buffers. A connection that ends (see `exchange`), an error and
+    /// the client's own end of stream keep the real shutdown.
+    ///
+    /// While fewer than `warm`'s bound are idle in actix-http, the connection waits there
+    /// instead (see [`Warm`]) and is given back only once its dispatcher ends for another
+    /// reason, or after a later exchange when the bound is reached.
+    pub fn giving_back(mut self, given: Rc<Cell<bool>>, warm: Rc<Warm>) -> Self {
+        self.give_back = Some(GiveBack {
+            given,
+            ruled_out: false,
+            ended: false,
+            warm,
+            is_warm: false,
+        });
+        self
+    }
+
+    /// Every request decoded so far has been answered and the answers are written out.
+    fn answered(&self) -> bool {
+        !self.write_blocked && self.exchange.unwritten() == 0
+    }
+
+    /// actix-http has decoded every head handed on (the gate saw each).
+    fn decoded(&self) -> bool {
+        self.exchange.requests() >= self.heads
+    }
+
+    /// The exchange may end here and the connection go back to its owner.
+    fn may_give_back(&self) -> bool {
+        self.give_back
+            .as_ref()
+            .is_some_and(|g| !g.ruled_out && !g.ended)
+            && self.heads > 0
+            && self.handing == 0
+            && self.input.is_empty()
+            && !self.eof
+            && !self.exchange.ends()
+            && self.oversized.is_none()
+            && self.decoded()
+            && self.answered()
+    }
+
+    fn rule_out_give_back(&mut self) {
+        if let Some(give_back) = &mut self.give_back {
+            give_back.ruled_out = true;
+            give_back.cool();
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        let silent = self.last_progress + self.limits.progress;
+        self.answer_due.map_or(silent, |due| due.min(silent))
+    }
+
+    /// `Ready(error)` once the deadline has passed; otherwise arms the timer so the task is
+    /// woken when it passes. The timer is only moved earlier, never later: when it fires
+    /// early the deadline is checked again and the timer re-armed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = self.deadline();
+        if Instant::now() >= deadline {
+            return Poll::Ready(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no progress on the connection within the deadline",
+            ));
+        }
+        if self.timer.deadline() > deadline || self.timer.is_elapsed() {
+            self.timer.as_mut().reset(deadline);
+        }
+        match self.timer.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                // Fired for an older, earlier deadline: re-arm for the current one.
+                self.timer.as_mut().reset(deadline);
+                let _ = self.timer.as_mut().poll(cx);
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Bytes arrived from the client.
+    fn arrived(&mut self) {
+        let now = Instant::now();
+        self.last_progress = now;
+        if self.answer_due.is_none() {
+            self.answer_due = Some(now + self.limits.progress);
+        }
+    }
+
+    /// Parks the reading task until the output is written out.
+    fn park(&mut self, cx: &Context<'_>) -> Poll<io::Result<()>> {
+        self.parked = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    fn unpark(&mut self) {
+        if let Some(waker) = self.parked.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    /// The 431 of an oversized head, then the end of the stream for actix-http (which closes
+    /// the connection; the owner reads what the client still sends before the socket goes,
+    /// so the close does not reset the answer away).
+    fn poll_oversized(&mut self, cx: &mut Context<'_>, written: usize) -> Poll<io::Result<()>> {
+        let mut written = written;
+        while written < RESPONSE_431.len() {
+            match ready!(Pin::new(&mut self.inner).poll_write(cx, &RESPONSE_431[written..]))? {
+                0 => break,
+                n => written += n,
+            }
+            self.oversized = Some(written);
+        }
+        self.oversized = Some(RESPONSE_431.len());
+        self.last_progress = Instant::now();
+        self.answer_due = None;
+        self.rule_out_give_back();
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Where the first whole head in `bytes` ends, as httparse (actix-http's parser) finds it
+/// with actix-http's header bound: `Some(len)` for a whole head, `Some(bytes.len())` for
+/// bytes that are no head at all (actix-http refuses them with a 400 and closes), `None`
+/// while more is needed.
+pub fn head_end(bytes: &[u8]) -> Option<usize> {
+    let mut headers = [std::mem::MaybeUninit::uninit(); ACTIX_MAX_HEADERS];
+    match httparse::Request::new(&mut []).parse_with_uninit_headers(bytes, &mut headers) {
+        Ok(httparse::Status::Complete(len)) => Some(len),
+        Ok(httparse::Status::Partial) => None,
+        Err(_) => Some(bytes.len()),
+    }
+}
+
+/// The headers actix-http's decoder parses a head with (more is refused by it).
+const ACTIX_MAX_HEADERS: usize = 96;
+
+impl<T: AsyncRead + Unpin> GuardedIo<T> {
+    /// Reads what the client sent into `input` (up to the read-ahead): `Pending` once the
+    /// socket has nothing more (the task is woken when it has), `Ready` once `input` is full
+    /// or the client's stream ended.
+    fn fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.eof && self.input.len() < self.limits.read_ahead {
+            let room = (self.limits.read_ahead - self.input.len()).min(READ_BYTES);
+            self.input.reserve(room);
+            let mut spare = (&mut self.input).limit(room);
+            let n = ready!(poll_read_buf(Pin::new(&mut self.inner), cx, &mut spare))?;
+            if n == 0 {
+                self.eof = true;
+            } else {
+                self.arrived();
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// What one read from the socket takes at most.
+const READ_BYTES: usize = 4096;
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.give_back.as_ref().is_some_and(|g| g.ended) {
+            return Poll::Ready(Ok(())); // the end of this exchange: nothing more is read
+        }
+        if let Some(written) = this.oversized {
+            return this.poll_oversized(cx, written);
+        }
+        if let Poll::Ready(err) = this.poll_deadline(cx) {
+            return Poll::Ready(Err(err));
+        }
+        if this.exchange.ends() {
+            // Nothing after the request that ends the connection is handed on. Once the
+            // answers are written, actix-http sees the end of the stream and closes; or, when
+            // it decoded a request after that one (parked, see `exchange`), the exchange is
+            // aborted so that it is never answered.
+            if !this.answered() {
+                return this.park(cx);
+            }
+            this.rule_out_give_back();
+            if this.exchange.refused() {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "a request after one that ends the connection is not processed",
+                )));
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.write_blocked {
+            return this.park(cx);
+        }
+        // What the client sent comes into `input`; the socket is polled, so the task is woken
+        // when more arrives.
+        let filled = this.fill(cx);
+        if let Poll::Ready(Err(err)) = filled {
+            this.rule_out_give_back();
+            return Poll::Ready(Err(err));
+        }
+        if this.handing == 0 && !this.decoded() {
+            // The head handed last is not decoded yet: actix-http decodes it after this read
+            // returns, and is polled again once its answer is written (see `poll_flush`).
+            return Poll::Pending;
+        }
+        if this.handing == 0
+            && let Some(len) = head_end(&this.input)
+        {
+            this.handing = len;
+            if let Some(give_back) = &mut this.give_back {
+                give_back.cool(); // the next request is here
+            }
+        }
+        if this.handing > 0 {
+            let n = this.handing.min(buf.remaining());
+            buf.put_slice(&this.input.split_to(n));
+            this.handing -= n;
+            if this.handing == 0 {
+                this.heads += 1;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        if this.input.len() >= this.limits.read_ahead {
+            // No whole head in `read_ahead` bytes: a head too large.
+            this.oversized = Some(0);
+            return this.poll_oversized(cx, 0);
+        }
+        if this.eof {
+            // The client's end of stream (what it sent before is a part of a head at most):
+            // actix-http sees it, answers what it has and closes.
+            this.rule_out_give_back();
+            return Poll::Ready(Ok(()));
+        }
+        if filled.is_pending()
+            && this.may_give_back()
+            && let Some(give_back) = &mut this.give_back
+        {
+            // The client sent nothing more: it waits warm in actix-http while the worker's
+            // bound allows, else this exchange ends and the connection waits for its next
+            // request outside actix-http.
+            if give_back.warm_up() {
+                return Poll::Pending;
+            }
+            give_back.ended = true;
+            return Poll::Ready(Ok(()));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    this.last_progress = Instant::now();
+                    this.answer_due = None;
+                }
+                this.write_blocked = n < buf.len();
+                if n == buf.len() {
+                    // The output is written out: reading may go on.
+                    this.exchange.written_out();
+                    this.unpark();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => {
+                this.write_blocked = true;
+                Poll::Pending
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        // actix-http reads only when woken. After the answers of a connection that ends, wake
+        // it to read the end of the stream; after those of a keep-alive exchange, either the
+        // connection waits warm in actix-http (woken by the socket) or actix-http is woken to
+        // find the client idle and end the exchange (a give-back).
+        if this.answered() && (this.exchange.ends() || !this.input.is_empty() || this.eof) {
+            cx.waker().wake_by_ref();
+        } else if this.may_give_back()
+            && let Some(give_back) = &mut this.give_back
+            && !give_back.warm_up()
+        {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(give_back) = &this.give_back
+            && give_back.ended
+            && !give_back.ruled_out
+            && !this.exchange.ends()
+        {
+            // The exchange is over and nothing ends the connection: it goes back open.
+            ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+            give_back.given.set(true);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+/// A connection lent to actix-http for one exchange (see [`GuardedIo::giving_back`]): its
+/// owner keeps the other reference and takes the connection back with [`Rc::try_unwrap`] once
+/// actix-http has dropped its own.
+#[derive(Debug)]
+pub struct Lent<T>(pub Rc<std::cell::RefCell<T>>);
+
+impl<T: AsyncRead + Unpin> AsyncRead for Lent<T> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Lent<T> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
+    }
+}
