@@ -404,17 +404,19 @@ pub fn base_namespace() -> Namespace {
     }
 }
 
-/// Ingress to the pods only on the HTTP port, from anywhere (it is the public entry point);
-/// no egress rule, since the service calls nothing. In the base, so development tests what
-/// production enforces. The probe port is not admitted: the kubelet probes from the pod's own
-/// node, and a NetworkPolicy always allows a pod's node (Kubernetes' NetworkPolicy semantics),
-/// so the probe listener stays out of reach of every other pod and of the Service.
+/// What the service needs and no more: ingress to the HTTP port from anywhere (it is the public
+/// entry point), and no egress at all (`Egress` among the policy types, no egress rule: the
+/// service calls nothing, no DNS, no API server; the answers to what comes in are not egress).
+/// In the base, so development tests what production enforces. The probe port is not
+/// admitted: the kubelet probes from the pod's own node, which a NetworkPolicy always allows
+/// (Kubernetes' NetworkPolicy semantics), so the probe listener stays out of reach of every
+/// other pod, of other nodes and of the Service (`make e2e-cluster`'s netpol table shows each).
 pub fn base_network_policy() -> NetworkPolicy {
     NetworkPolicy {
         metadata: base_meta(APP_NAME),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(base_selector()),
-            policy_types: Some(vec!["Ingress".into()]),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: None,
                 ports: Some(vec![NetworkPolicyPort {
