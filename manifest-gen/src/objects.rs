@@ -5,9 +5,9 @@
 //! imitates it.
 //!
 //! Every name, port, path and environment key comes from the `contract` crate. The network
-//! rules are [`base_network_policy`]; the pod's scheduling (tolerations included) is in
+//! rules are [`base_network_policy`]; the pod's own scheduling is in
 //! [`base_deployment`]'s `PodSpec`; what hardening adds is [`pod_disruption_budget`],
-//! [`horizontal_pod_autoscaler`] and [`topology_spread`].
+//! [`horizontal_pod_autoscaler`], [`topology_spread`] and [`node_loss_tolerations`].
 
 use std::collections::BTreeMap;
 
@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ResourceFieldSelector, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
-    VolumeMount,
+    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint,
+    Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -493,6 +493,30 @@ pub fn topology_spread() -> Vec<TopologySpreadConstraint> {
     }]
 }
 
+/// How long prod's pods stay bound to a node the node lifecycle controller has marked not
+/// ready or unreachable (after its 50 s grace period) before they are evicted and run elsewhere.
+/// Kubernetes' default is 300 s. Measured on `make cluster`'s three nodes with a node cut off
+/// under load (`make e2e-cluster`'s node-loss suite, docs/deploy.md): the Service routes around
+/// the node once it is NotReady, about 45 s after the cut, and for every second after that the
+/// pods there serve nothing; a stateless replica costs a few seconds to start elsewhere, so
+/// 30 s more is what a short partition is given before prod is whole again.
+pub const NODE_LOSS_TOLERATION_SECONDS: i64 = 30;
+
+/// Tolerations of a not-ready or unreachable node for [`NODE_LOSS_TOLERATION_SECONDS`] (the
+/// taints the node lifecycle controller sets, `NoExecute`).
+pub fn node_loss_tolerations() -> Vec<Toleration> {
+    ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
+        .into_iter()
+        .map(|key| Toleration {
+            key: Some(key.into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoExecute".into()),
+            toleration_seconds: Some(NODE_LOSS_TOLERATION_SECONDS),
+            ..Toleration::default()
+        })
+        .collect()
+}
+
 /// The base's kustomization: its resources, one file each.
 pub fn base_kustomization() -> Kustomization {
     let mut kustomization = Kustomization::new();
@@ -518,11 +542,18 @@ pub fn component_kustomization(component: Component) -> anyhow::Result<Kustomiza
     match component {
         Component::Hardening => {
             kustomization.resources = HARDENING_RESOURCES.map(String::from).to_vec();
-            let spread = vec![JsonPatchOp {
-                op: "add".into(),
-                path: "/spec/template/spec/topologySpreadConstraints".into(),
-                value: serde_json::to_value(topology_spread())?,
-            }];
+            let spread = vec![
+                JsonPatchOp {
+                    op: "add".into(),
+                    path: "/spec/template/spec/topologySpreadConstraints".into(),
+                    value: serde_json::to_value(topology_spread())?,
+                },
+                JsonPatchOp {
+                    op: "add".into(),
+                    path: "/spec/template/spec/tolerations".into(),
+                    value: serde_json::to_value(node_loss_tolerations())?,
+                },
+            ];
             kustomization.patches = vec![Patch {
                 patch: crate::yaml::to_yaml(&spread)?,
                 target: Some(Target {
