@@ -1,4 +1,4 @@
-# The real single-node cluster and the end-to-end suites that run on it (included by the
+# The real three-node cluster and the end-to-end suites that run on it (included by the
 # Makefile). docs/cluster.md tells the whole story: what is built, what comes from Debian, the
 # addresses, the facts of this machine and how they are handled.
 
@@ -9,19 +9,19 @@ E2E_CLUSTER_ARGS ?=
 E2E_CLUSTER_OUT := target/e2e-cluster
 
 .PHONY: cluster-install
-cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, podman; root)
+cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, iptables, ipset, podman, busybox-static; root)
 	$(CLUSTER_SCRIPTS)/install.sh
 
 .PHONY: cluster-build
-cluster-build: cluster-install ## Build Kubernetes, etcd, metrics-server and the pause image from cluster/ (cached outside the clone; minutes once, then seconds)
+cluster-build: cluster-install ## Build Kubernetes, etcd, metrics-server, kube-router and the pause and client images from cluster/ (cached outside the clone; minutes once, then seconds)
 	$(CLUSTER_SCRIPTS)/build.sh >/dev/null
 
 .PHONY: cluster
-cluster: cluster-install ## Start a real single-node Kubernetes (upstream, built here) in its own network namespace (Linux, root)
+cluster: cluster-install ## Start a real Kubernetes of NODES nodes (default 3; upstream, built here), each in network and mount namespaces of its own (Linux, root)
 	$(CLUSTER_SCRIPTS)/up.sh
 
 .PHONY: cluster-down
-cluster-down: ## Stop the cluster and remove everything it made (processes, mounts, namespaces, cgroups, state)
+cluster-down: ## Stop the cluster and remove what it made and marked as its own (processes, shims, mounts, namespaces, cgroups, state)
 	$(CLUSTER_SCRIPTS)/down.sh
 
 .PHONY: cluster-env
