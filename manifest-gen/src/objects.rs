@@ -505,16 +505,19 @@ pub const NODE_LOSS_TOLERATION_SECONDS: i64 = 30;
 /// Tolerations of a not-ready or unreachable node for [`NODE_LOSS_TOLERATION_SECONDS`] (the
 /// taints the node lifecycle controller sets, `NoExecute`).
 pub fn node_loss_tolerations() -> Vec<Toleration> {
-    ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]
-        .into_iter()
-        .map(|key| Toleration {
-            key: Some(key.into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoExecute".into()),
-            toleration_seconds: Some(NODE_LOSS_TOLERATION_SECONDS),
-            ..Toleration::default()
-        })
-        .collect()
+    [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ]
+    .into_iter()
+    .map(|key| Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        toleration_seconds: Some(NODE_LOSS_TOLERATION_SECONDS),
+        ..Toleration::default()
+    })
+    .collect()
 }
 
 /// The base's kustomization: its resources, one file each.

@@ -261,8 +261,7 @@ pub async fn connection(addr: SocketAddr, timeout: Duration, mode: Mode, shared:
             if fresh {
                 request = request.header(hyper::header::CONNECTION, "close");
             }
-            let request = match request.body(Empty::<Bytes>::new())
-            {
+            let request = match request.body(Empty::<Bytes>::new()) {
                 Ok(r) => r,
                 Err(e) => {
                     shared.fail(format!("request: {e}"));

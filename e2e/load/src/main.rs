@@ -88,7 +88,10 @@ fn run(args: &Args) -> anyhow::Result<()> {
         "http://{}/{}",
         args.address,
         if args.fresh {
-            format!(" (a new connection a request, every {} ms)", args.interval_ms)
+            format!(
+                " (a new connection a request, every {} ms)",
+                args.interval_ms
+            )
         } else {
             String::new()
         }

@@ -157,7 +157,13 @@ fn drain_under(ctx: &Ctx, ns: &str, entry: &str) -> Result<String> {
         &format!("kubectl drain {victim} completes"),
         drained.success,
         if drained.success {
-            drained.stdout.lines().last().unwrap_or_default().trim().to_string()
+            drained
+                .stdout
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
         } else {
             drained.stderr.trim().to_string()
         },

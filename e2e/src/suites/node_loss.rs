@@ -93,14 +93,22 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         wall(cut_wall),
         tally.describe()
     ));
-    ctx.report.note(format!("new clients: {}", fresh.describe()));
+    ctx.report
+        .note(format!("new clients: {}", fresh.describe()));
     ctx.report.note(format!(
         "a character a second (. all answered, x some failed): keep-alive {}; new clients {}",
         tally.strip(),
         fresh.strip()
     ));
     match timeline {
-        Ok(t) => judge(ctx, &victim, &t, (&tally, cut_at), (&fresh, fresh_cut_at), toleration),
+        Ok(t) => judge(
+            ctx,
+            &victim,
+            &t,
+            (&tally, cut_at),
+            (&fresh, fresh_cut_at),
+            toleration,
+        ),
         Err(e) => ctx
             .report
             .error(SUITE, "the cluster reacts to the lost node", &e),
@@ -263,8 +271,10 @@ fn judge(
         .take(20)
         .collect();
     if !late_list.is_empty() {
-        ctx.report
-            .note(format!("failures once routed around: {}", late_list.join("; ")));
+        ctx.report.note(format!(
+            "failures once routed around: {}",
+            late_list.join("; ")
+        ));
     }
     ctx.report.check(
         SUITE,

@@ -54,8 +54,8 @@ struct Sample {
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let table = ctx.repo.join("manifest-gen/tests/value-classes.jsonl");
-    let out = std::fs::read_to_string(&table)
-        .with_context(|| format!("reading {}", table.display()))?;
+    let out =
+        std::fs::read_to_string(&table).with_context(|| format!("reading {}", table.display()))?;
     let samples: Vec<Sample> = out
         .lines()
         .filter(|l| !l.trim().is_empty())
