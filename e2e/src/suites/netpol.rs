@@ -341,7 +341,11 @@ fn exec_ask(ctx: &Ctx, pod: &Pod, addr: SocketAddr, path: &str) -> Reach {
                 _ => Reach::Refused(format!(
                     "nc {}: {}",
                     out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
+                    String::from_utf8_lossy(&out.stderr)
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
                 )),
             }
         }
