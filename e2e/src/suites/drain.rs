@@ -24,9 +24,7 @@ const SUITE: &str = "drain";
 const LIMIT: Duration = Duration::from_secs(240);
 
 pub fn run(ctx: &Ctx) -> Result<()> {
-    if ctx.cluster.nodes.len() < 2 {
-        ctx.report
-            .note("one node: nothing to drain onto (make cluster NODES=3)");
+    if !super::has_nodes(ctx, SUITE, 2) {
         return Ok(());
     }
     let ns = ctx.namespace_of("prod")?;

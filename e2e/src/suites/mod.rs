@@ -252,6 +252,27 @@ impl Ctx {
     }
 }
 
+/// Whether the cluster has the `n` nodes `suite` needs. With fewer (`make cluster NODES=1`) the
+/// suite is skipped, loudly, and under `CI=true` that is a failure: CI runs the three nodes.
+pub fn has_nodes(ctx: &Ctx, suite: &str, n: usize) -> bool {
+    let have = ctx.cluster.nodes.len();
+    if have >= n {
+        return true;
+    }
+    let why = format!("SKIPPED: needs {n} nodes, the cluster has {have} (make cluster NODES=3)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        ctx.report.check(
+            suite,
+            "the cluster has the nodes the suite needs",
+            false,
+            why,
+        );
+    } else {
+        ctx.report.note(why);
+    }
+    false
+}
+
 /// The replicas a Deployment wants.
 pub fn desired(d: &Deployment) -> usize {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize

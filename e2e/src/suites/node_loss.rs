@@ -37,9 +37,7 @@ const PROXY_SYNC: Duration = Duration::from_secs(3);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn run(ctx: &Ctx) -> Result<()> {
-    if ctx.cluster.nodes.len() < 2 {
-        ctx.report
-            .note("one node: nothing to lose and keep serving (make cluster NODES=3)");
+    if !super::has_nodes(ctx, SUITE, 2) {
         return Ok(());
     }
     let ns = ctx.namespace_of("prod")?;

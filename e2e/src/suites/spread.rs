@@ -17,6 +17,9 @@ const SUITE: &str = "spread";
 const LIMIT: Duration = Duration::from_secs(180);
 
 pub fn run(ctx: &Ctx) -> Result<()> {
+    if !super::has_nodes(ctx, SUITE, 2) {
+        return Ok(());
+    }
     let ns = ctx.namespace_of("prod")?;
     let d = ctx.deployment(&ns)?;
     let constraint = d
