@@ -1,4 +1,4 @@
-# The real single-node cluster and the end-to-end suites that run on it (included by the
+# The real three-node cluster and the end-to-end suites that run on it (included by the
 # Makefile). docs/cluster.md tells the whole story: what is built, what comes from Debian, the
 # addresses, the facts of this machine and how they are handled.
 
@@ -9,19 +9,19 @@ E2E_CLUSTER_ARGS ?=
 E2E_CLUSTER_OUT := target/e2e-cluster
 
 .PHONY: cluster-install
-cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, podman; root)
+cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, iptables, ipset, podman, busybox-static; root)
 	$(CLUSTER_SCRIPTS)/install.sh
 
 .PHONY: cluster-build
-cluster-build: cluster-install ## Build Kubernetes, etcd, metrics-server and the pause image from cluster/ (cached outside the clone; minutes once, then seconds)
+cluster-build: cluster-install ## Build Kubernetes, etcd, metrics-server, kube-router and the pause and client images from cluster/ (cached outside the clone; minutes once, then seconds)
 	$(CLUSTER_SCRIPTS)/build.sh >/dev/null
 
 .PHONY: cluster
-cluster: cluster-install ## Start a real single-node Kubernetes (upstream, built here) in its own network namespace (Linux, root)
+cluster: cluster-install ## Start a real Kubernetes of NODES nodes (default 3; upstream, built here), each in network and mount namespaces of its own (Linux, root)
 	$(CLUSTER_SCRIPTS)/up.sh
 
 .PHONY: cluster-down
-cluster-down: ## Stop the cluster and remove everything it made (processes, mounts, namespaces, cgroups, state)
+cluster-down: ## Stop the cluster and remove what it made and marked as its own (processes, shims, mounts, namespaces, cgroups, state)
 	$(CLUSTER_SCRIPTS)/down.sh
 
 .PHONY: cluster-env
@@ -29,17 +29,24 @@ cluster-env: ## Print the deploy variables of the running cluster (source it: ev
 	@cat $(CLUSTER_ENV)
 
 # make e2e-cluster: starts the cluster, runs every suite on it, and always takes it down again
-# (its logs are kept in target/e2e-cluster/logs). Timings of the build, the start and each suite
-# are printed at the end.
+# (its logs are kept in target/e2e-cluster/logs). The harness is built beside the cluster's
+# start: the debug build is make test's own (CARGO_TEST_ARGS: the same packages and features, so
+# nothing is built twice after make test; `cargo build -p e2e` would resolve other features and
+# rebuild a third of the workspace), the load client optimised (profile e2e). Timings of the
+# build, the start and each suite are printed at the end.
+E2E_BIN  = $(abspath $(or $(CARGO_TARGET_DIR),target))/debug/e2e
+E2E_LOAD = $(abspath $(or $(CARGO_TARGET_DIR),target))/e2e/e2e-load
 .PHONY: e2e-cluster
 e2e-cluster: cluster-install ## Start the cluster, deploy and test the project on it (all e2e suites), take it down
 	@mkdir -p $(E2E_CLUSTER_OUT)
 	status=0; t0=$$SECONDS; \
 	trap 'CLUSTER_KEEP_LOGS=$(CURDIR)/$(E2E_CLUSTER_OUT)/logs $(CLUSTER_SCRIPTS)/down.sh >/dev/null || true' EXIT; \
-	$(CLUSTER_SCRIPTS)/build.sh >/dev/null; t1=$$SECONDS; \
-	$(CLUSTER_SCRIPTS)/up.sh; t2=$$SECONDS; \
-	$(CARGO) build --quiet -p manifest-gen -p e2e; \
-	$(CARGO) run --quiet -p e2e -- --cluster-env $(CLUSTER_ENV) --manifest-gen target/debug/manifest-gen \
-	  --work $(E2E_CLUSTER_OUT) $(E2E_CLUSTER_ARGS) || status=$$?; t3=$$SECONDS; \
-	echo "e2e-cluster timings: cluster build $$((t1 - t0)) s, cluster start $$((t2 - t1)) s, suites $$((t3 - t2)) s, total $$((t3 - t0)) s"; \
+	$(CLUSTER_SCRIPTS)/build.sh >/dev/null || exit $$?; t1=$$SECONDS; \
+	{ $(CARGO) test --quiet $(CARGO_TEST_ARGS) --no-run >/dev/null && \
+	  $(CARGO) build --quiet --profile e2e -p e2e-load; } >$(E2E_CLUSTER_OUT)/build.log 2>&1 & builds=$$!; \
+	$(CLUSTER_SCRIPTS)/up.sh || exit $$?; t2=$$SECONDS; \
+	wait $$builds || { cat $(E2E_CLUSTER_OUT)/build.log >&2; exit 1; }; t3=$$SECONDS; \
+	$(E2E_BIN) --cluster-env $(CLUSTER_ENV) --manifest-gen $(TEST_MANIFEST_GEN) \
+	  --load $(E2E_LOAD) --work $(E2E_CLUSTER_OUT) $(E2E_CLUSTER_ARGS) || status=$$?; t4=$$SECONDS; \
+	echo "e2e-cluster timings: cluster build $$((t1 - t0)) s, cluster start $$((t2 - t1)) s (the harness built beside it, $$((t3 - t1)) s), suites $$((t4 - t3)) s, total $$((t4 - t0)) s"; \
 	exit $$status

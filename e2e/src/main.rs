@@ -17,29 +17,38 @@ enum Suite {
     Admission,
     /// make auto-deploy-prod and -dev: rolled out, Ready by the kubelet, greeting via NodePort; the secret canary
     Deploy,
-    /// New image tag, kubectl delete pod, evictions against the PDB: zero failed requests
-    Disruption,
+    /// prod's replicas on at least two nodes, within maxSkew after a rollout
+    Spread,
+    /// NetworkPolicy enforced by kube-router: the truth table of who reaches what
+    Netpol,
     /// HPA-scaled replicas kept by a deploy; ConfigMap and Secret changes roll the Deployment
     ConfigRoll,
     /// The generator's values stored unchanged through apply -k and kustomize | apply -f -
     Values,
+    /// New image tag, kubectl delete pod, evictions against the PDB at full-rate load: zero failed requests
+    Disruption,
+    /// kubectl drain of a node under full-rate load, paced by the PDB: zero failed requests
+    Drain,
+    /// A node cut off under full-rate load: seconds until routed around, until pods run elsewhere
+    NodeLoss,
     /// 10k-connection floods via the NodePort judged by the kubelet; HPA scale-out; OOMKilled
     Flood,
-    /// NetworkPolicy admitted; enforcement named as absent, with the kernel's reason
-    Netpol,
 }
 
-const ALL: [Suite; 7] = [
+const ALL: [Suite; 10] = [
     Suite::Admission,
     Suite::Deploy,
-    Suite::Disruption,
+    Suite::Spread,
+    Suite::Netpol,
     Suite::ConfigRoll,
     Suite::Values,
-    Suite::Netpol,
+    Suite::Disruption,
+    Suite::Drain,
+    Suite::NodeLoss,
     Suite::Flood,
 ];
 
-/// Runs the project's end-to-end suites on the real single-node cluster of `make cluster`.
+/// Runs the project's end-to-end suites on the real cluster of `make cluster` (three nodes).
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -62,6 +71,9 @@ struct Args {
     /// Scratch directory of the run
     #[arg(long, default_value = "target/e2e-cluster")]
     work: PathBuf,
+    /// The load client (cargo build --profile e2e -p e2e-load)
+    #[arg(long, env = "E2E_LOAD_BIN", default_value = "target/e2e/e2e-load")]
+    load: PathBuf,
     /// Length of each flood, in seconds
     #[arg(long, default_value_t = 120)]
     flood_seconds: u64,
@@ -93,19 +105,32 @@ fn run(args: &Args) -> Result<bool> {
             )
         })?,
         work: std::fs::canonicalize(&args.work)?,
+        load: std::fs::canonicalize(&args.load).with_context(|| {
+            format!(
+                "{} (cargo build --profile e2e -p e2e-load)",
+                args.load.display()
+            )
+        })?,
         report: Report::new(false),
     };
     let version = ctx.cluster.kubectl(&["version", "-o", "json"])?;
     let server: serde_json::Value = serde_json::from_str(&version)?;
+    let nodes: Vec<String> = ctx
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}", n.name, n.ip))
+        .collect();
     println!(
-        "cluster: Kubernetes {} (server), kubectl {}, node {}",
+        "cluster: Kubernetes {} (server), kubectl {}, {} nodes: {}",
         server["serverVersion"]["gitVersion"]
             .as_str()
             .unwrap_or("?"),
         server["clientVersion"]["gitVersion"]
             .as_str()
             .unwrap_or("?"),
-        ctx.cluster.node_ip
+        nodes.len(),
+        nodes.join(", ")
     );
     let chosen: Vec<Suite> = if args.suites.is_empty() {
         ALL.to_vec()
@@ -126,7 +151,10 @@ fn run(args: &Args) -> Result<bool> {
         let outcome = match suite {
             Suite::Admission => suites::admission::run(&ctx),
             Suite::Deploy => suites::deploy::run(&ctx),
+            Suite::Spread => suites::spread::run(&ctx),
             Suite::Disruption => suites::disruption::run(&ctx),
+            Suite::Drain => suites::drain::run(&ctx),
+            Suite::NodeLoss => suites::node_loss::run(&ctx),
             Suite::ConfigRoll => suites::config_roll::run(&ctx),
             Suite::Values => suites::values::run(&ctx),
             Suite::Flood => suites::flood::run(

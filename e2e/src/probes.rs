@@ -1,11 +1,13 @@
 //! Probes as the kubelet sends them, from outside the pod, for the flood suite's timeline.
 //!
 //! A [`Poller`] sends `GET <path>` to one pod's probe port at a fixed period with the probe's
-//! own timeout, and records each result. The real kubelet probes the same pods meanwhile at the
+//! own timeout, from the pod's node (its network namespace: where the kubelet probes from, and
+//! the one source prod's NetworkPolicy lets reach the probe port), and records each result. The real kubelet probes the same pods meanwhile at the
 //! manifests' timing; its verdict (restarts, `Unhealthy` events) is read from the API server.
 //! The poller's timeline adds what the kubelet does not keep: every result and the longest run
 //! of failures.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -61,15 +63,22 @@ impl Timeline {
 #[derive(Debug)]
 pub struct Poller {
     stop: Arc<AtomicBool>,
-    thread: JoinHandle<Timeline>,
+    thread: JoinHandle<anyhow::Result<Timeline>>,
 }
 
 impl Poller {
-    /// Probes `url` every `period` with `timeout` until stopped.
-    pub fn start(label: String, url: String, period: Duration, timeout: Duration) -> Poller {
+    /// Probes `url` from the network namespace `netns` every `period` with `timeout` until
+    /// stopped.
+    pub fn start(
+        label: String,
+        netns: PathBuf,
+        url: String,
+        period: Duration,
+        timeout: Duration,
+    ) -> Poller {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
+        let thread = crate::netns::spawn_in(Some(netns), move || {
             let agent = agent(timeout);
             let begin = Instant::now();
             let mut timeline = Timeline {
@@ -101,8 +110,11 @@ impl Poller {
         Poller { stop, thread }
     }
 
-    pub fn stop(self) -> Timeline {
+    /// Stops probing; the timeline, or why there is none (the namespace could not be entered).
+    pub fn stop(self) -> anyhow::Result<Timeline> {
         self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().unwrap_or_default()
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the prober panicked"))?
     }
 }

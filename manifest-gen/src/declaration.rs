@@ -35,7 +35,8 @@ pub enum SecretSource {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
-    /// What production adds: PodDisruptionBudget, HorizontalPodAutoscaler, topology spread.
+    /// What production adds: PodDisruptionBudget, HorizontalPodAutoscaler, topology spread,
+    /// tolerations of a lost node.
     Hardening,
 }
 
@@ -71,7 +72,7 @@ impl Component {
     pub const fn adds(self) -> &'static str {
         match self {
             Component::Hardening => {
-                "PodDisruptionBudget (maxUnavailable 1), HorizontalPodAutoscaler (3-10 replicas, 70 % CPU), hostname topology spread"
+                "PodDisruptionBudget (maxUnavailable 1), HorizontalPodAutoscaler (3-10 replicas, 70 % CPU), hostname topology spread, 30 s tolerations of a lost node"
             }
         }
     }

@@ -5,9 +5,9 @@
 //! imitates it.
 //!
 //! Every name, port, path and environment key comes from the `contract` crate. The network
-//! rules are [`base_network_policy`]; the pod's scheduling (tolerations included) is in
+//! rules are [`base_network_policy`]; the pod's own scheduling is in
 //! [`base_deployment`]'s `PodSpec`; what hardening adds is [`pod_disruption_budget`],
-//! [`horizontal_pod_autoscaler`] and [`topology_spread`].
+//! [`horizontal_pod_autoscaler`], [`topology_spread`] and [`node_loss_tolerations`].
 
 use std::collections::BTreeMap;
 
@@ -25,8 +25,8 @@ use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapKeySelector, Container, ContainerPort, EnvVar, EnvVarSource,
     HTTPGetAction, Namespace, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec,
     Probe, ResourceFieldSelector, ResourceRequirements, SeccompProfile, SecretVolumeSource,
-    SecurityContext, Service, ServicePort, ServiceSpec, TopologySpreadConstraint, Volume,
-    VolumeMount,
+    SecurityContext, Service, ServicePort, ServiceSpec, Toleration, TopologySpreadConstraint,
+    Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
@@ -404,17 +404,19 @@ pub fn base_namespace() -> Namespace {
     }
 }
 
-/// Ingress to the pods only on the HTTP port, from anywhere (it is the public entry point);
-/// no egress rule, since the service calls nothing. In the base, so development tests what
-/// production enforces. The probe port is not admitted: the kubelet probes from the pod's own
-/// node, and a NetworkPolicy always allows a pod's node (Kubernetes' NetworkPolicy semantics),
-/// so the probe listener stays out of reach of every other pod and of the Service.
+/// What the service needs and no more: ingress to the HTTP port from anywhere (it is the public
+/// entry point), and no egress at all (`Egress` among the policy types, no egress rule: the
+/// service calls nothing, no DNS, no API server; the answers to what comes in are not egress).
+/// In the base, so development tests what production enforces. The probe port is not
+/// admitted: the kubelet probes from the pod's own node, which a NetworkPolicy always allows
+/// (Kubernetes' NetworkPolicy semantics), so the probe listener stays out of reach of every
+/// other pod, of other nodes and of the Service (`make e2e-cluster`'s netpol table shows each).
 pub fn base_network_policy() -> NetworkPolicy {
     NetworkPolicy {
         metadata: base_meta(APP_NAME),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(base_selector()),
-            policy_types: Some(vec!["Ingress".into()]),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: None,
                 ports: Some(vec![NetworkPolicyPort {
@@ -471,16 +473,51 @@ pub fn horizontal_pod_autoscaler(scaling: Autoscaling) -> HorizontalPodAutoscale
     }
 }
 
-/// Spread replicas over nodes; ScheduleAnyway so a single-node minikube still runs them all.
+/// Spread replicas over nodes, at most one apart, as a rule the scheduler keeps
+/// (`DoNotSchedule`): with `ScheduleAnyway` (a preference) a rollout on three nodes left 1/2/0
+/// in about half the runs. Each revision is spread on its own (`matchLabelKeys:
+/// pod-template-hash`; counted together, the old pods a rollout is about to delete skewed the
+/// new ones every time), and a node tainted unschedulable (cordoned, drained, unreachable) is
+/// no domain (`nodeTaintsPolicy: Honor`), so a drain or a lost node does not leave the
+/// replacements pending. A single-node minikube is one domain: every replica fits.
 /// The selector is the base's: an overlay's selector labels reach it as they reach the rest.
 pub fn topology_spread() -> Vec<TopologySpreadConstraint> {
     vec![TopologySpreadConstraint {
         max_skew: 1,
         topology_key: "kubernetes.io/hostname".into(),
-        when_unsatisfiable: "ScheduleAnyway".into(),
+        when_unsatisfiable: "DoNotSchedule".into(),
         label_selector: Some(base_selector()),
+        match_label_keys: Some(vec!["pod-template-hash".into()]),
+        node_taints_policy: Some("Honor".into()),
         ..TopologySpreadConstraint::default()
     }]
+}
+
+/// How long prod's pods stay bound to a node the node lifecycle controller has marked not
+/// ready or unreachable (after its 50 s grace period) before they are evicted and run elsewhere.
+/// Kubernetes' default is 300 s. Measured on `make cluster`'s three nodes with a node cut off
+/// under load (`make e2e-cluster`'s node-loss suite, docs/deploy.md): the Service routes around
+/// the node once it is NotReady, about 45 s after the cut, and for every second after that the
+/// pods there serve nothing; a stateless replica costs a few seconds to start elsewhere, so
+/// 30 s more is what a short partition is given before prod is whole again.
+pub const NODE_LOSS_TOLERATION_SECONDS: i64 = 30;
+
+/// Tolerations of a not-ready or unreachable node for [`NODE_LOSS_TOLERATION_SECONDS`] (the
+/// taints the node lifecycle controller sets, `NoExecute`).
+pub fn node_loss_tolerations() -> Vec<Toleration> {
+    [
+        "node.kubernetes.io/not-ready",
+        "node.kubernetes.io/unreachable",
+    ]
+    .into_iter()
+    .map(|key| Toleration {
+        key: Some(key.into()),
+        operator: Some("Exists".into()),
+        effect: Some("NoExecute".into()),
+        toleration_seconds: Some(NODE_LOSS_TOLERATION_SECONDS),
+        ..Toleration::default()
+    })
+    .collect()
 }
 
 /// The base's kustomization: its resources, one file each.
@@ -508,11 +545,18 @@ pub fn component_kustomization(component: Component) -> anyhow::Result<Kustomiza
     match component {
         Component::Hardening => {
             kustomization.resources = HARDENING_RESOURCES.map(String::from).to_vec();
-            let spread = vec![JsonPatchOp {
-                op: "add".into(),
-                path: "/spec/template/spec/topologySpreadConstraints".into(),
-                value: serde_json::to_value(topology_spread())?,
-            }];
+            let spread = vec![
+                JsonPatchOp {
+                    op: "add".into(),
+                    path: "/spec/template/spec/topologySpreadConstraints".into(),
+                    value: serde_json::to_value(topology_spread())?,
+                },
+                JsonPatchOp {
+                    op: "add".into(),
+                    path: "/spec/template/spec/tolerations".into(),
+                    value: serde_json::to_value(node_loss_tolerations())?,
+                },
+            ];
             kustomization.patches = vec![Patch {
                 patch: crate::yaml::to_yaml(&spread)?,
                 target: Some(Target {

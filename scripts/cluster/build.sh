@@ -2,8 +2,9 @@
 # shellcheck source-path=SCRIPTDIR
 # Builds the cluster's binaries from upstream source, through the project's Go modules in
 # cluster/ (go.mod and go.sum pin every version): Kubernetes as one multicall binary
-# (cluster/kube), etcd and metrics-server as the upstream commands (cluster/etcd,
-# cluster/metrics-server, Go's `tool` directive), and the pause image (cluster/pause).
+# (cluster/kube), etcd, metrics-server and kube-router as the upstream commands (cluster/etcd,
+# cluster/metrics-server, cluster/kube-router, Go's `tool` directive), the pause image
+# (cluster/pause) and the client image (cluster/client: Debian's static busybox).
 # The result is cached outside the clone (CLUSTER_CACHE), keyed by the modules' content: a second
 # run prints the directory at once. Prints the bin directory on stdout, timings on stderr.
 set -euo pipefail
@@ -11,13 +12,16 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 bin="$(cluster_bin_dir)"
-if [[ -x "$bin/kube" && -x "$bin/etcd" && -x "$bin/metrics-server" && -f "$bin/pause.tar" ]]; then
+if [[ -x "$bin/kube" && -x "$bin/etcd" && -x "$bin/metrics-server" && -x "$bin/kube-router" && -f "$bin/pause.tar" && -f "$bin/client.tar" ]]; then
   info "cluster binaries cached: $bin"
   printf '%s\n' "$bin"
   exit 0
 fi
 command -v go >/dev/null || die "go not found: the cluster is built from source with Go >= 1.24 (the machine's go)"
 command -v gcc >/dev/null || die "gcc not found: the pause binary is built with gcc -static"
+busybox="$(command -v busybox || true)"
+[[ -n "$busybox" ]] || die "busybox not found: the client image holds Debian's static busybox (apt-get install busybox-static)"
+if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is linked dynamically: the client image needs the static one (apt-get install busybox-static)"; fi
 mkdir -p "$CLUSTER_CACHE"
 tmp="$(mktemp -d "$CLUSTER_CACHE/.build.XXXXXX")"
 trap 'rm -rf "$tmp"' EXIT
@@ -27,7 +31,9 @@ start=$SECONDS
 say "Kubernetes $K8S_VERSION (cluster/kube: one binary, the component chosen by argv[0])"
 minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
 t=$SECONDS
-(cd "$CLUSTER_ROOT/cluster/kube" && go mod download && go mod verify >/dev/null)
+for module in kube etcd metrics-server kube-router; do
+  (cd "$CLUSTER_ROOT/cluster/$module" && go mod download && go mod verify >/dev/null)
+done
 info "modules downloaded and verified in $((SECONDS - t)) s"
 t=$SECONDS
 (cd "$CLUSTER_ROOT/cluster/kube" && go build -trimpath -tags selinux,notest \
@@ -42,6 +48,12 @@ t=$SECONDS
 (cd "$CLUSTER_ROOT/cluster/etcd" && go build -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
 (cd "$CLUSTER_ROOT/cluster/metrics-server" && go build -trimpath -ldflags "-s -w" -o "$tmp/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server)
 info "etcd and metrics-server built in $((SECONDS - t)) s"
+t=$SECONDS
+router_version="$(sed -n 's/^\tgithub.com\/cloudnativelabs\/kube-router\/v2 \(v[0-9.]*\).*$/\1/p' "$CLUSTER_ROOT/cluster/kube-router/go.mod")"
+(cd "$CLUSTER_ROOT/cluster/kube-router" && go build -trimpath \
+  -ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$router_version" \
+  -o "$tmp/kube-router" github.com/cloudnativelabs/kube-router/v2/cmd/kube-router)
+info "kube-router $router_version built in $((SECONDS - t)) s"
 
 t=$SECONDS
 gcc -static -Os -s -o "$tmp/pause" "$CLUSTER_ROOT/cluster/pause/pause.c"
@@ -55,10 +67,15 @@ store="$(mktemp -d /tmp/kco-pause.XXXXXX)"
 image_podman_init "$store"
 "${PODMAN[@]}" build --quiet --pull=never --format docker --tag "$PAUSE_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null
 "${PODMAN[@]}" save --quiet --format docker-archive --output "$tmp/pause.tar" "$PAUSE_IMAGE"
+ctx="$tmp/client-ctx"; mkdir "$ctx"
+cp "$busybox" "$ctx/busybox"
+cp "$CLUSTER_ROOT/cluster/client/Containerfile" "$CLUSTER_ROOT/cluster/client/index.html" "$ctx/"
+"${PODMAN[@]}" build --quiet --pull=never --format docker --tag "$CLIENT_IMAGE" -f "$ctx/Containerfile" "$ctx" >/dev/null
+"${PODMAN[@]}" save --quiet --format docker-archive --output "$tmp/client.tar" "$CLIENT_IMAGE"
 image_podman_cleanup
 rm -rf "$store"
-rm -rf "$ctx" "$tmp/pause"
-info "pause image built in $((SECONDS - t)) s"
+rm -rf "$tmp/pause-ctx" "$ctx" "$tmp/pause"
+info "pause and client images built in $((SECONDS - t)) s"
 
 mkdir -p "$(dirname "$bin")"
 rm -rf "$bin"

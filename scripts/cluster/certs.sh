@@ -53,28 +53,40 @@ current-context: $CONTEXT
 KUBECONFIG
 }
 
-make_pki() {
+# pki_all: the whole PKI of a cluster of NODES nodes (the API server, metrics-server and the
+# control plane on node 1).
+pki_all() {
   mkdir -p "$PKI"; chmod 700 "$PKI"
   ca ca kco-ca
   ca front-proxy-ca kco-front-proxy-ca
   CA=ca
-  cert apiserver kube-apiserver "" "IP:$NODE_IP,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
+  local node1 n name server who
+  node1="$(node_ip 1)"
+  cert apiserver kube-apiserver "" "IP:$node1,IP:$KUBERNETES_SERVICE_IP,IP:127.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
   cert etcd etcd "" "IP:127.0.0.1,DNS:localhost"
   cert apiserver-etcd-client kube-apiserver-etcd-client
   cert apiserver-kubelet-client kube-apiserver-kubelet-client system:masters
-  cert kubelet-serving "system:node:$NODE_NAME" system:nodes "IP:$NODE_IP"
-  cert kubelet "system:node:$NODE_NAME" system:nodes
+  for ((n = 1; n <= NODES; n++)); do
+    name="$(node_name "$n")"
+    cert "kubelet-serving-$name" "system:node:$name" system:nodes "IP:$(node_ip "$n")"
+    cert "kubelet-$name" "system:node:$name" system:nodes
+  done
   cert admin kco-admin system:masters
   cert controller-manager system:kube-controller-manager
   cert scheduler system:kube-scheduler
   cert kube-proxy system:kube-proxy
-  cert metrics-server system:metrics-server "" "DNS:metrics-server.kube-system.svc,IP:$NODE_IP"
+  cert kube-router system:kube-router
+  cert metrics-server system:metrics-server "" "DNS:metrics-server.kube-system.svc,IP:$node1"
   CA=front-proxy-ca
   cert front-proxy-client front-proxy-client
   openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
-  local server="https://$NODE_IP:$API_PORT" who
-  for who in admin controller-manager scheduler kube-proxy kubelet metrics-server; do
+  server="https://$node1:$API_PORT"
+  for who in admin controller-manager scheduler kube-proxy kube-router metrics-server; do
     kubeconfig "$STATE/$who.kubeconfig" "$who" "$server"
+  done
+  for ((n = 1; n <= NODES; n++)); do
+    name="$(node_name "$n")"
+    kubeconfig "$STATE/kubelet-$name.kubeconfig" "kubelet-$name" "$server"
   done
 }

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Installs what `make cluster` takes from Debian when missing (never reinstalls): containerd,
-# runc, the CNI plugins, nftables, iproute2, openssl, curl, podman (builds the pause image) and
-# gcc (builds the pause binary). Go comes with the machine (the cluster is built from source).
+# runc, the CNI plugins, nftables, iptables and ipset (kube-router's network-policy rules),
+# iproute2, openssl, curl, podman (builds the pause and client images), gcc (builds the pause
+# binary) and busybox-static (the client image's one binary). Go comes with the machine (the
+# cluster is built from source).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 declare -A want=(
   [containerd]=containerd [runc]=runc [/usr/lib/cni/ptp]=containernetworking-plugins
-  [nft]=nftables [ip]=iproute2 [openssl]=openssl [curl]=curl [podman]=podman [gcc]=gcc
+  [nft]=nftables [iptables]=iptables [ipset]=ipset [ip]=iproute2 [openssl]=openssl [curl]=curl
+  [podman]=podman [gcc]=gcc [busybox]=busybox-static
 )
 missing=()
 for tool in "${!want[@]}"; do

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::Result;
 
 use super::{Ctx, SELECTOR};
-use crate::kube::{name, restarts};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+
+use crate::kube::{name, restarts, serving};
 use crate::traffic::{agent, get};
 
 const SUITE: &str = "deploy";
@@ -29,16 +31,34 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 continue;
             }
         }
-        let pods = ctx
+        // An overlay with an HPA declares no replicas: the autoscaler brings the Deployment
+        // to its minimum at its first sync.
+        let hpa: Option<HorizontalPodAutoscaler> = ctx
             .cluster
-            .wait("pods Ready", Duration::from_secs(120), || {
-                let pods = ctx.cluster.pods(&ns, SELECTOR)?;
-                let all_ready = !pods.is_empty()
-                    && pods.iter().all(|p| {
-                        p.metadata.deletion_timestamp.is_none() && crate::kube::pod_ready(p)
-                    });
-                Ok(all_ready.then_some(pods))
-            });
+            .get::<crate::kube::Items<HorizontalPodAutoscaler>>(&["hpa", "-n", &ns])
+            .ok()
+            .and_then(|l| l.items.into_iter().next());
+        if let Some(min) = hpa.and_then(|h| h.spec.and_then(|s| s.min_replicas)) {
+            let scaled = ctx.cluster.watch_pods(
+                &ns,
+                SELECTOR,
+                "the HPA's minimum of replicas Ready",
+                Duration::from_secs(120),
+                |pods| {
+                    let ready = pods.iter().filter(|p| serving(p)).count();
+                    if ready >= min as usize {
+                        Ok(())
+                    } else {
+                        Err(format!("{ready} of {min} Ready"))
+                    }
+                },
+            );
+            if let Err(e) = scaled {
+                ctx.report
+                    .error(SUITE, &format!("{env}: the HPA's minimum Ready"), &e);
+            }
+        }
+        let pods = ctx.settled(&ns, Duration::from_secs(120));
         match pods {
             Ok(pods) => {
                 let restarted: Vec<String> = pods
@@ -71,7 +91,28 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             format!("GET {url}: {answer:?}"),
         );
     }
-    canary(ctx)
+    canary(ctx)?;
+    memory(ctx);
+    Ok(())
+}
+
+/// The cluster's memory with both overlays deployed (the machine has 24 GiB; the cluster stays
+/// under 4).
+fn memory(ctx: &Ctx) {
+    let m = crate::memory::Memory::read(&ctx.cluster.run_dir);
+    ctx.report.count(
+        format!(
+            "cluster memory, {} nodes, prod and dev deployed",
+            ctx.cluster.nodes.len()
+        ),
+        m.describe(),
+    );
+    ctx.report.check(
+        SUITE,
+        "the cluster with prod deployed takes less than 4 GiB",
+        m.total_mib() > 0.0 && m.total_mib() < 4096.0,
+        format!("{:.0} MiB", m.total_mib()),
+    );
 }
 
 /// The API_KEY of prod appears in no answer and no log.

@@ -1,27 +1,29 @@
-//! Disruptions with a client looping through the NodePort (16 keep-alive clients): a new image
-//! tag (a rolling update), `kubectl delete pod`, and an eviction through the eviction API, which
-//! the PodDisruptionBudget must hold: with one node, the second eviction in a row, the one that
-//! would leave fewer pods than the budget allows, is refused by the API server (429).
-//! Zero failed requests throughout.
+//! Disruptions under full-rate load through the NodePort ([`crate::load`]: 16 keep-alive
+//! connections, every failed request counted, none retried): a new image tag (a rolling
+//! update), `kubectl delete pod`, and an eviction through the eviction API, which the
+//! PodDisruptionBudget must hold: the second eviction in a row, the one that would leave fewer
+//! pods than the budget allows, is refused by the API server (429). Zero failed requests
+//! throughout.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use super::{Ctx, SELECTOR, pause};
-use crate::kube::name;
-use crate::traffic::Looper;
+use crate::kube::{name, serving};
+use crate::load::Tally;
 
 const SUITE: &str = "disruption";
-const CLIENTS: usize = 16;
 const LIMIT: Duration = Duration::from_secs(180);
+/// The load keeps running this long after each step (the last replaced pod's drain).
+const AFTER: Duration = Duration::from_secs(3);
 
 pub fn run(ctx: &Ctx) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
-    let url = ctx.node_url(&ns, "/")?;
-    let deployment: Deployment = ctx.cluster.get(&["deployment", "hello-k8s", "-n", &ns])?;
+    let entry = ctx.cluster.nodes[0].clone();
+    let addr = ctx.node_port_on(&entry, &ns)?;
+    let deployment = ctx.deployment(&ns)?;
     let image = deployment
         .spec
         .as_ref()
@@ -30,7 +32,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         .and_then(|c| c.image.clone())
         .context("the Deployment names no image")?;
 
-    // 1. A new image tag: the same image under another tag in the cluster's runtime, deployed
+    // 1. A new image tag: the same image under another tag in every node's runtime, deployed
     //    as the deploy applies (server-side, its field manager).
     let new_tag = format!("{image}-rollout");
     retag(ctx, &image, &new_tag)?;
@@ -41,42 +43,24 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         overlay.join("secret.env"),
     )?;
     super::config_roll::set_overlay_image(&overlay, &new_tag)?;
-    let (step, load) = under_load(&url, || {
+    let (step, load) = ctx.under_load(addr, AFTER, || {
         ctx.apply_as_deploy(&overlay)
             .and_then(|_| ctx.cluster.rollout(&ns, "hello-k8s", LIMIT))
-    });
-    match step {
-        Ok(()) => ctx.report.check(
-            SUITE,
-            &format!("rolling update to {new_tag}: zero failed requests through the NodePort"),
-            load.0,
-            load.1,
-        ),
-        Err(e) => {
-            ctx.report
-                .error(SUITE, "rolling update to a new image tag", &e);
-            false
-        }
-    };
+    })?;
+    verdict(
+        ctx,
+        &format!("rolling update to {new_tag}"),
+        step.map(|_| String::new()),
+        &load,
+    );
 
     // 2. kubectl delete pod.
-    let (step, load) = under_load(&url, || delete_one(ctx, &ns));
-    match step {
-        Ok(victim) => ctx.report.check(
-            SUITE,
-            &format!("kubectl delete pod {victim}: replaced, zero failed requests"),
-            load.0,
-            load.1,
-        ),
-        Err(e) => {
-            ctx.report.error(SUITE, "kubectl delete pod", &e);
-            false
-        }
-    };
+    let (step, load) = ctx.under_load(addr, AFTER, || delete_one(ctx, &ns))?;
+    verdict(ctx, "kubectl delete pod", step, &load);
 
     // 3. Evictions against the PodDisruptionBudget.
-    let (step, load) = under_load(&url, || evictions(ctx, &ns));
-    match step {
+    let (step, load) = ctx.under_load(addr, AFTER, || evictions(ctx, &ns))?;
+    match &step {
         Ok((first, refusal)) => {
             ctx.report.check(
                 SUITE,
@@ -90,37 +74,37 @@ pub fn run(ctx: &Ctx) -> Result<()> {
                 refusal.contains("disruption budget"),
                 refusal,
             );
-            ctx.report
-                .check(SUITE, "evictions: zero failed requests", load.0, load.1);
         }
-        Err(e) => ctx.report.error(SUITE, "evictions against the PDB", &e),
+        Err(e) => ctx.report.error(SUITE, "evictions against the PDB", e),
     }
+    verdict(ctx, "evictions", step.map(|_| String::new()), &load);
     Ok(())
 }
 
-/// Runs `step` while the clients loop through `url`, and 3 s beyond it; the step's outcome and
-/// the clients' verdict: (no request failed and some were answered, the counts and the time).
-fn under_load<T>(url: &str, step: impl FnOnce() -> Result<T>) -> (Result<T>, (bool, String)) {
-    let looper = Looper::start(url, CLIENTS, contract::GREETING);
-    let started = Instant::now();
-    let outcome = step();
-    pause(Duration::from_secs(3));
-    let tally = looper.stop();
-    let detail = format!(
-        "{} in {:.0} s",
-        tally.describe(),
-        started.elapsed().as_secs_f64()
-    );
-    (outcome, (tally.failed == 0 && tally.ok > 0, detail))
+/// The step ran, and the load through it lost nothing.
+fn verdict(ctx: &Ctx, what: &str, step: Result<String>, load: &Tally) {
+    match step {
+        Ok(detail) => {
+            ctx.report.count(
+                format!("{SUITE}: {what}{detail}: requests, failed"),
+                format!("{}, {}", load.ok + load.failed, load.failed),
+            );
+            ctx.report.check(
+                SUITE,
+                &format!("{what}{detail}: zero failed requests at full rate"),
+                load.failed == 0 && load.ok > 0,
+                load.describe(),
+            );
+        }
+        Err(e) => {
+            ctx.report.error(SUITE, what, &e);
+            ctx.report.note(format!("{what}: {}", load.describe()));
+        }
+    }
 }
 
-/// Tags `from` as `to` in the cluster's containerd (images the kubelet resolves: docker.io/...).
+/// Tags `from` as `to` in every node's containerd (images the kubelet resolves: docker.io/...).
 fn retag(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
-    let address = ctx
-        .cluster
-        .vars
-        .get("CONTAINERD_ADDRESS")
-        .context("the env file names no CONTAINERD_ADDRESS")?;
     // The name the kubelet resolves: a short name is docker.io/library/NAME.
     let full = |r: &str| {
         let first = r.split('/').next().unwrap_or_default();
@@ -132,41 +116,12 @@ fn retag(ctx: &Ctx, from: &str, to: &str) -> Result<()> {
             format!("docker.io/library/{r}")
         }
     };
-    super::run(std::process::Command::new("ctr").args([
-        "--address",
-        address,
-        "-n",
-        "k8s.io",
-        "images",
-        "tag",
-        "--force",
-        &full(from),
-        &full(to),
-    ]))?;
-    Ok(())
-}
-
-/// The number of replicas the Deployment wants.
-fn desired(ctx: &Ctx, ns: &str) -> Result<usize> {
-    let d: Deployment = ctx.cluster.get(&["deployment", "hello-k8s", "-n", ns])?;
-    Ok(d.spec.and_then(|s| s.replicas).unwrap_or(1) as usize)
-}
-
-/// Waits until the Deployment's wanted replicas are all Ready again.
-fn settle(ctx: &Ctx, ns: &str) -> Result<()> {
-    ctx.cluster.wait("every replica Ready again", LIMIT, || {
-        let want = desired(ctx, ns)?;
-        Ok((ctx.cluster.ready_pods(ns, SELECTOR)?.len() >= want
-            && ctx.cluster.pods(ns, SELECTOR)?.len() == want)
-            .then_some(()))
-    })
+    ctx.ctr_all(&["images", "tag", "--force", &full(from), &full(to)])
 }
 
 fn delete_one(ctx: &Ctx, ns: &str) -> Result<String> {
-    settle(ctx, ns)?;
     let victim = ctx
-        .cluster
-        .ready_pods(ns, SELECTOR)?
+        .settled(ns, LIMIT)?
         .first()
         .map(name)
         .context("no Ready pod")?;
@@ -179,8 +134,8 @@ fn delete_one(ctx: &Ctx, ns: &str) -> Result<String> {
         "--wait=true",
         "--timeout=60s",
     ])?;
-    settle(ctx, ns)?;
-    Ok(victim)
+    ctx.settled(ns, LIMIT)?;
+    Ok(format!(" {victim}: replaced"))
 }
 
 /// Evicts one pod (allowed), then another at once (refused): the first's answer, the refusal.
@@ -200,16 +155,31 @@ fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
     let mut tries = 0;
     let (a, b) = loop {
         tries += 1;
-        settle(ctx, ns)?;
-        ctx.cluster.wait(
+        ctx.settled(ns, LIMIT)?;
+        ctx.cluster.watch_until(
+            kube::Api::<PodDisruptionBudget>::namespaced(ctx.cluster.client(), ns),
+            kube::runtime::watcher::Config::default().fields("metadata.name=hello-k8s"),
             "the PDB allows a disruption",
             Duration::from_secs(60),
-            || {
-                let pdb: PodDisruptionBudget = ctx.cluster.get(&["pdb", "hello-k8s", "-n", ns])?;
-                Ok((pdb.status.map(|s| s.disruptions_allowed).unwrap_or(0) >= 1).then_some(()))
+            |pdbs| {
+                let allowed = pdbs
+                    .first()
+                    .and_then(|p| p.status.as_ref())
+                    .map(|s| s.disruptions_allowed)
+                    .unwrap_or(0);
+                if allowed >= 1 {
+                    Ok(())
+                } else {
+                    Err(format!("disruptionsAllowed {allowed}"))
+                }
             },
         )?;
-        let pods = ctx.cluster.ready_pods(ns, SELECTOR)?;
+        let pods: Vec<_> = ctx
+            .cluster
+            .pods(ns, SELECTOR)?
+            .into_iter()
+            .filter(serving)
+            .collect();
         if pods.len() < 2 {
             bail!("fewer than 2 Ready pods ({})", pods.len());
         }
@@ -232,6 +202,6 @@ fn evictions(ctx: &Ctx, ns: &str) -> Result<(String, String)> {
     } else {
         second.stderr.trim().to_string()
     };
-    settle(ctx, ns)?;
+    ctx.settled(ns, LIMIT)?;
     Ok((format!("{a} evicted (attempt {tries})"), refusal))
 }

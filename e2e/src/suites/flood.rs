@@ -26,7 +26,7 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
 
 use super::{Ctx, SELECTOR};
-use crate::kube::{name, pod_ip, restarts, terminations};
+use crate::kube::{name, node_of, pod_ip, restarts, terminations};
 use crate::probes::{Poller, Timeline};
 
 const SUITE: &str = "flood";
@@ -41,30 +41,7 @@ pub struct Floods {
 
 pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
     let ns = ctx.namespace_of("prod")?;
-    // prod's own 3 replicas and an HPA with no history: an earlier load may have scaled it out,
-    // and the HPA's downscale window (300 s) would keep it there. The HPA is removed, prod scaled
-    // to 3, and the HPA created again only after the controller's next sync of the deleted key
-    // (every 15 s), which forgets its recommendations; else the new HPA inherits them.
-    let three = || {
-        ctx.cluster
-            .wait("prod at 3 Ready replicas", Duration::from_secs(180), || {
-                Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 3
-                    && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 3)
-                    .then_some(()))
-            })
-    };
-    let reset = ctx
-        .cluster
-        .kubectl(&["delete", "hpa", "hello-k8s", "-n", &ns])
-        .and_then(|_| {
-            ctx.cluster
-                .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"])
-        })
-        .and_then(|_| three())
-        .map(|_| std::thread::sleep(Duration::from_secs(20)))
-        .and_then(|_| ctx.make("auto-deploy-prod", &[]))
-        .and_then(|_| three());
-    if let Err(e) = reset {
+    if let Err(e) = ctx.reset_prod() {
         ctx.report
             .error(SUITE, "replicas: prod reset to its 3 replicas", &e);
     }
@@ -80,14 +57,7 @@ pub fn run(ctx: &Ctx, floods: Floods) -> Result<()> {
             ctx.cluster
                 .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=1"])
         })
-        .and_then(|_| {
-            ctx.cluster
-                .wait("one pod left", Duration::from_secs(120), || {
-                    Ok((ctx.cluster.pods(&ns, SELECTOR)?.len() == 1
-                        && ctx.cluster.ready_pods(&ns, SELECTOR)?.len() == 1)
-                        .then_some(()))
-                })
-        })
+        .and_then(|_| ctx.settled(&ns, Duration::from_secs(120)).map(|_| ()))
         .and_then(|_| flood(ctx, &ns, "one pod", floods, false));
     if let Err(e) = single {
         ctx.report
@@ -163,21 +133,26 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
         let live_url = format!("http://{ip}:{live_port}{live_path}");
         let ready_url = format!("http://{ip}:{ready_port}{ready_path}");
         let n = name(&pod);
+        // From the pod's node, as the kubelet probes (and as the NetworkPolicy allows).
+        let netns = ctx.cluster.node(&node_of(&pod))?.netns();
         let pollers = vec![
             Poller::start(
                 format!("{n} liveness every 1 s"),
+                netns.clone(),
                 live_url.clone(),
                 Duration::from_secs(1),
                 live_timeout,
             ),
             Poller::start(
                 format!("{n} liveness at the manifest's period"),
+                netns.clone(),
                 live_url,
                 secs(live.period_seconds, 10),
                 live_timeout,
             ),
             Poller::start(
                 format!("{n} readiness every 1 s"),
+                netns,
                 ready_url,
                 Duration::from_secs(1),
                 secs(ready.timeout_seconds, 1),
@@ -202,9 +177,9 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
             std::mem::take(&mut w.pollers)
                 .into_iter()
                 .map(Poller::stop)
-                .collect()
+                .collect::<Result<Vec<_>>>()
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let flood_secs = started.elapsed().as_secs_f64();
     match &outcome {
         Ok(o) => ctx
@@ -345,16 +320,9 @@ fn memory_limit(d: &Deployment) -> Option<u64> {
     crate::quantity::bytes(&q).ok()
 }
 
-/// A value of the pod's memory cgroup (cgroup v1, under the kubelet's cgroup root `/kco`).
+/// A value of the pod's memory cgroup (cgroup v1, under its node's cgroup root).
 fn cgroup_value(pod: &Pod, file: &str, key: Option<&str>) -> Option<u64> {
-    let uid = pod.metadata.uid.as_ref()?;
-    let qos = pod.status.as_ref()?.qos_class.as_deref()?.to_lowercase();
-    let qos_dir = if qos == "guaranteed" {
-        String::new()
-    } else {
-        format!("{qos}/")
-    };
-    let path = format!("/sys/fs/cgroup/memory/kco/kubepods/{qos_dir}pod{uid}/{file}");
+    let path = crate::kube::pod_cgroup(pod, "memory")?.join(file);
     let text = std::fs::read_to_string(path).ok()?;
     match key {
         None => text.trim().parse().ok(),

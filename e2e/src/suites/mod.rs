@@ -2,24 +2,32 @@
 //!
 //! Each suite states its claim in its module documentation; every verdict comes from the real
 //! components (the API server's admission, the kubelet's probes and restarts, kube-proxy's
-//! NodePort, the Deployment and ReplicaSet controllers, the disruption controller, the HPA
-//! with metrics-server).
+//! NodePort, the scheduler, the Deployment and ReplicaSet controllers, the disruption
+//! controller, the node lifecycle controller, the HPA with metrics-server, kube-router's
+//! network-policy rules).
 
 pub mod admission;
 pub mod config_roll;
 pub mod deploy;
 pub mod disruption;
+pub mod drain;
 pub mod flood;
 pub mod netpol;
+pub mod node_loss;
+pub mod spread;
 pub mod values;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 
-use crate::kube::Cluster;
+use crate::kube::{Cluster, NodeInfo, serving};
+use crate::load::{Load, Tally};
 use crate::report::Report;
 
 /// The app's label selector in every namespace.
@@ -35,6 +43,8 @@ pub struct Ctx {
     pub manifest_gen: PathBuf,
     /// Scratch space of this run (k8s/ copies, archives, logs).
     pub work: PathBuf,
+    /// The load client (`e2e-load`, built optimised).
+    pub load: PathBuf,
     pub report: Report,
 }
 
@@ -127,8 +137,14 @@ impl Ctx {
         ])
     }
 
-    /// The NodePort URL of `path` for a Service.
+    /// The NodePort URL of `path` for a Service, on the first node.
     pub fn node_url(&self, namespace: &str, path: &str) -> Result<String> {
+        let port = self.node_port(namespace)?;
+        Ok(format!("http://{}:{port}{path}", self.cluster.node_ip))
+    }
+
+    /// The Service's NodePort (of its `http` port).
+    pub fn node_port(&self, namespace: &str) -> Result<u16> {
         let port = self.cluster.kubectl(&[
             "get",
             "service",
@@ -138,12 +154,128 @@ impl Ctx {
             "-o",
             "jsonpath={.spec.ports[?(@.name==\"http\")].nodePort}",
         ])?;
-        let port = port.trim();
-        if port.is_empty() {
-            bail!("service hello-k8s in {namespace} has no nodePort");
-        }
-        Ok(format!("http://{}:{port}{path}", self.cluster.node_ip))
+        port.trim()
+            .parse()
+            .with_context(|| format!("service hello-k8s in {namespace} has no nodePort"))
     }
+
+    /// The NodePort's address on `node`.
+    pub fn node_port_on(&self, node: &NodeInfo, namespace: &str) -> Result<SocketAddr> {
+        let port = self.node_port(namespace)?;
+        format!("{}:{port}", node.ip)
+            .parse()
+            .context("a node's address")
+    }
+
+    /// The Deployment hello-k8s of `namespace`.
+    pub fn deployment(&self, namespace: &str) -> Result<Deployment> {
+        self.cluster
+            .get(&["deployment", "hello-k8s", "-n", namespace])
+    }
+
+    /// Waits until the Deployment's wanted replicas are all Ready and none is being deleted;
+    /// the pods.
+    pub fn settled(&self, namespace: &str, limit: Duration) -> Result<Vec<Pod>> {
+        let want = desired(&self.deployment(namespace)?);
+        self.cluster.watch_pods(
+            namespace,
+            SELECTOR,
+            "every replica Ready, none being deleted",
+            limit,
+            |pods| {
+                let ready = pods.iter().filter(|p| serving(p)).count();
+                if ready >= want && pods.len() == ready {
+                    Ok(pods.iter().map(|p| (**p).clone()).collect())
+                } else {
+                    Err(format!("{ready} of {want} Ready, {} pods", pods.len()))
+                }
+            },
+        )
+    }
+
+    /// Starts full-rate load through `addr` ([`Load`]).
+    pub fn load(&self, addr: SocketAddr) -> Result<Load> {
+        Load::start(&self.load, addr)
+    }
+
+    /// Runs `step` while full-rate load runs through `addr`, and `after` beyond it; the step's
+    /// outcome and what the load saw.
+    pub fn under_load<T>(
+        &self,
+        addr: SocketAddr,
+        after: Duration,
+        step: impl FnOnce() -> Result<T>,
+    ) -> Result<(Result<T>, Tally)> {
+        let load = self.load(addr)?;
+        let outcome = step();
+        pause(after);
+        Ok((outcome, load.stop()?))
+    }
+
+    /// `ctr ARGS` against the containerd of every node.
+    pub fn ctr_all(&self, args: &[&str]) -> Result<()> {
+        let sockets = self
+            .cluster
+            .vars
+            .get("CONTAINERD_ADDRESSES")
+            .context("the env file names no CONTAINERD_ADDRESSES")?;
+        for socket in sockets.split_whitespace() {
+            run(Command::new("ctr")
+                .args(["--address", socket, "-n", "k8s.io"])
+                .args(args))?;
+        }
+        Ok(())
+    }
+
+    /// prod back to its own 3 replicas and an HPA with no history (an earlier load may have
+    /// scaled it out, and the HPA's downscale window, 300 s, would keep it there). The HPA is
+    /// removed, prod scaled to 3, and the HPA created again by `make auto-deploy-prod` only
+    /// after the controller's next sync of the deleted key (every 15 s), which forgets its
+    /// recommendations; else the new HPA inherits them.
+    pub fn reset_prod(&self) -> Result<()> {
+        let ns = self.namespace_of("prod")?;
+        self.cluster.kubectl(&[
+            "delete",
+            "hpa",
+            "hello-k8s",
+            "-n",
+            &ns,
+            "--ignore-not-found",
+        ])?;
+        self.cluster
+            .kubectl(&["scale", "deployment/hello-k8s", "-n", &ns, "--replicas=3"])?;
+        self.settled(&ns, Duration::from_secs(180))?;
+        pause(Duration::from_secs(20));
+        self.make("auto-deploy-prod", &[])?;
+        self.settled(&ns, Duration::from_secs(180))?;
+        Ok(())
+    }
+}
+
+/// Whether the cluster has the `n` nodes `suite` needs. With fewer (`make cluster NODES=1`) the
+/// suite is skipped, loudly, and under `CI=true` that is a failure: CI runs the three nodes.
+pub fn has_nodes(ctx: &Ctx, suite: &str, n: usize) -> bool {
+    let have = ctx.cluster.nodes.len();
+    if have >= n {
+        return true;
+    }
+    let why = format!("SKIPPED: needs {n} nodes, the cluster has {have} (make cluster NODES=3)");
+    if std::env::var("CI").as_deref() == Ok("true") {
+        ctx.report.check(
+            suite,
+            "the cluster has the nodes the suite needs",
+            false,
+            why,
+        );
+    } else {
+        ctx.report.note(why);
+    }
+    false
+}
+
+/// The replicas a Deployment wants.
+pub fn desired(d: &Deployment) -> usize {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize
 }
 
 /// Runs a command; its stdout, or an error with its stderr.
