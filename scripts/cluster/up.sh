@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# `make cluster`: a real Kubernetes of NODES nodes (default 3) on this machine, every component
-# upstream and unmodified (scripts/cluster/build.sh builds them). Each node is a network and a
+# `make cluster`: a real Kubernetes of NODES nodes (default 3) on this machine, of the minor
+# KUBE_MINOR (default: the one the generator types; cluster/kube/ lists the supported ones),
+# every component upstream and unmodified (scripts/cluster/build.sh builds them). Each node is a network and a
 # mount namespace of its own with its own containerd, kubelet, kube-proxy and kube-router (the
 # NetworkPolicy enforcer, its firewall alone); the control plane (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, metrics-server) runs in the first. Debian provides
@@ -26,6 +27,7 @@ t0=$SECONDS
 
 # ------------------------------------------------------------------ input, before anything
 check_paths
+check_kube_minor
 [[ "$NODES" =~ ^[1-9][0-9]{0,2}$ ]] || die "NODES=$NODES: expected a whole number of nodes, 1 or more (default 3)"
 cores="$(nproc)"
 avail_mib=$(($(sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo) / 1024))
@@ -506,6 +508,7 @@ for ((n = 1; n <= NODES; n++)); do
 done
 cat >"$STATE/env" <<ENV
 # Written by make cluster ($K8S_VERSION, $NODES nodes): source it, or pass these to make deploy-<env>.
+KUBE_MINOR=$KUBE_MINOR
 export KUBECONFIG=$KUBECONFIG_FILE
 KUBE_CONTEXT=$CONTEXT
 KUBECTL=$bin/kubectl
