@@ -105,7 +105,38 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     }
     canary(ctx)?;
     memory(ctx);
+    kubelets(ctx);
     Ok(())
+}
+
+/// What each kubelet says of this host in its own metrics (through the API server's node
+/// proxy): the cgroup version it runs on, and the release from which the kubelet will no longer
+/// fall back to its own cgroup driver setting for a runtime without the CRI `RuntimeConfig`
+/// call (containerd 1.x). Counted for the summary: the version differences docs/cluster.md
+/// records.
+fn kubelets(ctx: &Ctx) {
+    for node in &ctx.cluster.nodes {
+        let path = format!("/api/v1/nodes/{}/proxy/metrics", node.name);
+        let said = match ctx.cluster.kubectl(&["get", "--raw", &path]) {
+            Ok(text) => {
+                let metric = |name: &str| -> Vec<&str> {
+                    text.lines()
+                        .filter(|l| l.starts_with(name))
+                        .map(|l| l.trim_start_matches("kubelet_"))
+                        .collect()
+                };
+                let mut found = metric("kubelet_cgroup_version ");
+                found.extend(metric("kubelet_cri_losing_support{"));
+                if found.is_empty() {
+                    "neither kubelet_cgroup_version nor kubelet_cri_losing_support".to_string()
+                } else {
+                    found.join(", ")
+                }
+            }
+            Err(e) => format!("metrics not read: {e:#}"),
+        };
+        ctx.report.count(format!("kubelet of {}", node.name), said);
+    }
 }
 
 /// The running pods against Pod Security `restricted` at `latest`, the newest policy this API
