@@ -112,10 +112,32 @@ pub fn run(ctx: &Ctx) -> Result<()> {
 /// What each kubelet says of this host in its own metrics (through the API server's node
 /// proxy): the cgroup version it runs on, and the release from which the kubelet will no longer
 /// fall back to its own cgroup driver setting for a runtime without the CRI `RuntimeConfig`
-/// call (containerd 1.x). Counted for the summary: the version differences docs/cluster.md
-/// records.
+/// call (containerd 1.x); and the first sentence of its `CgroupV1` warning event. Counted for
+/// the summary: the version differences docs/cluster.md records.
 fn kubelets(ctx: &Ctx) {
     for node in &ctx.cluster.nodes {
+        let selector = format!(
+            "reason=CgroupV1,involvedObject.kind=Node,involvedObject.name={}",
+            node.name
+        );
+        let event = ctx
+            .cluster
+            .kubectl(&[
+                "get",
+                "events",
+                "-n",
+                "default",
+                "--field-selector",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            .map(|m| m.split(". ").next().unwrap_or_default().trim().to_string())
+            .unwrap_or_else(|e| format!("events not read: {e:#}"));
+        ctx.report.count(
+            format!("kubelet of {}, its CgroupV1 event", node.name),
+            if event.is_empty() { "none" } else { &event },
+        );
         let path = format!("/api/v1/nodes/{}/proxy/metrics", node.name);
         let said = match ctx.cluster.kubectl(&["get", "--raw", &path]) {
             Ok(text) => {
