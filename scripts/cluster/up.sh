@@ -264,6 +264,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$nstate/cni/net.d"
     conf_template = "$nstate/cni/template"
 TOML
+  # The same configuration for every minor (docs/cluster.md, "Versions"): from 1.35 the kubelet
+  # refuses a cgroup v1 host unless failCgroupV1 is false (1.34 accepts the field); containerd
+  # 1.6 has no CRI RuntimeConfig call, so the kubelet falls back to this cgroupDriver.
   cat >"$nstate/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
