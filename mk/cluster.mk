@@ -43,7 +43,7 @@ E2E_LOAD = $(abspath $(or $(CARGO_TARGET_DIR),target))/e2e/e2e-load
 .PHONY: e2e-cluster
 e2e-cluster: cluster-install ## Start the cluster (KUBE_MINOR), deploy and test the project on it (all e2e suites), take it down
 	@mkdir -p $(E2E_CLUSTER_OUT)
-	status=0; t0=$$SECONDS; export KUBE_MINOR=$(KUBE_MINOR); \
+	status=0; t0=$$SECONDS; export KUBE_MINOR="$(KUBE_MINOR)"; \
 	trap 'CLUSTER_KEEP_LOGS=$(CURDIR)/$(E2E_CLUSTER_OUT)/logs/$(KUBE_MINOR) $(CLUSTER_SCRIPTS)/down.sh >/dev/null || true' EXIT; \
 	$(CLUSTER_SCRIPTS)/build.sh >/dev/null || exit $$?; t1=$$SECONDS; \
 	{ $(CARGO) test --quiet $(CARGO_TEST_ARGS) --no-run >/dev/null && \
