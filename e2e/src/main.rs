@@ -121,17 +121,19 @@ fn run(args: &Args) -> Result<bool> {
         .iter()
         .map(|n| format!("{} {}", n.name, n.ip))
         .collect();
+    let server_version = server["serverVersion"]["gitVersion"]
+        .as_str()
+        .unwrap_or("?");
     println!(
-        "cluster: Kubernetes {} (server), kubectl {}, {} nodes: {}",
-        server["serverVersion"]["gitVersion"]
-            .as_str()
-            .unwrap_or("?"),
+        "cluster: Kubernetes {server_version} (server), kubectl {}, {} nodes: {}",
         server["clientVersion"]["gitVersion"]
             .as_str()
             .unwrap_or("?"),
         nodes.len(),
         nodes.join(", ")
     );
+    // Every verdict below is that version's: the summary names it.
+    ctx.report.count("Kubernetes (server)", server_version);
     let chosen: Vec<Suite> = if args.suites.is_empty() {
         ALL.to_vec()
     } else {

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
 # Builds the cluster's binaries from upstream source, through the project's Go modules in
-# cluster/ (go.mod and go.sum pin every version): Kubernetes as one multicall binary
-# (cluster/kube), etcd, metrics-server and kube-router as the upstream commands (cluster/etcd,
-# cluster/metrics-server, cluster/kube-router, Go's `tool` directive), the pause image
-# (cluster/pause) and the client image (cluster/client: Debian's static busybox).
-# The result is cached outside the clone (CLUSTER_CACHE), keyed by the modules' content: a second
-# run prints the directory at once. Prints the bin directory on stdout, timings on stderr.
+# cluster/ (go.mod and go.sum pin every version): Kubernetes KUBE_MINOR (default: the minor the
+# generator types) as one multicall binary (cluster/kube/main.go, built in that minor's module,
+# cluster/kube/<minor>), etcd, metrics-server and kube-router as the upstream commands
+# (cluster/etcd, cluster/metrics-server, cluster/kube-router, Go's `tool` directive), the pause
+# image (cluster/pause) and the client image (cluster/client: Debian's static busybox).
+# The result is cached outside the clone (CLUSTER_CACHE), a directory a minor, keyed by the
+# modules' content: a second run prints the directory at once. Prints the bin directory on
+# stdout, timings on stderr.
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
+check_kube_minor
 
 bin="$(cluster_bin_dir)"
 if [[ -x "$bin/kube" && -x "$bin/etcd" && -x "$bin/metrics-server" && -x "$bin/kube-router" && -f "$bin/pause.tar" && -f "$bin/client.tar" ]]; then
@@ -28,16 +31,15 @@ trap 'rm -rf "$tmp"' EXIT
 export CGO_ENABLED=0 GOFLAGS=-mod=readonly
 start=$SECONDS
 
-say "Kubernetes $K8S_VERSION (cluster/kube: one binary, the component chosen by argv[0])"
-minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
+say "Kubernetes $K8S_VERSION (cluster/kube/$KUBE_MINOR: one binary, the component chosen by argv[0])"
 t=$SECONDS
-for module in kube etcd metrics-server kube-router; do
+for module in "kube/$KUBE_MINOR" etcd metrics-server kube-router; do
   (cd "$CLUSTER_ROOT/cluster/$module" && go mod download && go mod verify >/dev/null)
 done
 info "modules downloaded and verified in $((SECONDS - t)) s"
 t=$SECONDS
-(cd "$CLUSTER_ROOT/cluster/kube" && go build -trimpath -tags selinux,notest \
-  -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+(cd "$KUBE_MODULE" && go build -trimpath -tags selinux,notest \
+  -ldflags "-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=${KUBE_MINOR#1.} -X k8s.io/component-base/version.gitTreeState=clean" \
   -o "$tmp/kube" .)
 info "kube built in $((SECONDS - t)) s"
 for name in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl; do

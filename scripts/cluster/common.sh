@@ -8,8 +8,11 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../log.sh"
 
 CLUSTER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-# The pinned Kubernetes version: cluster/kube/go.mod requires it, the build stamps it.
-K8S_VERSION="$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p; s/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$CLUSTER_ROOT/cluster/kube/go.mod" | sed -n 1p)"
+# The Kubernetes minors the cluster is built for: a Go module each, cluster/kube/<minor>/go.mod
+# pinning its k8s.io/kubernetes release. The default is the minor the generator types its objects
+# against (k8s-openapi's feature in the workspace Cargo.toml, `v1_34` for 1.34).
+KUBE_MINOR_DEFAULT="$(sed -n 's/^k8s-openapi = .*"v1_\([0-9]*\)".*$/1.\1/p' "$CLUSTER_ROOT/Cargo.toml")"
+KUBE_MINOR="${KUBE_MINOR:-$KUBE_MINOR_DEFAULT}"
 # Built binaries are cached outside the clone, keyed by the Go modules' content.
 CLUSTER_CACHE="${CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubecloudorchestrator/cluster}"
 STATE="${CLUSTER_STATE:-/var/lib/kco-cluster}"
@@ -60,10 +63,34 @@ node_containerd_sock() { printf '%s/containerd/containerd.sock\n' "$(node_run "$
 
 KUBECONFIG_FILE="$STATE/admin.kubeconfig"
 
-# The directory of the binaries built from cluster/ for the current modules.
+# The supported minors (cluster/kube's directories), one a line.
+kube_minors() {
+  local dir
+  for dir in "$CLUSTER_ROOT"/cluster/kube/*/go.mod; do
+    dir="${dir%/go.mod}"
+    printf '%s\n' "${dir##*/}"
+  done
+}
+
+# check_kube_minor: KUBE_MINOR names a supported minor, or dies listing them; sets KUBE_MODULE
+# (its Go module's directory) and K8S_VERSION (the release its go.mod pins, the build stamps).
+check_kube_minor() {
+  local supported
+  supported="$(kube_minors | paste -sd ' ')"
+  [[ "$KUBE_MINOR" =~ ^1\.[0-9]+$ && -f "$CLUSTER_ROOT/cluster/kube/$KUBE_MINOR/go.mod" ]] ||
+    die "KUBE_MINOR=$KUBE_MINOR: expected one of the supported Kubernetes minors: $supported (default $KUBE_MINOR_DEFAULT; docs/cluster.md, \"Versions\")"
+  KUBE_MODULE="$CLUSTER_ROOT/cluster/kube/$KUBE_MINOR"
+  K8S_VERSION="$(sed -n 's/^\tk8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' "$KUBE_MODULE/go.mod" | sed -n 1p)"
+  [[ "$K8S_VERSION" == "v$KUBE_MINOR".* ]] ||
+    die "$KUBE_MODULE/go.mod requires k8s.io/kubernetes '$K8S_VERSION': expected a v$KUBE_MINOR.x release"
+}
+
+# The directory of the binaries built from cluster/ for KUBE_MINOR (check_kube_minor first):
+# keyed by the content of what its build reads, that minor's Go module and the others'.
 cluster_bin_dir() {
   local key
-  key="$(cat "$CLUSTER_ROOT"/cluster/*/go.mod "$CLUSTER_ROOT"/cluster/*/go.sum "$CLUSTER_ROOT"/cluster/kube/*.go \
+  key="$(cat "$KUBE_MODULE/go.mod" "$KUBE_MODULE/go.sum" "$CLUSTER_ROOT"/cluster/kube/*.go \
+    "$CLUSTER_ROOT"/cluster/{etcd,metrics-server,kube-router}/go.{mod,sum} \
     "$CLUSTER_ROOT"/cluster/pause/* "$CLUSTER_ROOT"/cluster/client/* "$CLUSTER_ROOT/scripts/cluster/build.sh" | sha256sum | cut -c1-16)"
   printf '%s/%s-%s/bin\n' "$CLUSTER_CACHE" "$K8S_VERSION" "$key"
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # shellcheck source-path=SCRIPTDIR
-# `make cluster`: a real Kubernetes of NODES nodes (default 3) on this machine, every component
-# upstream and unmodified (scripts/cluster/build.sh builds them). Each node is a network and a
+# `make cluster`: a real Kubernetes of NODES nodes (default 3) on this machine, of the minor
+# KUBE_MINOR (default: the one the generator types; cluster/kube/ lists the supported ones),
+# every component upstream and unmodified (scripts/cluster/build.sh builds them). Each node is a network and a
 # mount namespace of its own with its own containerd, kubelet, kube-proxy and kube-router (the
 # NetworkPolicy enforcer, its firewall alone); the control plane (etcd, kube-apiserver,
 # kube-controller-manager, kube-scheduler, metrics-server) runs in the first. Debian provides
@@ -26,6 +27,7 @@ t0=$SECONDS
 
 # ------------------------------------------------------------------ input, before anything
 check_paths
+check_kube_minor
 [[ "$NODES" =~ ^[1-9][0-9]{0,2}$ ]] || die "NODES=$NODES: expected a whole number of nodes, 1 or more (default 3)"
 cores="$(nproc)"
 avail_mib=$(($(sed -n 's/^MemAvailable: *\([0-9]*\) kB$/\1/p' /proc/meminfo) / 1024))
@@ -262,6 +264,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     conf_dir = "$nstate/cni/net.d"
     conf_template = "$nstate/cni/template"
 TOML
+  # The same configuration for every minor (docs/cluster.md, "Versions"): from 1.35 the kubelet
+  # refuses a cgroup v1 host unless failCgroupV1 is false (1.34 accepts the field); containerd
+  # 1.6 has no CRI RuntimeConfig call, so the kubelet falls back to this cgroupDriver.
   cat >"$nstate/kubelet.yaml" <<YAML
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -506,6 +511,7 @@ for ((n = 1; n <= NODES; n++)); do
 done
 cat >"$STATE/env" <<ENV
 # Written by make cluster ($K8S_VERSION, $NODES nodes): source it, or pass these to make deploy-<env>.
+KUBE_MINOR=$KUBE_MINOR
 export KUBECONFIG=$KUBECONFIG_FILE
 KUBE_CONTEXT=$CONTEXT
 KUBECTL=$bin/kubectl

@@ -1,8 +1,9 @@
 # shellcheck shell=bash
 # Tests of the cluster harness's input and clean-up (scripts/cluster/up.sh, down.sh): down.sh
 # removes only what up.sh made and marked as its own, whatever a variable names, and up.sh
-# refuses a bad node count before it makes anything. Each test works in directories of its own
-# (CLUSTER_STATE and CLUSTER_RUN always set), so a cluster running beside it is never touched.
+# refuses a bad node count or Kubernetes minor before it makes anything. Each test works in
+# directories of its own (CLUSTER_STATE and CLUSTER_RUN always set), so a cluster running beside
+# it is never touched.
 # down.sh needs root (it removes namespaces, mounts and cgroups): the tests skip without it.
 
 CLUSTER_SCRIPTS="$PROJECT_ROOT/scripts/cluster"
@@ -137,5 +138,27 @@ test_cluster_up_refuses_a_bad_node_count_before_making_anything() {
   assert_ne "$RC" 0 "exit code of NODES=200"
   assert_file_contains "$OUT" "NODES=200: this machine holds at most"
   [[ ! -e "$STATE_DIR" && ! -e "$RUN_DIR" ]] || fail "up.sh made its directories for a refused node count"
+  assert_file_lacks "$OUT" "Starting"
+}
+
+# An unknown KUBE_MINOR: refused by make cluster's start and by the build, naming the supported
+# minors (cluster/kube's modules), before anything is made or built.
+test_cluster_up_and_build_refuse_an_unknown_kubernetes_minor() {
+  STATE_DIR="$TEST_TMP/state" RUN_DIR="$TEST_TMP/run"
+  local supported="" module
+  for module in "$PROJECT_ROOT"/cluster/kube/*/go.mod; do
+    module="${module%/go.mod}"
+    supported+="${supported:+ }${module##*/}"
+  done
+  [[ " $supported " == *" 1.34 "* && " $supported " == *" 1.37 "* ]] || fail "cluster/kube holds the minors '$supported'"
+  for minor in 1.99 1.3 1.34.4 v1.34 ../kube "1.34 1.37"; do
+    cluster_script env KUBE_MINOR="$minor" "$CLUSTER_SCRIPTS/up.sh"
+    assert_ne "$RC" 0 "exit code of up.sh with KUBE_MINOR=$minor"
+    assert_file_contains "$OUT" "KUBE_MINOR=$minor: expected one of the supported Kubernetes minors: $supported (default 1.34"
+    cluster_script env KUBE_MINOR="$minor" CLUSTER_CACHE="$TEST_TMP/cache" "$CLUSTER_SCRIPTS/build.sh"
+    assert_ne "$RC" 0 "exit code of build.sh with KUBE_MINOR=$minor"
+    assert_file_contains "$OUT" "KUBE_MINOR=$minor: expected one of the supported Kubernetes minors: $supported"
+  done
+  [[ ! -e "$STATE_DIR" && ! -e "$RUN_DIR" && ! -e "$TEST_TMP/cache" ]] || fail "a refused KUBE_MINOR made a directory"
   assert_file_lacks "$OUT" "Starting"
 }

@@ -1,8 +1,10 @@
 //! Deploy: `make auto-deploy-prod` and `make auto-deploy-dev`, the user's own commands, against
 //! the cluster (its kubeconfig and context, the image built and imported into its containerd):
 //! rolled out, every pod Ready by the real kubelet's probes with no restart, the greeting
-//! through kube-proxy's NodePort. Then the secret canary: prod's API_KEY (random, of this run)
-//! appears in no answer and in no container log.
+//! through kube-proxy's NodePort, with no API warning printed by the deploy; the running pods meet
+//! Pod Security `restricted` at the server's own newest policy version too (the Namespaces pin
+//! the generator's). Then the secret canary: prod's API_KEY (random, of this run) appears in no
+//! answer and in no container log.
 
 use std::time::Duration;
 
@@ -21,9 +23,18 @@ pub fn run(ctx: &Ctx) -> Result<()> {
         let ns = ctx.namespace_of(env)?;
         let target = format!("auto-deploy-{env}");
         match ctx.make(&target, &[]) {
-            Ok(_) => {
+            Ok(out) => {
                 ctx.report
                     .check(SUITE, &format!("make {target} succeeds"), true, "");
+                // kubectl prints the API server's warnings (a deprecated field or API, a
+                // Pod Security `warn`) as `Warning: ...` on stderr, which the log holds.
+                let warnings: Vec<&str> = out.lines().filter(|l| l.contains("Warning:")).collect();
+                ctx.report.check(
+                    SUITE,
+                    &format!("make {target}: no warning from the API server"),
+                    warnings.is_empty(),
+                    warnings.join(" | "),
+                );
             }
             Err(e) => {
                 ctx.report
@@ -75,6 +86,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             }
             Err(e) => ctx.report.error(SUITE, &format!("{env}: pods Ready"), &e),
         }
+        latest_pod_security(ctx, env, &ns);
         let url = ctx.node_url(&ns, "/")?;
         // kube-proxy programs the NodePort once the EndpointSlice has the Ready pod (a few s).
         let client = agent(Duration::from_secs(5));
@@ -93,7 +105,101 @@ pub fn run(ctx: &Ctx) -> Result<()> {
     }
     canary(ctx)?;
     memory(ctx);
+    kubelets(ctx);
     Ok(())
+}
+
+/// What each kubelet says of this host in its own metrics (through the API server's node
+/// proxy): the cgroup version it runs on, and the release from which the kubelet will no longer
+/// fall back to its own cgroup driver setting for a runtime without the CRI `RuntimeConfig`
+/// call (containerd 1.x); and the first sentence of its `CgroupV1` warning event. Counted for
+/// the summary: the version differences docs/cluster.md records.
+fn kubelets(ctx: &Ctx) {
+    for node in &ctx.cluster.nodes {
+        let selector = format!(
+            "reason=CgroupV1,involvedObject.kind=Node,involvedObject.name={}",
+            node.name
+        );
+        let event = ctx
+            .cluster
+            .kubectl(&[
+                "get",
+                "events",
+                "-n",
+                "default",
+                "--field-selector",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].message}",
+            ])
+            .map(|m| m.split(". ").next().unwrap_or_default().trim().to_string())
+            .unwrap_or_else(|e| format!("events not read: {e:#}"));
+        ctx.report.count(
+            format!("kubelet of {}, its CgroupV1 event", node.name),
+            if event.is_empty() { "none" } else { &event },
+        );
+        let path = format!("/api/v1/nodes/{}/proxy/metrics", node.name);
+        let said = match ctx.cluster.kubectl(&["get", "--raw", &path]) {
+            Ok(text) => {
+                let metric = |name: &str| -> Vec<&str> {
+                    text.lines()
+                        .filter(|l| l.starts_with(name))
+                        .map(|l| l.trim_start_matches("kubelet_"))
+                        .collect()
+                };
+                let mut found = metric("kubelet_cgroup_version ");
+                found.extend(metric("kubelet_cri_losing_support{"));
+                if found.is_empty() {
+                    "neither kubelet_cgroup_version nor kubelet_cri_losing_support".to_string()
+                } else {
+                    found.join(", ")
+                }
+            }
+            Err(e) => format!("metrics not read: {e:#}"),
+        };
+        ctx.report.count(format!("kubelet of {}", node.name), said);
+    }
+}
+
+/// The running pods against Pod Security `restricted` at `latest`, the newest policy this API
+/// server knows: a server-side dry run of the label change makes the PodSecurity admission
+/// evaluate every pod of the namespace and warn for each that would be refused (the upstream
+/// documentation's way to check a namespace before changing its labels). Nothing is changed.
+fn latest_pod_security(ctx: &Ctx, env: &str, ns: &str) {
+    let namespace = format!("namespace/{ns}");
+    let outcome = ctx.cluster.kubectl_in(
+        &[
+            "label",
+            "--dry-run=server",
+            "--overwrite",
+            &namespace,
+            "pod-security.kubernetes.io/enforce=restricted",
+            "pod-security.kubernetes.io/enforce-version=latest",
+        ],
+        None,
+    );
+    match outcome {
+        Ok(out) => {
+            let warnings: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| l.contains("Warning"))
+                .collect();
+            ctx.report.check(
+                SUITE,
+                &format!(
+                    "{env}: the pods meet Pod Security restricted at the server's latest policy"
+                ),
+                warnings.is_empty(),
+                warnings.join(" | "),
+            );
+        }
+        Err(e) => ctx.report.error(
+            SUITE,
+            &format!("{env}: Pod Security restricted at latest, dry run"),
+            &e,
+        ),
+    }
 }
 
 /// The cluster's memory with both overlays deployed (the machine has 24 GiB; the cluster stays
