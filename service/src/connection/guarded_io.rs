@@ -388,7 +388,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         }
         if this.handing == 0 && !this.decoded() {
             // The head handed last is not decoded yet: actix-http decodes it after this read
-            // returns, and is polled again once its answer is written (see `poll_flush`).
+            // returns. A connection that is to be given back after it (nothing more sent, not
+            // warm) ends its exchange here: actix-http sees the end of the stream, answers the
+            // request it holds (half-closed connections are allowed), then shuts down, which
+            // hands the connection back (see `poll_shutdown`), all in this one poll. Otherwise
+            // it is polled again once its answer is written (see `poll_flush`): under a flood
+            // that is after every other connection of the worker had its turn, and the slot
+            // and the buffers would be held all that time.
+            if this.input.is_empty()
+                && !this.eof
+                && !this.write_blocked
+                && let Some(give_back) = &mut this.give_back
+                && !give_back.ruled_out
+                && !give_back.warm_up()
+            {
+                give_back.ended = true;
+                return Poll::Ready(Ok(()));
+            }
             return Poll::Pending;
         }
         if this.handing == 0
@@ -478,14 +494,19 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
         // actix-http reads only when woken. After the answers of a connection that ends, wake
         // it to read the end of the stream; after those of a keep-alive exchange, either the
-        // connection waits warm in actix-http (woken by the socket) or actix-http is woken to
-        // find the client idle and end the exchange (a give-back).
+        // connection waits warm in actix-http (woken by the socket) or the exchange ends here,
+        // with its last answer (a give-back): actix-http is woken to read the end of the
+        // stream. Deciding it now, not when actix-http is polled again, keeps the slot to one
+        // exchange: under a flood that next poll comes after every other connection of the
+        // worker had its turn, by when a busy client has sent its next request, and the
+        // connection would go on holding its slot while others wait for one.
         if this.answered() && (this.exchange.ends() || !this.input.is_empty() || this.eof) {
             cx.waker().wake_by_ref();
         } else if this.may_give_back()
             && let Some(give_back) = &mut this.give_back
             && !give_back.warm_up()
         {
+            give_back.ended = true;
             cx.waker().wake_by_ref();
         }
         Poll::Ready(Ok(()))
@@ -497,6 +518,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
             && give_back.ended
             && !give_back.ruled_out
             && !this.exchange.ends()
+            && this.decoded()
         {
             // The exchange is over and nothing ends the connection: it goes back open.
             ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
