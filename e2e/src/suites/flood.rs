@@ -188,7 +188,7 @@ fn flood(ctx: &Ctx, ns: &str, label: &str, floods: Floods, hpa: bool) -> Result<
             .note(format!("{label}: {o} in {flood_secs:.0} s")),
         Err(e) => ctx.report.error(SUITE, &format!("{label}: wrk ran"), e),
     }
-    let back = memory_back(&watched);
+    let back = memory_back(ctx, &watched);
     let events_after = unhealthy(ctx, ns)?;
     for ((w, lines), back) in watched.iter().zip(&timelines).zip(&back) {
         let n = name(&w.pod);
@@ -333,23 +333,26 @@ const MEMORY_BACK_LIMIT: Duration = Duration::from_secs(60);
 /// Watches each pod's RSS (its cgroup's `total_rss`) after a flood until it is back within
 /// 16 MiB of what it was idle: for each, how long that took, or `None` when it was not back
 /// within [`MEMORY_BACK_LIMIT`] (or its idle figure was unreadable).
-fn memory_back(watched: &[Watched]) -> Vec<Option<Duration>> {
+fn memory_back(ctx: &Ctx, watched: &[Watched]) -> Vec<Option<Duration>> {
     let started = Instant::now();
     let mut back: Vec<Option<Duration>> = vec![None; watched.len()];
-    loop {
-        for (w, b) in watched.iter().zip(back.iter_mut()) {
-            let rss = cgroup_value(&w.pod, "memory.stat", Some("total_rss"));
-            if b.is_none()
-                && matches!((w.idle_rss, rss), (Some(i), Some(r)) if r <= i + 16 * 1024 * 1024)
-            {
-                *b = Some(started.elapsed());
+    // Not back within the limit: what was seen is the answer (the check says which pod).
+    let _ = ctx.cluster.wait(
+        "memory back near idle after the flood",
+        MEMORY_BACK_LIMIT,
+        || {
+            for (w, b) in watched.iter().zip(back.iter_mut()) {
+                let rss = cgroup_value(&w.pod, "memory.stat", Some("total_rss"));
+                if b.is_none()
+                    && matches!((w.idle_rss, rss), (Some(i), Some(r)) if r <= i + 16 * 1024 * 1024)
+                {
+                    *b = Some(started.elapsed());
+                }
             }
-        }
-        if back.iter().all(Option::is_some) || started.elapsed() >= MEMORY_BACK_LIMIT {
-            return back;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+            Ok(back.iter().all(Option::is_some).then_some(()))
+        },
+    );
+    back
 }
 
 fn cgroup_value(pod: &Pod, file: &str, key: Option<&str>) -> Option<u64> {
