@@ -68,11 +68,7 @@ pub fn run(ctx: &Ctx) -> Result<()> {
             dry.success,
             format!("{objects} objects; {}", dry.stderr.trim()),
         );
-        let warnings: Vec<&str> = dry
-            .stderr
-            .lines()
-            .filter(|l| l.contains("Warning"))
-            .collect();
+        let warnings = super::warnings(&dry.stderr);
         ctx.report.check(
             SUITE,
             &format!("{env}: admitted with no warning (Pod Security restricted included)"),

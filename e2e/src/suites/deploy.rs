@@ -180,11 +180,7 @@ fn latest_pod_security(ctx: &Ctx, env: &str, ns: &str) {
     );
     match outcome {
         Ok(out) => {
-            let warnings: Vec<&str> = out
-                .stderr
-                .lines()
-                .filter(|l| l.contains("Warning"))
-                .collect();
+            let warnings = super::warnings(&out.stderr);
             ctx.report.check(
                 SUITE,
                 &format!(

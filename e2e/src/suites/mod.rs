@@ -314,6 +314,11 @@ pub fn write_secret(path: &Path, token: &str) -> Result<()> {
     Ok(())
 }
 
+/// The warning lines kubectl printed (on its stderr): any fails the suite that reads them.
+pub fn warnings(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("Warning")).collect()
+}
+
 /// Sleeps in the suites' own bounded waits.
 pub fn pause(d: Duration) {
     std::thread::sleep(d);
