@@ -26,14 +26,11 @@ use crate::connection::admission::{self, Admission, Limits};
 use crate::connection::exchange::Gate;
 use crate::connection::guarded_io::Warm;
 use crate::connection::probes::{self, ProbeServer};
-use crate::connection::{self, Io, waiting};
+use crate::connection::{self, Io};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
 
-/// Idle keep-alive connections are closed after this long: between requests a connection
-/// waits outside actix-http as a silent one (see `waiting`), so both are one value.
-const KEEP_ALIVE: Duration = waiting::SILENT_WAIT;
 /// A client must send its whole request head within this time.
 const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the response, a client that does not close gets this long (as `HttpServer`).
@@ -237,7 +234,10 @@ where
             .configure(extra_routes.clone())
             .configure(|cfg| routes::configure_unmatched(cfg, &app_shared));
         let http = HttpService::build()
-            .keep_alive(KeepAlive::Timeout(KEEP_ALIVE))
+            // Keep-alive on, without actix-http's timer (one per request): between requests a
+            // connection waits outside actix-http (see `waiting`) or, warm, in it, where the
+            // connection layer's own timer closes it (see `guarded_io`); both after 5 s.
+            .keep_alive(KeepAlive::Os)
             .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
             .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT)
             .local_addr(address)

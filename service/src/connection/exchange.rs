@@ -125,11 +125,13 @@ where
 
     fn new_service(&self, (): ()) -> Self::Future {
         let app = self.app.new_service(());
-        let shared = Arc::clone(&self.shared);
+        let worker = Rc::new(Worker {
+            shared: Arc::clone(&self.shared),
+        });
         Box::pin(async move {
             Ok(GateService {
                 app: app.await?,
-                shared,
+                worker,
             })
         })
     }
@@ -139,6 +141,13 @@ where
 #[derive(Debug)]
 pub struct GateService<S> {
     app: S,
+    worker: Rc<Worker>,
+}
+
+/// What a worker's gate calls share: behind the worker's own `Rc`, so that a request's way
+/// through the gate counts a reference without an atomic operation.
+#[derive(Debug)]
+pub struct Worker {
     shared: Arc<Shared>,
 }
 
@@ -153,13 +162,13 @@ where
     actix_service::forward_ready!(app);
 
     fn call(&self, mut req: Request) -> Self::Future {
-        let shared = Arc::clone(&self.shared);
+        let worker = Rc::clone(&self.worker);
         let Some(exchange) = req.conn_data::<Rc<Exchange>>().cloned() else {
             // Not behind the connection layer: the parser alone.
             return GateCall::Serve {
                 fut: self.app.call(req),
                 exchange: None,
-                shared,
+                worker,
             };
         };
         if exchange.ends() {
@@ -170,7 +179,7 @@ where
         GateCall::Serve {
             fut: self.app.call(req),
             exchange: Some(exchange),
-            shared,
+            worker,
         }
     }
 }
@@ -185,7 +194,7 @@ pin_project! {
             #[pin]
             fut: F,
             exchange: Option<Rc<Exchange>>,
-            shared: Arc<Shared>,
+            worker: Rc<Worker>,
         },
     }
 }
@@ -202,10 +211,10 @@ where
             GateCallProj::Serve {
                 fut,
                 exchange,
-                shared,
+                worker,
             } => {
                 let mut res: Response<B> = std::task::ready!(fut.poll(cx))?.into();
-                let draining = shared.readiness.is_draining();
+                let draining = worker.shared.readiness.is_draining();
                 if let Some(exchange) = exchange {
                     if draining {
                         exchange.ends.set(true);

@@ -14,10 +14,15 @@
 //! - Oversized heads: [`IoLimits::read_ahead`] bytes without a whole head is a head too
 //!   large: it is answered `431` at once and the connection ends.
 //! - Write deadline: a client that stops reading its answers is closed once a write has
-//!   been blocked for [`IoLimits::progress`]; actix-http has no deadline for it. (A head that
-//!   trickles or stalls is actix-http's: it is kept here until whole, so actix-http's head
-//!   timer, or its keep-alive timer between requests, closes the connection after 5 s; and
-//!   no body is ever read.)
+//!   been blocked for [`IoLimits::progress`]; actix-http has no deadline for it. (A first
+//!   head that trickles or stalls is kept here until whole, so actix-http's head timer closes
+//!   the connection after 5 s; and no body is ever read.)
+//! - Keep-alive: between requests, a connection that waits in actix-http (a warm one, see
+//!   [`Warm`]) is closed after [`IoLimits::keep_alive`] without a request, as actix-http's
+//!   keep-alive timer would. That timer is off (`KeepAlive::Os`, see `startup`): it took a
+//!   timer of its own for every request, allocated, registered and dropped, a tenth of the
+//!   service's own work per request. This one is armed once and moved on lazily: an answer
+//!   only notes the time, and the timer, when it fires early, is set again from that note.
 //! - Backpressure: while a write is blocked (the client does not read), nothing is read or
 //!   handed on, so pipelined requests stay in the kernel's socket buffer.
 //! - The end of a connection (RFC 9112 section 9.6): once actix-http decoded a request that
@@ -38,7 +43,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use super::admission::Admission;
@@ -51,6 +56,8 @@ pub struct IoLimits {
     pub progress: Duration,
     /// Bytes of requests kept here at most (a whole head must fit).
     pub read_ahead: usize,
+    /// How long a connection waiting in actix-http between requests may stay silent.
+    pub keep_alive: Duration,
 }
 
 /// The answer to an oversized head.
@@ -78,6 +85,11 @@ pub struct GuardedIo<T> {
     parked: Option<Waker>,
     /// Armed while a write is blocked: the client has until then to read.
     stall: Option<Pin<Box<Sleep>>>,
+    /// When the last answer was written out in full with nothing else in flight.
+    answered_at: Option<Instant>,
+    /// Armed once a connection first waits in actix-http for its next request; it may fire
+    /// early (it is not moved on for every answer) and is then set from `answered_at`.
+    keep_alive: Option<Pin<Box<Sleep>>>,
     /// Bytes of the 431 written so far, once the head is found oversized.
     oversized: Option<usize>,
     /// Set when the connection goes back to its owner between requests.
@@ -169,6 +181,8 @@ impl<T> GuardedIo<T> {
             parked: None,
             input: BytesMut::from(&prefix[..]),
             stall: None,
+            answered_at: None,
+            keep_alive: None,
             oversized: None,
             give_back: None,
         }
@@ -258,6 +272,36 @@ impl<T> GuardedIo<T> {
             waker.wake();
         }
     }
+
+    /// Between requests: every head handed on is decoded and answered, none is being handed.
+    fn between_requests(&self) -> bool {
+        self.heads > 0 && self.handing == 0 && self.decoded() && self.answered()
+    }
+
+    /// Keeps the keep-alive timer armed for a connection waiting in actix-http between
+    /// requests: `true` once it has waited [`IoLimits::keep_alive`] since its last answer.
+    /// The timer wakes the task when it fires; it is set again only then (or when first
+    /// armed), so a busy connection costs one clock read per answer, not a timer.
+    fn keep_alive_expired(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(answered_at) = self.answered_at else {
+            return false;
+        };
+        let deadline = answered_at + self.limits.keep_alive;
+        let timer = match &mut self.keep_alive {
+            Some(timer) if !timer.is_elapsed() => return false, // armed, no later than due
+            Some(timer) => {
+                if Instant::now() >= deadline {
+                    return true;
+                }
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => self
+                .keep_alive
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        timer.as_mut().poll(cx).is_ready()
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
@@ -325,6 +369,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
         let this = self.get_mut();
         if this.give_back.as_ref().is_some_and(|g| g.ended) {
             return Poll::Ready(Ok(())); // the end of this exchange: nothing more is read
+        }
+        if this
+            .keep_alive
+            .as_ref()
+            .is_some_and(|timer| timer.is_elapsed())
+            && this.between_requests()
+            && this.keep_alive_expired(cx)
+        {
+            // No request within the keep-alive timeout: actix-http sees the end of the stream
+            // and closes the connection (a head begun since is dropped, as actix-http's own
+            // timer would).
+            this.eof = true;
+            this.rule_out_give_back();
+            return Poll::Ready(Ok(()));
         }
         if let Some(written) = this.oversized {
             return this.poll_oversized(cx, written);
@@ -474,6 +532,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
                 if n == buf.len() {
                     // The output is written out: reading may go on.
                     this.exchange.written_out();
+                    this.answered_at = Some(Instant::now());
                     this.unpark();
                 }
                 Poll::Ready(Ok(n))
@@ -508,6 +567,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         {
             give_back.ended = true;
             cx.waker().wake_by_ref();
+        } else if this.between_requests() && !this.exchange.ends() && !this.eof {
+            // It waits in actix-http for its next request: the keep-alive timer is armed (an
+            // answer was just written, so it is not due).
+            let _ = this.keep_alive_expired(cx);
         }
         Poll::Ready(Ok(()))
     }

@@ -39,14 +39,15 @@ use self::guarded_io::{GuardedIo, IoLimits, Lent, Warm};
 use self::waiting::Outcome;
 use crate::state::Shared;
 
-/// The bounds of every served connection (see `guarded_io`): request bytes get their first
-/// response byte within 5 s, and a connection silent both ways for 5 s is closed (as
-/// keep-alive); at most 16 KiB are handed to actix-http ahead of unwritten output (which
-/// bounds a request head to 16 KiB and what a pipelining client that never reads makes the
-/// server hold).
+/// The bounds of every served connection (see `guarded_io`): a blocked write gets 5 s; at
+/// most 16 KiB are handed to actix-http ahead of unwritten output (which bounds a request head
+/// to 16 KiB and what a pipelining client that never reads makes the server hold); between
+/// requests a connection is closed after 5 s without one, inside actix-http (warm) as outside
+/// it ([`waiting::SILENT_WAIT`]).
 pub const IO_LIMITS: IoLimits = IoLimits {
     progress: Duration::from_secs(5),
     read_ahead: 16 * 1024,
+    keep_alive: waiting::SILENT_WAIT,
 };
 
 /// The IO actix-http serves: a lent socket behind the guards.

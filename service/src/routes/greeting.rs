@@ -9,11 +9,14 @@ use crate::state::Shared;
 const TEXT_HTML: HeaderValue = HeaderValue::from_static("text/html; charset=utf-8");
 const ACCEPT: HeaderValue = HeaderValue::from_static("accept");
 
-pub async fn greeting(req: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
+pub async fn greeting(req: HttpRequest) -> HttpResponse {
     let mut res = HttpResponse::Ok();
     // Caches must key on Accept: the same URL answers text or HTML.
     res.insert_header((VARY, ACCEPT));
-    if prefers_html(&req) {
+    // The page is looked up only for a browser: the text greeting needs no state.
+    if prefers_html(&req)
+        && let Some(shared) = req.app_data::<web::Data<Shared>>()
+    {
         res.insert_header((CONTENT_TYPE, TEXT_HTML))
             .body(shared.html_page.clone())
     } else {

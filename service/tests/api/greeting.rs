@@ -93,4 +93,16 @@ fn a_wrong_method_on_a_known_path_answers_405() {
     let app = spawn_app();
     let res = crate::binary::send(app.agent.delete(app.url("/healthz"))).unwrap();
     assert_eq!(res.status, 405);
+    assert_eq!(res.headers.get("allow").unwrap(), "GET, HEAD");
+    let res = crate::binary::send(app.agent.get(app.url("/admin/readiness/off"))).unwrap();
+    assert_eq!(res.status, 405);
+    assert_eq!(res.headers.get("allow").unwrap(), "POST");
+    // The 405 is observed under the path's own label.
+    let metrics = crate::binary::send(app.agent.get(app.url("/metrics")))
+        .unwrap()
+        .body;
+    assert!(
+        metrics.contains(r#"route="/healthz",method="DELETE",status="405""#),
+        "{metrics}"
+    );
 }

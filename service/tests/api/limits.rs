@@ -612,3 +612,47 @@ fn while_every_connection_fits_warm_keep_alive_clients_keep_their_slot_between_r
     let (status, _, stderr) = server.stop();
     assert_eq!(status.code(), Some(0), "{stderr}");
 }
+
+#[test]
+fn a_warm_keep_alive_connection_is_closed_after_the_keep_alive_timeout_and_not_before() {
+    // Every connection fits, so the client waits for its next request inside actix-http
+    // (warm), whose own keep-alive timer is off: the connection layer's timer closes it.
+    let server = Server::start(&[("WORKERS", "1")]);
+    let keep_alive = hello_k8s::connection::waiting::SILENT_WAIT;
+    let mut client = connect(server.port);
+    // Busy for longer than the timeout, on the one connection: the timer armed with the first
+    // answer fires while the connection is busy, and is moved on, not obeyed.
+    let busy = Instant::now();
+    let mut requests = 0;
+    while busy.elapsed() < keep_alive + Duration::from_secs(1) {
+        let response = exchange(&mut client, GET_ROOT);
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            !response.to_ascii_lowercase().contains("connection: close"),
+            "answer {requests} closed the busy connection: {response}"
+        );
+        requests += 1;
+    }
+    let idle = Instant::now();
+    // The path taken: the client waits warm, with its served slot (and the observer's own
+    // exchange holds the other).
+    let mut observer = connect(server.port);
+    assert_eq!(connections(&mut observer, "served"), 2);
+    assert_eq!(connections(&mut observer, "silent"), 0);
+    // Silent: closed once the timeout has passed since its last answer, not before.
+    assert!(
+        closed_within(&mut client, keep_alive * 3),
+        "still open after {:?} of silence",
+        idle.elapsed()
+    );
+    let waited = idle.elapsed();
+    assert!(
+        waited + Duration::from_millis(100) >= keep_alive,
+        "closed after {waited:?} of silence, before the keep-alive timeout ({keep_alive:?})"
+    );
+    eprintln!(
+        "{requests} requests in {keep_alive:?} + 1 s kept the connection; closed after {waited:?} of silence"
+    );
+    let (status, _, stderr) = server.stop();
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
