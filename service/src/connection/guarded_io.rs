@@ -567,9 +567,17 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         {
             give_back.ended = true;
             cx.waker().wake_by_ref();
-        } else if this.between_requests() && !this.exchange.ends() && !this.eof {
-            // It waits in actix-http for its next request: the keep-alive timer is armed (an
-            // answer was just written, so it is not due).
+        } else if this.between_requests()
+            && !this.exchange.ends()
+            && !this.eof
+            && !this
+                .give_back
+                .as_ref()
+                .is_some_and(|g| g.ended || g.ruled_out)
+        {
+            // It waits in actix-http for its next request (warm): the keep-alive timer is
+            // armed (an answer was just written, so it is not due). An exchange that ends
+            // here, given back or closed, needs none.
             let _ = this.keep_alive_expired(cx);
         }
         Poll::Ready(Ok(()))
