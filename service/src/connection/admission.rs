@@ -396,7 +396,11 @@ impl Admission {
     /// enough for a busy pod's pool of keep-alive clients, few enough that ten thousand
     /// connections cost what waiting ones cost.
     pub fn warm_allowed(&self) -> usize {
-        let open = self.open();
+        self.warm_allowed_with(self.open())
+    }
+
+    /// [`Admission::warm_allowed`] with `open` connections.
+    pub fn warm_allowed_with(&self, open: usize) -> usize {
         let fit = usize::try_from(IDLE_BUDGET_BYTES / WARM_CONNECTION_BYTES).unwrap_or(usize::MAX);
         let all = fit.min(self.limits.served / 5 * 4);
         if open <= all {

@@ -144,6 +144,9 @@ pub struct Warm {
     idle: Cell<usize>,
     admission: Arc<Admission>,
     workers: usize,
+    /// [`Warm::max`] as of the last count of open connections it was worked out for: it is
+    /// asked at every answer, and the count seldom moves between two.
+    bound: Cell<(usize, usize)>,
 }
 
 impl Warm {
@@ -153,6 +156,7 @@ impl Warm {
             idle: Cell::new(0),
             admission,
             workers: workers.max(1),
+            bound: Cell::new((usize::MAX, 0)),
         })
     }
 
@@ -163,7 +167,14 @@ impl Warm {
 
     /// How many may be, now.
     fn max(&self) -> usize {
-        self.admission.warm_allowed() / self.workers
+        let open = self.admission.open();
+        let (counted, max) = self.bound.get();
+        if counted == open {
+            return max;
+        }
+        let max = self.admission.warm_allowed_with(open) / self.workers;
+        self.bound.set((open, max));
+        max
     }
 }
 
