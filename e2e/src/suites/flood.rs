@@ -325,7 +325,6 @@ fn memory_limit(d: &Deployment) -> Option<u64> {
     crate::quantity::bytes(&q).ok()
 }
 
-/// A value of the pod's memory cgroup (cgroup v1, under its node's cgroup root).
 /// How long after a flood a pod's memory may take to come back near idle: jemalloc's background
 /// threads purge freed pages over its 10 s decay, later on a machine as busy as a flood leaves it.
 const MEMORY_BACK_LIMIT: Duration = Duration::from_secs(60);
@@ -355,6 +354,7 @@ fn memory_back(ctx: &Ctx, watched: &[Watched]) -> Vec<Option<Duration>> {
     back
 }
 
+/// A value of the pod's memory cgroup (cgroup v1, under its node's cgroup root).
 fn cgroup_value(pod: &Pod, file: &str, key: Option<&str>) -> Option<u64> {
     let path = crate::kube::pod_cgroup(pod, "memory")?.join(file);
     let text = std::fs::read_to_string(path).ok()?;
