@@ -387,7 +387,8 @@ impl Admission {
         self.limits.served - self.served.available_permits()
     }
 
-    /// How many connections of the whole process may wait warm now. While every held
+    /// How many connections of the whole process may wait warm while `open` are open (the
+    /// caller reads [`Admission::open`], and asks again only when it moved). While every held
     /// connection can, all of them: they fit in [`IDLE_BUDGET_BYTES`] (counted at
     /// [`WARM_CONNECTION_BYTES`] each) and leave a fifth of the served slots free for
     /// newcomers (a warm connection keeps its slot until its next request or its keep-alive
@@ -395,12 +396,7 @@ impl Admission {
     /// actix-http alone. Beyond that, [`WARM_POOL`] (at most a quarter of the served cap):
     /// enough for a busy pod's pool of keep-alive clients, few enough that ten thousand
     /// connections cost what waiting ones cost.
-    pub fn warm_allowed(&self) -> usize {
-        self.warm_allowed_with(self.open())
-    }
-
-    /// [`Admission::warm_allowed`] with `open` connections.
-    pub fn warm_allowed_with(&self, open: usize) -> usize {
+    pub fn warm_allowed(&self, open: usize) -> usize {
         let fit = usize::try_from(IDLE_BUDGET_BYTES / WARM_CONNECTION_BYTES).unwrap_or(usize::MAX);
         let all = fit.min(self.limits.served / 5 * 4);
         if open <= all {
@@ -456,10 +452,14 @@ mod tests {
         assert_eq!(limits.served, 1331);
         let admission = Arc::new(Admission::new(limits));
         let held: Vec<Place> = (0..1000).map(|_| admission.hold().unwrap()).collect();
-        assert_eq!(admission.warm_allowed(), 1000, "a thousand all warm");
+        assert_eq!(
+            admission.warm_allowed(admission.open()),
+            1000,
+            "a thousand all warm"
+        );
         let more: Vec<Place> = (0..100).map(|_| admission.hold().unwrap()).collect();
         assert_eq!(
-            admission.warm_allowed(),
+            admission.warm_allowed(admission.open()),
             WARM_POOL,
             "beyond the idle budget, the pool"
         );
@@ -471,7 +471,7 @@ mod tests {
             Count::Fixed(3),
         )));
         let _one = tiny.hold();
-        assert_eq!(tiny.warm_allowed(), 0);
+        assert_eq!(tiny.warm_allowed(tiny.open()), 0);
     }
 
     #[test]

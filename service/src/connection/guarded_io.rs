@@ -172,7 +172,7 @@ impl Warm {
         if counted == open {
             return max;
         }
-        let max = self.admission.warm_allowed_with(open) / self.workers;
+        let max = self.admission.warm_allowed(open) / self.workers;
         self.bound.set((open, max));
         max
     }
