@@ -8,6 +8,7 @@ from goals.py, which report.py hands to markdown().
 
 from __future__ import annotations
 
+import math
 import statistics
 from typing import Callable
 
@@ -40,6 +41,39 @@ def paired(cpu: dict, level: int, metric: Metric) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def median_interval(xs: list[float], confidence: float = 0.95) -> tuple[float, float, float] | None:
+    """A distribution-free confidence interval for the median of `xs`: (low, high, coverage).
+
+    The order statistics x(k) and x(n+1-k) bound the true median with probability
+    1 - 2 P(B <= k-1), B ~ Binomial(n, 1/2), whatever the distribution of the round ratios.
+    k is the largest that still gives `confidence`; with fewer than 6 rounds none does, and
+    the interval is [min, max] with its own, lower coverage (94% for 5 rounds), which is
+    returned so that the report can say so.
+    """
+    xs = sorted(xs)
+    n = len(xs)
+    if n < 2:
+        return None
+    below = lambda k: sum(math.comb(n, i) for i in range(k)) / 2**n  # noqa: E731  P(B <= k-1)
+    k = 1
+    while k + 1 <= n // 2 and 1 - 2 * below(k + 1) >= confidence:
+        k += 1
+    return xs[k - 1], xs[n - k], 1 - 2 * below(k)
+
+
+def interval(cpu: dict, level: int, metric: Metric) -> tuple[float, float, float] | None:
+    """The confidence interval of [`paired`]: for the median of the round ratios at `level`."""
+    return median_interval(ratios(cpu, level, metric))
+
+
+def interval_text(span: tuple[float, float, float] | None) -> str:
+    """`0.94-1.10x (95%)`: the interval and its coverage."""
+    if span is None:
+        return "n/a"
+    low, high, coverage = span
+    return f"{low:.2f}-{high:.2f}x ({math.floor(coverage * 100):.0f}%)"
+
+
 def median(cpu: dict, key: str, level: int, metric: Metric) -> float | None:
     runs = runs_at(cpu, key, level)
     return statistics.median(metric(r) for r in runs) if runs else None
@@ -58,6 +92,7 @@ HEADER = [
     "server CPU us/req",
     "x nginx",
     "x nginx per round (CPU)",
+    "interval (CPU)",
     "server core busy %",
     "of it softirq %",
     "p99 ms",
@@ -88,6 +123,7 @@ def rows(cpu: dict) -> list[list[str]]:
                     f"{median(cpu, key, level, CPU_US):.2f}",
                     f"{cpu_x:.2f}x" if service and cpu_x is not None else "1.00x" if not service else "n/a",
                     " ".join(f"{x:.2f}" for x in ratios(cpu, level, CPU_US)) if service else "",
+                    interval_text(interval(cpu, level, CPU_US)) if service else "",
                     f"{busy * 100:.0f}",
                     f"{softirq * 100:.0f}",
                     f"{statistics.median(r['latency_us']['p99'] for r in runs) / 1000:.2f}",
@@ -127,7 +163,10 @@ def markdown(cpu: dict, goals_table: str) -> str:
     out.append(md_table(HEADER, rows(cpu), "ll" + "r" * 4 + "l" + "r" * (len(HEADER) - 7)) + "\n")
     out.append(
         "req/s and server CPU us/req: medians over the rounds; x nginx: the median over the rounds of that round's "
-        "hello-k8s figure over nginx's at the same count (the two runs back to back). Server CPU per request: "
+        "hello-k8s figure over nginx's at the same count (the two runs back to back). Interval (CPU): where the "
+        "true median of the CPU ratio lies with the confidence in brackets, from the order statistics of the "
+        "round ratios (no assumption on their distribution); a goal whose limit falls inside it is decided by "
+        "this machine's noise, not by the servers. Server CPU per request: "
         "utime + stime of the server's process tree (/proc/PID/stat) over the run, divided by the requests wrk "
         "counted; the clock tick is 10 ms. Server core busy: the pinned core's non-idle time over the run "
         "(/proc/stat), whoever used it; of it softirq: the part spent in softirq (loopback TCP), which "

@@ -8,6 +8,11 @@ and throughput, one core each) and scale.json (memory and probes under floods):
   - peak RSS at 10,000 connections at most 2x nginx's;
   - every liveness probe answered under every flood.
 
+CPU and throughput are judged on the median over the rounds of each round's hello-k8s/nginx
+ratio, and reported with the confidence interval of that median (cpu_report.median_interval).
+When the goal's limit lies inside the interval, the goal reads "within the noise": its PASS or
+MISS is what this run's noise decided, and another run may decide the other way.
+
 A goal is judged only when the machine was quiet during the runs it comes from: in none of
 them did other work (every process but the server and wrk) take more than bench.NOISE_MAX of
 the machine's CPU time. report.py prints the table and exits non-zero when a judged goal is
@@ -53,7 +58,11 @@ def cpu_goals(cpu: dict | None) -> list[Goal]:
             return Goal(name, "not measured in this run" if not cpu else f"no run at {level:,} connections", None, None)
         ours = cpu_report.median(cpu, SERVICE, level, metric)
         theirs = cpu_report.median(cpu, CEILING, level, metric)
-        measured = f"{x:.2f}x ({ours:{fmt}} against {theirs:{fmt}} {unit})"
+        span = cpu_report.interval(cpu, level, metric)
+        measured = f"{x:.2f}x ({ours:{fmt}} against {theirs:{fmt}} {unit}; interval {cpu_report.interval_text(span)}"
+        if span is not None and met(span[0]) != met(span[1]):
+            measured += ": within the noise"
+        measured += ")"
         return Goal(name, measured, met(x), cpu_report.worst_noise(cpu, level))
 
     out = [
