@@ -22,11 +22,11 @@ use contract::Settings;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use crate::connection;
 use crate::connection::admission::{self, Admission, Limits};
 use crate::connection::exchange::Gate;
 use crate::connection::guarded_io::Warm;
 use crate::connection::probes::{self, ProbeServer};
-use crate::connection::{self, Io};
 use crate::routes;
 use crate::shutdown::{self, ShutdownHandle, Signal};
 use crate::state::Shared;
@@ -246,10 +246,6 @@ where
             // flight lets it answer first. A test fails should a new actix-http change it.
             .h1_allow_half_closed(true)
             .h1_write_buffer_size(admission::WRITE_BUFFER_BYTES)
-            // The gate's view of each exchange, for the IO below (see `exchange`).
-            .on_connect_ext(|io: &Io, ext| {
-                ext.insert(io.exchange());
-            })
             // No graceful-shutdown signal: actix-http would close idle keep-alive connections
             // at once, and a client may be sending on one right then. During the drain every
             // answer says `Connection: close` instead (see `exchange`), and an idle connection

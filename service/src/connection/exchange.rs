@@ -29,6 +29,14 @@ use pin_project_lite::pin_project;
 
 use crate::state::Shared;
 
+tokio::task_local! {
+    /// The exchange of the connection whose dispatcher is being polled: the connection layer
+    /// polls each dispatcher in its scope (`connection::serve`), and actix-http calls the gate
+    /// from within that poll. (Handed on through actix-http's per-connection extensions
+    /// instead, every request looked it up in a hash table of its own allocations.)
+    pub static EXCHANGE: Rc<Exchange>;
+}
+
 /// One exchange's facts, shared by the gate (above actix-http) and the IO (below it).
 #[derive(Debug, Default)]
 pub struct Exchange {
@@ -163,7 +171,7 @@ where
 
     fn call(&self, mut req: Request) -> Self::Future {
         let worker = Rc::clone(&self.worker);
-        let Some(exchange) = req.conn_data::<Rc<Exchange>>().cloned() else {
+        let Ok(exchange) = EXCHANGE.try_with(Rc::clone) else {
             // Not behind the connection layer: the parser alone.
             return GateCall::Serve {
                 fut: self.app.call(req),

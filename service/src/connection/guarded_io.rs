@@ -33,7 +33,7 @@
 //!   open (see [`GuardedIo::giving_back`]): between requests a keep-alive connection holds
 //!   neither a served slot nor actix-http's buffers.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -197,11 +197,6 @@ impl<T> GuardedIo<T> {
             oversized: None,
             give_back: None,
         }
-    }
-
-    /// What the gate records of this exchange (actix-http's `on_connect_ext` hands it on).
-    pub fn exchange(&self) -> Rc<Exchange> {
-        Rc::clone(&self.exchange)
     }
 
     /// Gives the connection back between requests instead of keeping it open in actix-http:
@@ -611,11 +606,62 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
     }
 }
 
-/// A connection lent to actix-http for one exchange (see [`GuardedIo::giving_back`]): its
-/// owner keeps the other reference and takes the connection back with [`Rc::try_unwrap`] once
-/// actix-http has dropped its own.
+/// A connection lent to actix-http for one exchange (see [`GuardedIo::giving_back`]): the
+/// dispatcher owns it, inline, for the exchange, and when it drops it the connection goes back
+/// to its owner's [`LentBack`]. (Held through an `Rc<RefCell>` both sides share, every read and
+/// write went through one more allocation, a cache line of its own per connection: at a
+/// thousand connections, one more miss per request.)
 #[derive(Debug)]
-pub struct Lent<T>(pub Rc<std::cell::RefCell<T>>);
+pub struct Lent<T> {
+    stream: Option<T>,
+    back: Rc<RefCell<Option<T>>>,
+}
+
+/// Where a [`Lent`] connection comes back to.
+#[derive(Debug)]
+pub struct LentBack<T>(Rc<RefCell<Option<T>>>);
+
+impl<T> Lent<T> {
+    /// Lends `stream`: the lent side for actix-http, and where it comes back.
+    pub fn new(stream: T) -> (Self, LentBack<T>) {
+        let back = Rc::new(RefCell::new(None));
+        (
+            Lent {
+                stream: Some(stream),
+                back: Rc::clone(&back),
+            },
+            LentBack(back),
+        )
+    }
+
+    #[inline]
+    fn stream(self: Pin<&mut Self>) -> Option<Pin<&mut T>>
+    where
+        T: Unpin,
+    {
+        self.get_mut().stream.as_mut().map(Pin::new)
+    }
+}
+
+/// A lent connection used after it went back: cannot happen, the dispatcher owns it until it
+/// drops it.
+#[cold]
+fn given_back<R>() -> Poll<io::Result<R>> {
+    Poll::Ready(Err(io::Error::other("the lent connection was given back")))
+}
+
+impl<T> LentBack<T> {
+    /// The connection, once actix-http dropped its side; `None` while it holds it.
+    pub fn take(&self) -> Option<T> {
+        self.0.borrow_mut().take()
+    }
+}
+
+impl<T> Drop for Lent<T> {
+    fn drop(&mut self) {
+        *self.back.borrow_mut() = self.stream.take();
+    }
+}
 
 impl<T: AsyncRead + Unpin> AsyncRead for Lent<T> {
     fn poll_read(
@@ -623,7 +669,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Lent<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_read(cx, buf)
+        match self.stream() {
+            Some(stream) => stream.poll_read(cx, buf),
+            None => given_back(),
+        }
     }
 }
 
@@ -633,14 +682,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Lent<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_write(cx, buf)
+        match self.stream() {
+            Some(stream) => stream.poll_write(cx, buf),
+            None => given_back(),
+        }
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_flush(cx)
+        match self.stream() {
+            Some(stream) => stream.poll_flush(cx),
+            None => given_back(),
+        }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut *self.0.borrow_mut()).poll_shutdown(cx)
+        match self.stream() {
+            Some(stream) => stream.poll_shutdown(cx),
+            None => given_back(),
+        }
     }
 }

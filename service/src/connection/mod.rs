@@ -24,7 +24,6 @@ pub mod heartbeat;
 pub mod probes;
 pub mod waiting;
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -34,7 +33,7 @@ use actix_service::Service;
 use tokio::net::TcpStream;
 
 use self::admission::{Admission, Place};
-use self::exchange::Exchange;
+use self::exchange::{EXCHANGE, Exchange};
 use self::guarded_io::{GuardedIo, IoLimits, Lent, Warm};
 use self::waiting::Outcome;
 use crate::state::Shared;
@@ -88,23 +87,19 @@ where
     let peer = stream.peer_addr().ok();
     let mut closing = false;
     while let Outcome::Serve(slot, prefix) = outcome {
-        let lent = Rc::new(RefCell::new(stream));
+        let (lent, back) = Lent::new(stream);
         let exchange = Exchange::new();
-        let io = GuardedIo::new(
-            Lent(Rc::clone(&lent)),
-            prefix,
-            IO_LIMITS,
-            Rc::clone(&exchange),
-        )
-        .giving_back(Rc::clone(&warm));
+        let io = GuardedIo::new(lent, prefix, IO_LIMITS, Rc::clone(&exchange))
+            .giving_back(Rc::clone(&warm));
         // Boxed: the dispatcher exists only while a request is served, not while the
-        // connection waits. An error ends the connection (actix-http answered what it could).
-        let served = Box::pin(http.call((io, peer))).await;
+        // connection waits. The exchange is the gate's for every poll of it (see `exchange`).
+        // An error ends the connection (actix-http answered what it could).
+        let served = Box::pin(EXCHANGE.scope(Rc::clone(&exchange), http.call((io, peer)))).await;
         drop(slot);
-        let Ok(back) = Rc::try_unwrap(lent) else {
-            return Ok(()); // still referenced: cannot happen once the dispatcher is dropped
+        let Some(back) = back.take() else {
+            return Ok(()); // still lent: cannot happen once the dispatcher is dropped
         };
-        stream = back.into_inner();
+        stream = back;
         if served.is_err() || !exchange.given_back() {
             closing = true;
             break;
