@@ -38,6 +38,12 @@
 # time and the kernel/user split on stdout; perf.data, the report and a flame graph (SVG) under
 # bench/.work/profile/ (bench/profiler.py). `--bin PATH` profiles another build, e.g. one with
 # symbols; BENCH_PROFILE_LABEL names its files.
+# `cachesim` (`--only cachesim`; valgrind from Debian, installed when missing): hello-k8s and
+# nginx each under callgrind's cache simulation, at each of BENCH_CACHESIM_LEVELS (64,1000)
+# connections a warm-up then two counted `wrk -t1` runs (4 s and BENCH_CACHESIM_DURATION, 12s),
+# whose difference gives user-space instructions, D1 and last-level (this machine's L2) misses
+# per request on open connections: counts that do not move with the machine's load as times do
+# (bench/cachesim.py); raw results in bench/.work/cachesim.json.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,6 +74,8 @@ BENCH_PROFILE_CONNECTIONS="${BENCH_PROFILE_CONNECTIONS:-1000}"
 BENCH_PROFILE_DURATION="${BENCH_PROFILE_DURATION:-10s}"
 BENCH_PROFILE_TOP="${BENCH_PROFILE_TOP:-20}"
 BENCH_PROFILE_SYSTEM="${BENCH_PROFILE_SYSTEM:-hello-k8s}"
+BENCH_CACHESIM_LEVELS="${BENCH_CACHESIM_LEVELS:-64,1000}"
+BENCH_CACHESIM_DURATION="${BENCH_CACHESIM_DURATION:-12s}"
 BENCH_PROFILE_LABEL="${BENCH_PROFILE_LABEL:-}"
 
 usage() {
@@ -81,6 +89,8 @@ usage: bench/run.sh [--only SECTION[,SECTION...]] [--bin PATH]
            probed every second (timeline, failures, longest run); only when asked
   profile  one pinned round under perf record -g: top symbols, kernel/user split, flame graph
            under bench/.work/profile/; only when asked
+  cachesim hello-k8s and nginx under callgrind's cache simulation at 64 and 1,000 connections:
+           user-space instructions and cache misses per request; only when asked
 Without --only, BENCH_SECTIONS (default main,cpu,scale) decides. --bin PATH (or BENCH_BIN)
 measures that hello-k8s binary instead of building this tree's (e.g. a build with symbols for
 the profile).
@@ -123,6 +133,7 @@ RUN_CPU=false
 RUN_SCALE=false
 RUN_FLOOD=false
 RUN_PROFILE=false
+RUN_CACHESIM=false
 IFS=',' read -r -a sections <<<"$BENCH_SECTIONS"
 for section in "${sections[@]}"; do
   case "$section" in
@@ -131,8 +142,9 @@ for section in "${sections[@]}"; do
     scale) RUN_SCALE=true ;;
     flood) RUN_FLOOD=true ;;
     profile) RUN_PROFILE=true ;;
+    cachesim) RUN_CACHESIM=true ;;
     *)
-      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, cpu, scale, flood, profile or a comma-separated list)\n' "$section" >&2
+      printf 'bench: error: unknown section %s in BENCH_SECTIONS/--only (expected main, cpu, scale, flood, profile, cachesim or a comma-separated list)\n' "$section" >&2
       exit 2
       ;;
   esac
@@ -162,6 +174,9 @@ install_system_tools() {
   have nginx || missing+=(nginx-light)
   if "$RUN_PROFILE"; then
     have perf || missing+=(linux-perf)
+  fi
+  if "$RUN_CACHESIM"; then
+    have valgrind || missing+=(valgrind)
   fi
   "$PYTHON" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
   if [ "${#missing[@]}" -gt 0 ]; then
@@ -320,6 +335,16 @@ if "$RUN_PROFILE"; then
     --connections "$BENCH_PROFILE_CONNECTIONS" \
     --duration "$BENCH_PROFILE_DURATION" \
     --top "$BENCH_PROFILE_TOP"
+fi
+
+if "$RUN_CACHESIM"; then
+  raise_nofile "$BENCH_CACHESIM_LEVELS"
+  say "counting the cachesim section (a few minutes: the servers run under valgrind): levels=$BENCH_CACHESIM_LEVELS duration=$BENCH_CACHESIM_DURATION"
+  measure "$VENV/bin/python" bench/cachesim.py \
+    --bin "$BIN" \
+    --work "$WORK" \
+    --levels "$BENCH_CACHESIM_LEVELS" \
+    --duration "$BENCH_CACHESIM_DURATION"
 fi
 
 if ! "$RUN_MAIN" && ! "$RUN_CPU" && ! "$RUN_SCALE"; then
