@@ -49,6 +49,7 @@ import bench as core
 import pinned
 from bench import BENCH_DIR, GREETING, HOST
 from cpu import run_wrk
+from fmt import text_table
 
 
 def log(msg: str) -> None:
@@ -191,9 +192,7 @@ def table(records: list[dict]) -> str:
             [f"{r['connections']:,}", r["system"], f"{r['requests']:,}", f"{r['instructions']:,.0f}", ratio("instructions"),
              f"{max(r['d1_misses'], 0):.1f}", ratio("d1_misses"), f"{max(r['ll_misses'], 0):.1f}", ratio("ll_misses")]
         )
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(HEADER)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 1 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(HEADER), line(["-" * w for w in widths]), *(line(row) for row in rows)])
+    return text_table(HEADER, rows)
 
 
 def main() -> int:
@@ -209,12 +208,7 @@ def main() -> int:
     parser.add_argument("--server-cpu", default="0", help="the CPU both servers are pinned to (taskset -c)")
     parser.add_argument("--client-cpu", default="1", help="the CPU wrk is pinned to")
     args = parser.parse_args()
-    try:
-        levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    except ValueError:
-        parser.error(f"--levels {args.levels!r}: expected comma-separated connection counts, e.g. 64,1000")
-    if not levels or min(levels) < 1 or max(levels) > 5000:
-        parser.error(f"--levels {args.levels!r}: every count must be between 1 and 5000 connections")
+    levels = core.parse_levels(parser, args.levels, 5000)
     core.check_binary_and_durations(parser, args)
     try:
         short_s = core.parse_seconds(args.short)

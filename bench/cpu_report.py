@@ -12,7 +12,7 @@ import math
 import statistics
 from typing import Callable
 
-from fmt import md_table
+from fmt import md_table, text_table
 from pinned import CEILING, MEMORY_LIMIT_BYTES, SERVICE
 
 Metric = Callable[[dict], float]
@@ -137,10 +137,7 @@ def rows(cpu: dict) -> list[list[str]]:
 
 
 def terminal(cpu: dict) -> str:
-    body = rows(cpu)
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(HEADER)] if body else [len(c) for c in HEADER]
-    line = lambda cells: "  ".join(c.ljust(w) if i in (1, 6) else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(HEADER), line(["-" * w for w in widths]), *(line(b) for b in body)])
+    return text_table(HEADER, rows(cpu), left=(1, 6))
 
 
 def markdown(cpu: dict, goals_table: str) -> str:

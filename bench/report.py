@@ -29,7 +29,7 @@ from pathlib import Path
 import cpu_report
 import goals
 import scale_report
-from fmt import md_table, mb, verdict
+from fmt import md_table, mb, text_table, verdict
 
 BENCH_DIR = Path(__file__).resolve().parent
 ORIGIN, GUNICORN, CEILING, BARE, PROD = "flask-dev", "gunicorn-2w", "nginx", "hello-k8s-bare", "hello-k8s-prod"
@@ -235,10 +235,7 @@ def table_rows(rows: dict[str, Row], results: dict) -> list[list[str]]:
 
 
 def terminal_table(rows: dict[str, Row], results: dict) -> str:
-    body = table_rows(rows, results)
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(COLUMNS)]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return "\n".join([line(COLUMNS), line(["-" * w for w in widths]), *(line(b) for b in body)])
+    return text_table(COLUMNS, table_rows(rows, results), left=(0,))
 
 
 def markdown(results: dict, rows: dict[str, Row], chart: str | None) -> str:

@@ -10,7 +10,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from fmt import md_table, mb, verdict
+from fmt import md_table, mb, text_table, verdict
 from pinned import CEILING
 
 # The memory goal: RSS at 10k connections at most 2x nginx's (judged by goals.py).
@@ -119,10 +119,7 @@ def rows(scale: dict) -> list[list[str]]:
 
 
 def terminal(scale: dict) -> str:
-    body = rows(scale)
-    widths = [max(len(c), *(len(b[i]) for b in body)) for i, c in enumerate(HEADER)] if body else [len(c) for c in HEADER]
-    line = lambda cells: "  ".join(c.rjust(w) if i != 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    text = [line(HEADER), line(["-" * w for w in widths]), *(line(b) for b in body), "", "goal (issue 9): RSS at 10k connections <= 2x nginx's"]
+    text = [text_table(HEADER, rows(scale)), "", "goal (issue 9): RSS at 10k connections <= 2x nginx's"]
     text += [f"  {verdict(ok):4}  {key:24} {measured}" for key, measured, ok in goals(scale)]
     return "\n".join(text)
 
