@@ -488,6 +488,18 @@ def parse_seconds(duration: str) -> float:
     return float(m.group(1)) * (60 if m.group(2) == "m" else 1)
 
 
+def parse_levels(parser: argparse.ArgumentParser, text: str, maximum: int) -> list[int]:
+    """`--levels`: comma-separated connection counts, each from 1 to `maximum`; refused through
+    `parser` otherwise (the argument every pinned section takes)."""
+    try:
+        levels = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        parser.error(f"--levels {text!r}: expected comma-separated connection counts, e.g. {parser.get_default('levels')}")
+    if not levels or min(levels) < 1 or max(levels) > maximum:
+        parser.error(f"--levels {text!r}: every count must be between 1 and {maximum} connections")
+    return levels
+
+
 def check_binary_and_durations(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """Refuses (through `parser`) a --duration or --warmup that is no duration, and a --bin
     that is no executable: the arguments every pinned section takes."""

@@ -111,12 +111,7 @@ def main() -> int:
     parser.add_argument("--redo", type=int, default=2, help="how many times a disturbed round is measured again at most")
     args = parser.parse_args()
     work = Path(args.work).resolve()
-    try:
-        levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    except ValueError:
-        parser.error(f"--levels {args.levels!r}: expected comma-separated connection counts, e.g. 32,64,1000")
-    if not levels or min(levels) < 1 or max(levels) > 15000:
-        parser.error(f"--levels {args.levels!r}: every count must be between 1 and 15000 connections")
+    levels = core.parse_levels(parser, args.levels, 15000)
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: expected at least 1")
     core.check_binary_and_durations(parser, args)

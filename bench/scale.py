@@ -199,12 +199,7 @@ def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=30, help="seconds to wait at most for other work to stop")
     args = parser.parse_args()
     args.work = Path(args.work).resolve()
-    try:
-        args.levels = [int(x) for x in args.levels.split(",") if x.strip()]
-    except ValueError:
-        parser.error(f"--levels {args.levels!r}: expected comma-separated connection counts, e.g. 1000,5000,10000")
-    if not args.levels or min(args.levels) < 1 or max(args.levels) > 15000:
-        parser.error("--levels: every level must be between 1 and 15000 connections")
+    args.levels = core.parse_levels(parser, args.levels, 15000)
     args.nofile = pinned.nofile_for(max(args.levels))
     pinned.check_tools_and_cpus(args.server_cpu, args.client_cpu)
 
