@@ -13,12 +13,15 @@
 //!
 //! With `fresh`, every request goes on a connection of its own (`Connection: close`), paced (one
 //! every `interval` on each connection): what a new client meets, where a keep-alive connection
-//! stays with the endpoint it was given. Each of those connections comes from a source port the
-//! load has not used for minutes (the ports are taken in turn across the kernel's ephemeral
-//! range, 28,232 of them, which the pace makes last longer than two minutes): a new client is a
-//! new 5-tuple. A port used again within two minutes of a connect that timed out would meet the
+//! stays with the endpoint it was given. Each of those connections is a new 5-tuple: its source
+//! port is one the load has not used for minutes, and one no other connection of the machine
+//! can hold. A port used again within two minutes of a connect that timed out would meet the
 //! node's conntrack entry of that attempt (SYN_SENT, 120 s), which keeps the old destination,
 //! whatever the Service says since: kube-proxy removes stale conntrack entries for UDP only.
+//! So the ports ([`FreshPorts`]) are taken in turn, and from outside the kernel's ephemeral
+//! range (`net.ipv4.ip_local_port_range`), where the kernel picks the ports of every other
+//! connect, the keep-alive load's reconnects included: 16,384 ports below it, which the pace
+//! (at most 40 a second with the suite's 4 connections) makes last longer than six minutes.
 //!
 //! The binary (`e2e-load`) runs until SIGINT or SIGTERM and prints its [`Report`] as one JSON
 //! line; the e2e suites start it as they start wrk, and read the report back with this crate.
@@ -172,20 +175,88 @@ impl Shared {
     }
 }
 
-/// Source ports of fresh connections: in turn across the ephemeral range (32768-60999).
+/// Where fresh connections take their source ports: `count` ports from `first`, in turn, none
+/// of them in the kernel's ephemeral range.
+///
+/// The keep-alive load beside a fresh one (node-loss runs both) gets its ports from the kernel.
+/// When they shared the range, a keep-alive reconnect that timed out on a lost node left a
+/// SYN_SENT conntrack entry that a fresh connect, walking the same range, met a minute later
+/// on the same port: 10 connects failed, all of them on such ports, 14-23 s after the Service
+/// had routed around the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FreshPorts {
+    pub first: u16,
+    pub count: u16,
+}
+
+/// The ports fresh connections walk through: enough that, at the suite's pace, a port comes
+/// back only after conntrack has forgotten its last use.
+const FRESH_PORTS: u16 = 16_384;
+/// The lowest source port fresh connections take (below it, the ports of well-known servers).
+const LOWEST_PORT: u16 = 1_024;
+/// Where the kernel says its ephemeral range is.
+const EPHEMERAL_RANGE: &str = "/proc/sys/net/ipv4/ip_local_port_range";
+
+impl FreshPorts {
+    /// The ports outside this machine's ephemeral range ([`FreshPorts::outside`]).
+    ///
+    /// # Errors
+    /// When the range cannot be read, or leaves no room for [`FRESH_PORTS`] ports.
+    pub fn of_this_machine() -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(EPHEMERAL_RANGE)
+            .map_err(|e| anyhow::anyhow!("reading {EPHEMERAL_RANGE}: {e}"))?;
+        let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+        let (Some(Ok(low)), Some(Ok(high)), None) = (bounds.next(), bounds.next(), bounds.next())
+        else {
+            anyhow::bail!("{EPHEMERAL_RANGE} holds {text:?}, expected two port numbers");
+        };
+        Self::outside(low, high).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the ephemeral range {low}-{high} ({EPHEMERAL_RANGE}) leaves no {FRESH_PORTS} ports \
+                 between {LOWEST_PORT} and 65535 for fresh connections; expected a range that \
+                 starts above {} or ends below {}",
+                LOWEST_PORT as u32 + FRESH_PORTS as u32 - 1,
+                65_536 - FRESH_PORTS as u32
+            )
+        })
+    }
+
+    /// [`FRESH_PORTS`] ports just below the ephemeral range `low..=high` (Linux's default is
+    /// 32768-60999: 16384-32767), or just above it when there is no room below.
+    pub fn outside(low: u16, high: u16) -> Option<Self> {
+        let (low, high) = (u32::from(low.min(high)), u32::from(low.max(high)));
+        let count = u32::from(FRESH_PORTS);
+        let first = if low >= u32::from(LOWEST_PORT) + count {
+            low - count
+        } else if high + count <= 65_535 {
+            high + 1
+        } else {
+            return None;
+        };
+        Some(FreshPorts {
+            first: u16::try_from(first).ok()?,
+            count: FRESH_PORTS,
+        })
+    }
+
+    /// The `n`th port of the walk.
+    fn nth(self, n: u64) -> u16 {
+        self.first + (n % u64::from(self.count)) as u16
+    }
+}
+
+/// How far the fresh connections' walk has come.
 static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
-const PORTS: (u64, u64) = (32_768, 60_999);
 
 /// A connect from a source port not used for the longest time (fresh connections), or from
 /// whichever port the kernel gives.
-async fn connect(addr: SocketAddr, fresh: bool) -> std::io::Result<TcpStream> {
-    if !fresh {
+async fn connect(addr: SocketAddr, fresh: Option<FreshPorts>) -> std::io::Result<TcpStream> {
+    let Some(ports) = fresh else {
         return TcpStream::connect(addr).await;
-    }
+    };
     let mut last = None;
     for _ in 0..16 {
-        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let port = (PORTS.0 + n % (PORTS.1 - PORTS.0 + 1)) as u16;
+        let port = ports.nth(NEXT_PORT.fetch_add(1, Ordering::Relaxed));
         let socket = if addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -209,8 +280,8 @@ async fn connect(addr: SocketAddr, fresh: bool) -> std::io::Result<TcpStream> {
 pub enum Mode {
     /// Keep-alive, requests back to back.
     FullRate,
-    /// A connection a request, one every this long.
-    Fresh(Duration),
+    /// A connection a request, one every this long, from these source ports.
+    Fresh(Duration, FreshPorts),
 }
 
 /// One connection after the other to `addr`, requests back to back on each (one on each, paced,
@@ -218,12 +289,12 @@ pub enum Mode {
 pub async fn connection(addr: SocketAddr, timeout: Duration, mode: Mode, shared: Arc<Shared>) {
     let host = addr.to_string();
     let (fresh, mut pace) = match mode {
-        Mode::FullRate => (false, None),
-        Mode::Fresh(every) => {
+        Mode::FullRate => (None, None),
+        Mode::Fresh(every, ports) => {
             let mut pace = tokio::time::interval(every);
             // After a time-out, go on at the pace; no burst of the requests missed.
             pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            (true, Some(pace))
+            (Some(ports), Some(pace))
         }
     };
     while !shared.stop.load(Ordering::Relaxed) {
@@ -258,7 +329,7 @@ pub async fn connection(addr: SocketAddr, timeout: Duration, mode: Mode, shared:
                 break;
             }
             let mut request = Request::get("/").header(hyper::header::HOST, &host);
-            if fresh {
+            if fresh.is_some() {
                 request = request.header(hyper::header::CONNECTION, "close");
             }
             let request = match request.body(Empty::<Bytes>::new()) {
@@ -279,7 +350,7 @@ pub async fn connection(addr: SocketAddr, timeout: Duration, mode: Mode, shared:
                     if status == 200 && body == contract::GREETING.as_bytes() =>
                 {
                     shared.answered();
-                    if fresh {
+                    if fresh.is_some() {
                         break;
                     }
                 }
@@ -418,4 +489,35 @@ pub fn wall(ms: u64) -> String {
 /// Now, in milliseconds since the Unix epoch.
 pub fn wall_now() -> u64 {
     now_ms()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::FreshPorts;
+
+    #[test]
+    fn fresh_ports_lie_just_below_linux_s_default_ephemeral_range() {
+        let ports = FreshPorts::outside(32_768, 60_999).unwrap();
+        assert_eq!((ports.first, ports.count), (16_384, 16_384));
+        assert_eq!(ports.nth(0), 16_384);
+        assert_eq!(ports.nth(16_383), 32_767);
+        assert_eq!(
+            ports.nth(16_384),
+            16_384,
+            "the walk starts again at the first port"
+        );
+    }
+
+    #[test]
+    fn fresh_ports_go_above_a_range_that_starts_too_low_and_none_fit_around_a_wide_one() {
+        let above = FreshPorts::outside(10_000, 40_000).unwrap();
+        assert_eq!(above.first, 40_001);
+        assert_eq!(FreshPorts::outside(1_024, 65_000), None);
+        // The bounds in either order (the kernel refuses that, a hand-edited value may not).
+        assert_eq!(
+            FreshPorts::outside(60_999, 32_768),
+            FreshPorts::outside(32_768, 60_999)
+        );
+    }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
-use e2e_load::{Mode, REPORT, RUNNING, Shared, connection};
+use e2e_load::{FreshPorts, Mode, REPORT, RUNNING, Shared, connection};
 
 /// Sends `GET /` to ADDRESS on keep-alive connections as fast as the answers come, until
 /// SIGINT or SIGTERM; prints the report (requests, failures with their times and kinds)
@@ -24,7 +24,8 @@ struct Args {
     #[arg(long, default_value_t = 2000)]
     timeout_ms: u64,
     /// Every request on a connection of its own (Connection: close), as new clients come, one
-    /// every --interval-ms on each connection
+    /// every --interval-ms on each connection, each from a source port of its own outside the
+    /// kernel's ephemeral range
     #[arg(long)]
     fresh: bool,
     /// With --fresh: milliseconds between a connection's requests
@@ -50,13 +51,17 @@ fn run(args: &Args) -> anyhow::Result<()> {
         .build()?;
     let shared = Arc::new(Shared::default());
     let timeout = Duration::from_millis(args.timeout_ms);
+    let fresh = if args.fresh {
+        Some(FreshPorts::of_this_machine()?)
+    } else {
+        None
+    };
     rt.block_on(async {
         let tasks: Vec<_> = (0..args.connections)
             .map(|_| {
-                let mode = if args.fresh {
-                    Mode::Fresh(Duration::from_millis(args.interval_ms))
-                } else {
-                    Mode::FullRate
+                let mode = match fresh {
+                    Some(ports) => Mode::Fresh(Duration::from_millis(args.interval_ms), ports),
+                    None => Mode::FullRate,
                 };
                 tokio::spawn(connection(args.address, timeout, mode, shared.clone()))
             })
