@@ -67,6 +67,7 @@ pub struct Metrics {
     ready: Gauge,
     refused: Family<RefusalLabels, Counter>,
     connections: Family<StateLabels, Gauge>,
+    connection_errors: Counter,
 }
 
 /// The connections of the process at one moment (see `connection::admission`).
@@ -133,6 +134,12 @@ impl Metrics {
             "Connections of the HTTP port now: held at all, served (in an exchange), silent (waiting for a request, no byte of it sent)",
             connections.clone(),
         );
+        let connection_errors = Counter::default();
+        registry.register(
+            "hello_k8s_connection_errors",
+            "Connections of the HTTP port that actix-http ended with an error: a malformed request (answered 400), a client gone mid-request, an I/O error",
+            connection_errors.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -140,6 +147,7 @@ impl Metrics {
             ready,
             refused,
             connections,
+            connection_errors,
         }
     }
 
@@ -160,6 +168,11 @@ impl Metrics {
         self.refused
             .get_or_create(&RefusalLabels { reason: "closed" })
             .inc();
+    }
+
+    /// A connection ended by an error of actix-http's dispatcher.
+    pub fn record_connection_error(&self) {
+        self.connection_errors.inc();
     }
 
     /// Handles for one route, resolved once per worker.

@@ -14,6 +14,10 @@ use tracing_subscriber::layer::SubscriberExt;
 /// Builds the subscriber. The service's own events follow `level`; actix's are capped at
 /// warn: its info lines repeat our lifecycle lines, and at debug and trace actix-http
 /// describes requests in detail (an `Authorization` header must never reach the logs).
+/// actix-http's HTTP/1 dispatcher is silenced: it logs at error whatever ends a connection
+/// badly, a client's malformed request included (a line at error for every one a client
+/// cares to send). Those errors come back to the connection layer, which counts them and
+/// logs them at debug (see `connection::serve`).
 /// [`Targets`] decides once per call site, so `tracing::enabled!` on the request path stays
 /// a cached check.
 pub fn get_subscriber<Sink>(
@@ -27,6 +31,7 @@ where
     let own = level_filter(level);
     let filter = Targets::new()
         .with_target(env!("CARGO_CRATE_NAME"), own)
+        .with_target(ACTIX_DISPATCHER, LevelFilter::OFF)
         .with_default(own.min(LevelFilter::WARN));
     let registry = tracing_subscriber::registry().with(filter);
     match format {
@@ -49,6 +54,9 @@ where
         ),
     }
 }
+
+/// The target of actix-http's HTTP/1 dispatcher's events.
+const ACTIX_DISPATCHER: &str = "actix_http::h1::dispatcher";
 
 /// Installs the subscriber process-wide and routes `log` records (actix-web still emits a
 /// few through `log`) into it, capped at warn like the rest of actix.

@@ -67,6 +67,7 @@ pub async fn serve<H>(
 ) -> Result<(), ()>
 where
     H: Service<(Io, Option<SocketAddr>)>,
+    H::Error: std::fmt::Display,
 {
     let (held, mut outcome) = match admission.hold() {
         Some(Place::Under(held)) => {
@@ -100,6 +101,14 @@ where
             return Ok(()); // still lent: cannot happen once the dispatcher is dropped
         };
         stream = back;
+        if let Err(error) = &served {
+            // actix-http's own line for it is silenced (see `telemetry`): a client can cause
+            // as many as it likes.
+            tracing::debug!(%error, "connection ended by an error");
+            if let Some(metrics) = &shared.metrics {
+                metrics.record_connection_error();
+            }
+        }
         if served.is_err() || !exchange.given_back() {
             closing = true;
             break;
@@ -145,7 +154,7 @@ mod tests {
         .unwrap();
         let shared = Arc::new(Shared::new(&settings).unwrap());
         let http = Rc::new(actix_service::fn_service(
-            |_: (Io, Option<SocketAddr>)| async { Ok::<_, ()>(()) },
+            |_: (Io, Option<SocketAddr>)| async { Ok::<_, String>(()) },
         ));
         let warm = Warm::new(Arc::clone(&shared.admission), 1);
         let served = serve(stream, http, Arc::clone(&shared.admission), shared, warm);

@@ -1,4 +1,4 @@
-use crate::binary::{Server, agent, send};
+use crate::binary::{Server, agent, send, write_and_read_to_close};
 
 #[test]
 fn production_logs_are_json_lines_with_the_lifecycle() {
@@ -92,4 +92,49 @@ fn control_characters_from_the_environment_cannot_split_a_text_log_line() {
         "{summary}"
     );
     assert!(summary.contains(r"node=node\r\u{1b}[31m"), "{summary}");
+}
+
+/// What a client can make the server log: a malformed request is answered 400 and counted,
+/// and leaves no line at the default level (actix-http logged each at error), one at debug.
+#[test]
+fn malformed_requests_are_answered_400_and_counted_without_an_error_line() {
+    const MALFORMED: [&str; 3] = [
+        "GARBAGE\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nno colon here\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: t\r\nContent-Length: abc\r\n\r\n",
+    ];
+    for level in ["info", "debug"] {
+        let server = Server::start(&[("LOG_LEVEL", level), ("DRAIN_DELAY_SECONDS", "0")]);
+        for request in MALFORMED {
+            let (answer, _) = write_and_read_to_close(server.port, request.as_bytes());
+            assert!(answer.starts_with("HTTP/1.1 400 "), "{request:?}: {answer}");
+        }
+        let metrics = send(agent().get(server.url("/metrics"))).unwrap();
+        assert!(
+            metrics
+                .body
+                .contains("\nhello_k8s_connection_errors_total 3\n"),
+            "{}",
+            metrics.body
+        );
+        if level == "debug" {
+            assert!(
+                server.count_lines_within(3, |l| l.contains("connection ended by an error")
+                    && l.contains("parse error")),
+                "no debug line for each malformed request"
+            );
+        }
+        let (status, stdout, stderr) = server.stop();
+        assert_eq!(status.code(), Some(0), "{stderr}");
+        let errors: Vec<&String> = stdout
+            .iter()
+            .filter(|l| l.contains("ERROR") || l.contains("actix_http"))
+            .collect();
+        assert!(errors.is_empty(), "at {level}: {errors:#?}");
+        let ended = stdout
+            .iter()
+            .filter(|l| l.contains("connection ended by an error"))
+            .count();
+        assert_eq!(ended, if level == "debug" { 3 } else { 0 }, "{stdout:#?}");
+    }
 }
