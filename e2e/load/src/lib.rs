@@ -203,13 +203,7 @@ impl FreshPorts {
     /// # Errors
     /// When the range cannot be read, or leaves no room for [`FRESH_PORTS`] ports.
     pub fn of_this_machine() -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(EPHEMERAL_RANGE)
-            .map_err(|e| anyhow::anyhow!("reading {EPHEMERAL_RANGE}: {e}"))?;
-        let mut bounds = text.split_whitespace().map(str::parse::<u16>);
-        let (Some(Ok(low)), Some(Ok(high)), None) = (bounds.next(), bounds.next(), bounds.next())
-        else {
-            anyhow::bail!("{EPHEMERAL_RANGE} holds {text:?}, expected two port numbers");
-        };
+        let (low, high) = ephemeral_range()?;
         Self::outside(low, high).ok_or_else(|| {
             anyhow::anyhow!(
                 "the ephemeral range {low}-{high} ({EPHEMERAL_RANGE}) leaves no {FRESH_PORTS} ports \
@@ -243,6 +237,22 @@ impl FreshPorts {
     fn nth(self, n: u64) -> u16 {
         self.first + (n % u64::from(self.count)) as u16
     }
+}
+
+/// This machine's ephemeral range (`net.ipv4.ip_local_port_range`): where the kernel takes the
+/// source port of a connect that binds none.
+///
+/// # Errors
+/// When the file cannot be read or does not hold two port numbers.
+pub fn ephemeral_range() -> anyhow::Result<(u16, u16)> {
+    let text = std::fs::read_to_string(EPHEMERAL_RANGE)
+        .map_err(|e| anyhow::anyhow!("reading {EPHEMERAL_RANGE}: {e}"))?;
+    let mut bounds = text.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(low)), Some(Ok(high)), None) = (bounds.next(), bounds.next(), bounds.next())
+    else {
+        anyhow::bail!("{EPHEMERAL_RANGE} holds {text:?}, expected two port numbers");
+    };
+    Ok((low, high))
 }
 
 /// How far the fresh connections' walk has come.

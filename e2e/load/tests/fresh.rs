@@ -21,18 +21,6 @@ impl Drop for Started {
     }
 }
 
-fn ephemeral_range() -> (u16, u16) {
-    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .expect("the kernel's ephemeral range");
-    let mut bounds = text
-        .split_whitespace()
-        .map(|b| b.parse::<u16>().expect("a port number"));
-    (
-        bounds.next().expect("the first port"),
-        bounds.next().expect("the last port"),
-    )
-}
-
 #[test]
 fn fresh_connections_come_from_ports_of_their_own_outside_the_ephemeral_range() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a port on 127.0.0.1");
@@ -85,7 +73,7 @@ fn fresh_connections_come_from_ports_of_their_own_outside_the_ephemeral_range() 
     let report: e2e_load::Report = serde_json::from_str(&report).expect("the report's JSON");
     assert!(report.ok >= CONNECTS as u64 - 3, "answered: {}", report.ok);
 
-    let (low, high) = ephemeral_range();
+    let (low, high) = e2e_load::ephemeral_range().expect("the kernel's ephemeral range");
     let inside: Vec<u16> = ports
         .iter()
         .copied()
