@@ -26,7 +26,7 @@ pub const RESERVED_BYTES: u64 = 24 * 1024 * 1024;
 /// The budget of one served connection: the bytes `guarded_io` keeps of requests not handed
 /// on yet (at most 16 KiB), actix-http's read buffer (one head, 8 KiB reserved) and write
 /// buffer (bounded by [`WRITE_BUFFER_BYTES`] plus one answer), its dispatcher and timers.
-/// Measured: about 16 KiB in an exchange, 36 KiB for a pipelining client that never reads
+/// Measured: about 16 KiB in an exchange, 33-39 KiB for a pipelining client that never reads
 /// (service/tests/api/limits.rs).
 pub const SERVED_CONNECTION_BYTES: u64 = 48 * 1024;
 /// actix-http's write buffer: once this much output is queued it writes before it queues more

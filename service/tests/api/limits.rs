@@ -17,12 +17,16 @@ use crate::probe_port::allow_open_files;
 
 const GET_ROOT: &str = "GET / HTTP/1.1\r\nHost: t\r\n\r\n";
 
-/// Sends a request head longer than the 1 KiB read while waiting, unfinished: its connection
-/// takes a served slot (and actix-http's buffers), once the server has read every byte (those
-/// past the first KiB are read with a slot only), until the head's deadline (5 s).
-fn start_holding(port: u16) -> TcpStream {
+/// Sends a request head longer than the 1 KiB read while waiting (`filler` bytes of one header
+/// after its start, 1,100 or more), unfinished: its connection takes a served slot (and
+/// actix-http's buffers), once the server has read every byte (those past the first KiB are
+/// read with a slot only), until the head's deadline (5 s).
+fn start_holding(port: u16, filler: usize) -> TcpStream {
     let mut holder = connect(port);
-    let head = format!("GET / HTTP/1.1\r\nHost: t\r\nX-Long: {}", "x".repeat(1100));
+    let head = format!(
+        "GET / HTTP/1.1\r\nHost: t\r\nX-Long: {}",
+        "x".repeat(filler)
+    );
     holder.write_all(head.as_bytes()).unwrap();
     holder
 }
@@ -122,7 +126,7 @@ fn over_the_total_cap_connections_that_cannot_take_a_silent_ones_place_are_close
         // for a client, see closure.rs): a slot by an unfinished long head, the 16 waiting
         // places by heads sent slowly, which the server waits 2 s for. The server holds one
         // once it has read its bytes.
-        let mut held = vec![start_holding(server.port)];
+        let mut held = vec![start_holding(server.port, 1100)];
         held.extend((0..16).map(|_| {
             let mut slow = connect(server.port);
             slow.write_all(b"GET / HT").unwrap();
@@ -264,7 +268,7 @@ fn heads_that_go_silent_are_closed_within_the_progress_deadline_and_bodies_at_on
     let server = Server::start(&[]);
     // 200 connections whose long head stops half-way: each holds a served slot until the
     // deadline (5 s without progress) closes it.
-    let mut silent: Vec<TcpStream> = (0..200).map(|_| start_holding(server.port)).collect();
+    let mut silent: Vec<TcpStream> = (0..200).map(|_| start_holding(server.port, 1100)).collect();
     wait_for("the server holding the 200 slots", || {
         server_has_read(server.port, &silent)
     });
@@ -377,8 +381,12 @@ fn many_pipelining_connections_that_never_read_stay_within_the_served_connection
 /// Connections of the flood test: enough that what they allocate while in an exchange
 /// (actix-http's buffers) stands well above the bound below.
 const FLOOD_CONNECTIONS: usize = 2_000;
+/// The unfinished head of each flood connection: 8 KiB of it kept by the server (the
+/// connection layer keeps a head until whole, in a buffer whose untouched pages cost nothing;
+/// with 1,100 bytes 2,000 connections cost 17 MiB).
+const FLOOD_HEAD_FILLER: usize = 8 * 1024;
 /// The flood must have cost at least this much, or the test could not tell whether memory
-/// came back (2,000 connections in an exchange cost about 30 MiB).
+/// came back (2,000 connections with 8 KiB of a head each cost about 30 MiB).
 const FLOOD_MIN_GROWTH_KIB: u64 = 20 * 1024;
 /// What may stay above the idle RSS once every connection is closed: the e2e flood suite's
 /// rule (`RSS_SLACK`). With glibc's malloc the whole peak stayed (its arenas keep the freed
@@ -425,7 +433,7 @@ fn memory_taken_by_a_connection_flood_is_returned_to_the_os_after_it_ends() {
             "never held {FLOOD_CONNECTIONS} connections at once"
         );
         let streams: Vec<TcpStream> = (0..FLOOD_CONNECTIONS)
-            .map(|_| start_holding(server.port))
+            .map(|_| start_holding(server.port, FLOOD_HEAD_FILLER))
             .collect();
         wait_for("every flood connection taken in or closed", || {
             server_has_read_or_closed(server.port, &streams)
