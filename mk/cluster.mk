@@ -12,7 +12,7 @@ E2E_CLUSTER_OUT := target/e2e-cluster
 KUBE_MINOR ?= $(shell bash -c 'source $(CLUSTER_SCRIPTS)/common.sh && printf %s "$$KUBE_MINOR"')
 
 .PHONY: cluster-install
-cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, iptables, ipset, podman, busybox-static; root)
+cluster-install: ## Install what make cluster takes from Debian when missing (containerd, runc, CNI plugins, nftables, iptables, ipset, podman, busybox-static, wrk; root)
 	$(CLUSTER_SCRIPTS)/install.sh
 
 .PHONY: cluster-build

@@ -3,15 +3,16 @@
 # Installs what `make cluster` takes from Debian when missing (never reinstalls): containerd,
 # runc, the CNI plugins, nftables, iptables and ipset (kube-router's network-policy rules),
 # iproute2, openssl, curl, podman (builds the pause and client images), gcc (builds the pause
-# binary) and busybox-static (the client image's one binary). Go comes with the machine (the
-# cluster is built from source).
+# binary), busybox-static (the client image's one binary) and wrk (the e2e suites' floods and
+# the HPA's load, run from the host: `make e2e-cluster` installs through this script). Go comes
+# with the machine (the cluster is built from source).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "$0")/common.sh"
 declare -A want=(
   [containerd]=containerd [runc]=runc [/usr/lib/cni/ptp]=containernetworking-plugins
   [nft]=nftables [iptables]=iptables [ipset]=ipset [ip]=iproute2 [openssl]=openssl [curl]=curl
-  [podman]=podman [gcc]=gcc [busybox]=busybox-static
+  [podman]=podman [gcc]=gcc [busybox]=busybox-static [wrk]=wrk
 )
 missing=()
 for tool in "${!want[@]}"; do
