@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus};
 
 use super::{Ctx, SELECTOR};
 
@@ -116,6 +117,52 @@ fn replicas(ctx: &Ctx, ns: &str) -> Result<i32> {
         .context("the Deployment has no replica count")
 }
 
+/// The replica count once the HPA has scaled prod out from 3 and every replica is Ready.
+fn scaled_out(ctx: &Ctx, ns: &str) -> Result<Option<i32>> {
+    let n = replicas(ctx, ns)?;
+    Ok((n > 3 && ctx.cluster.ready_pods(ns, SELECTOR)?.len() as i32 >= n).then_some(n))
+}
+
+fn hpa(ctx: &Ctx, ns: &str) -> Result<HorizontalPodAutoscaler> {
+    ctx.cluster.get(&["hpa", "hello-k8s", "-n", ns])
+}
+
+/// The HPA's CPU utilization as metrics-server last gave it (% of the request).
+fn cpu(status: &HorizontalPodAutoscalerStatus) -> Option<i32> {
+    status
+        .current_metrics
+        .iter()
+        .flatten()
+        .find_map(|m| m.resource.as_ref()?.current.average_utilization)
+}
+
+/// What the HPA says of itself, for a check that failed: replicas, CPU, its conditions.
+fn hpa_status(ctx: &Ctx, ns: &str) -> String {
+    let status = match hpa(ctx, ns) {
+        Ok(hpa) => hpa.status.unwrap_or_default(),
+        Err(e) => return format!("the HPA could not be read: {e:#}"),
+    };
+    let conditions: Vec<String> = status
+        .conditions
+        .iter()
+        .flatten()
+        .map(|c| {
+            format!(
+                "{}={} ({})",
+                c.type_,
+                c.status,
+                c.message.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    format!(
+        "HPA: replicas {} of desired {}, CPU {:?}%, conditions {conditions:?}",
+        status.current_replicas.unwrap_or_default(),
+        status.desired_replicas,
+        cpu(&status)
+    )
+}
+
 fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
     let declared = ctx
         .kustomize(&ctx.repo.join("k8s/overlays/prod"))
@@ -130,28 +177,45 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
     // Load through the NodePort until the HPA scales out (its CPU figures from metrics-server).
     let url = ctx.node_url(ns, "/")?;
     let load_url = url.clone();
-    let load = std::thread::spawn(move || super::flood::wrk(&load_url, 256, 100));
-    let before = ctx
+    let mut load = Some(std::thread::spawn(move || {
+        super::flood::wrk(&load_url, 256, 100)
+    }));
+    // Scaled out (`Some`), or the load ended first (`None`): a load that failed (wrk missing,
+    // refused) fails the check at once with its own error instead of a time-out.
+    let scaled = ctx
         .cluster
         .wait("the HPA scaled prod out under load", LIMIT, || {
-            let n = replicas(ctx, ns)?;
-            Ok((n > 3 && ctx.cluster.ready_pods(ns, SELECTOR)?.len() as i32 >= n).then_some(n))
+            if load.as_ref().is_some_and(|l| l.is_finished()) {
+                return Ok(Some(None));
+            }
+            Ok(scaled_out(ctx, ns)?.map(Some))
         });
-    let before = match before {
-        Ok(n) => n,
+    let before = match scaled {
+        Ok(Some(n)) => n,
+        Ok(None) => match load.take().map(|l| l.join()) {
+            // Its 100 s are over: a scale-out the HPA decided under it still comes.
+            Some(Ok(Ok(_))) => ctx
+                .cluster
+                .wait("the HPA scaled prod out under load", LIMIT, || {
+                    scaled_out(ctx, ns)
+                })
+                .map_err(|e| e.context(hpa_status(ctx, ns)))?,
+            Some(Ok(Err(e))) => {
+                bail!(
+                    "the load failed before the HPA scaled prod out ({}): {e:#}",
+                    hpa_status(ctx, ns)
+                )
+            }
+            _ => bail!("the load's thread panicked"),
+        },
         Err(e) => {
-            let _ = load.join();
-            return Err(e);
+            if let Some(load) = load.take() {
+                let _ = load.join();
+            }
+            return Err(e.context(hpa_status(ctx, ns)));
         }
     };
-    let hpa: k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler =
-        ctx.cluster.get(&["hpa", "hello-k8s", "-n", ns])?;
-    let cpu = hpa
-        .status
-        .and_then(|s| s.current_metrics)
-        .unwrap_or_default()
-        .into_iter()
-        .find_map(|m| m.resource.and_then(|r| r.current.average_utilization));
+    let cpu = cpu(&hpa(ctx, ns)?.status.unwrap_or_default());
     ctx.report.check(
         SUITE,
         "HPA: metrics-server's CPU figure read, prod scaled out from 3 under load",
@@ -160,7 +224,9 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
     );
     let deployed = ctx.make("auto-deploy-prod", &[]);
     let right_after = replicas(ctx, ns)?;
-    let _ = load.join();
+    if let Some(load) = load.take() {
+        let _ = load.join();
+    }
     deployed?;
     ctx.cluster.rollout(ns, "hello-k8s", LIMIT)?;
     let ready = ctx.cluster.ready_pods(ns, SELECTOR)?.len();
