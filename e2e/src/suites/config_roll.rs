@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
-use super::{Ctx, SELECTOR};
+use super::{Ctx, SELECTOR, hpa_cpu};
 
 const SUITE: &str = "config-roll";
 const LIMIT: Duration = Duration::from_secs(180);
@@ -127,15 +127,6 @@ fn hpa(ctx: &Ctx, ns: &str) -> Result<HorizontalPodAutoscaler> {
     ctx.cluster.get(&["hpa", "hello-k8s", "-n", ns])
 }
 
-/// The HPA's CPU utilization as metrics-server last gave it (% of the request).
-fn cpu(status: &HorizontalPodAutoscalerStatus) -> Option<i32> {
-    status
-        .current_metrics
-        .iter()
-        .flatten()
-        .find_map(|m| m.resource.as_ref()?.current.average_utilization)
-}
-
 /// What the HPA says of itself, for a check that failed: replicas, CPU, its conditions.
 fn hpa_status(ctx: &Ctx, ns: &str) -> String {
     let status = match hpa(ctx, ns) {
@@ -159,7 +150,7 @@ fn hpa_status(ctx: &Ctx, ns: &str) -> String {
         "HPA: replicas {} of desired {}, CPU {:?}%, conditions {conditions:?}",
         status.current_replicas.unwrap_or_default(),
         status.desired_replicas,
-        cpu(&status)
+        hpa_cpu(&status)
     )
 }
 
@@ -215,7 +206,7 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
             return Err(e.context(hpa_status(ctx, ns)));
         }
     };
-    let cpu = cpu(&hpa(ctx, ns)?.status.unwrap_or_default());
+    let cpu = hpa_cpu(&hpa(ctx, ns)?.status.unwrap_or_default());
     ctx.report.check(
         SUITE,
         "HPA: metrics-server's CPU figure read, prod scaled out from 3 under load",

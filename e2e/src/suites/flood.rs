@@ -26,7 +26,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
 
-use super::{Ctx, SELECTOR};
+use super::{Ctx, SELECTOR, hpa_cpu};
 use crate::kube::{name, node_of, pod_ip, restarts, terminations};
 use crate::probes::{Poller, Timeline};
 
@@ -396,12 +396,7 @@ fn hpa_sampler(
             if let Ok(h) = cluster.get::<HorizontalPodAutoscaler>(&["hpa", "hello-k8s", "-n", &ns])
             {
                 let status = h.status.unwrap_or_default();
-                let cpu = status
-                    .current_metrics
-                    .unwrap_or_default()
-                    .into_iter()
-                    .find_map(|m| m.resource.and_then(|r| r.current.average_utilization));
-                samples.push((cpu, status.current_replicas.unwrap_or(0)));
+                samples.push((hpa_cpu(&status), status.current_replicas.unwrap_or(0)));
             }
             for _ in 0..50 {
                 if stop.load(Ordering::Relaxed) {

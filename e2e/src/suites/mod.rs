@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerStatus;
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::kube::{Cluster, NodeInfo, serving};
@@ -276,6 +277,15 @@ pub fn has_nodes(ctx: &Ctx, suite: &str, n: usize) -> bool {
 /// The replicas a Deployment wants.
 pub fn desired(d: &Deployment) -> usize {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize
+}
+
+/// An HPA's CPU utilization as metrics-server last gave it (% of the request).
+pub fn hpa_cpu(status: &HorizontalPodAutoscalerStatus) -> Option<i32> {
+    status
+        .current_metrics
+        .iter()
+        .flatten()
+        .find_map(|m| m.resource.as_ref()?.current.average_utilization)
 }
 
 /// Runs a command; its stdout, or an error with its stderr.
