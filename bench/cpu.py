@@ -16,6 +16,12 @@ that round at that count are measured again once the machine is quiet (at most -
 if the machine stays busy through a whole wait, the remaining runs are kept as they are,
 marked, so a busy machine does not multiply the section's length.
 
+With `--variant LABEL=PATH` (BENCH_CPU_VARIANTS), other hello-k8s builds run beside them, in
+the same rotation: each round then holds one run of every build at a count, back to back, so a
+change to the request path is judged by its paired ratio to this tree's build (cpu_report.py),
+which two separate runs of the section cannot do on a machine whose rounds move by several
+percent.
+
 Every server binds 127.0.0.1 and wrk targets it; every load is bounded by its duration, and
 every process this starts is killed on exit. Raw results: bench/.work/cpu.json; report.py
 renders them (cpu_report.py) and judges the goals (goals.py).
@@ -109,6 +115,7 @@ def main() -> int:
     parser.add_argument("--quiet-wait", type=float, default=30, help="seconds to wait at most for other work to stop")
     parser.add_argument("--noise-max", type=float, default=core.NOISE_MAX, help="other work's share of the CPUs that makes a run be redone")
     parser.add_argument("--redo", type=int, default=2, help="how many times a disturbed round is measured again at most")
+    parser.add_argument("--variant", action="append", default=[], help="LABEL=PATH: another hello-k8s build measured in the same rounds")
     args = parser.parse_args()
     work = Path(args.work).resolve()
     levels = core.parse_levels(parser, args.levels, 15000)
@@ -124,7 +131,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, core._on_signal)
     signal.signal(signal.SIGINT, core._on_signal)
 
-    systems = pinned.make_systems(args.bin, [], max(levels), work, "nginx-cpu")
+    systems = pinned.make_systems(args.bin, args.variant, max(levels), work, "nginx-cpu")
     results: dict = {
         "settings": {
             "levels": levels,
@@ -147,8 +154,8 @@ def main() -> int:
     }
     started = time.monotonic()
 
-    # Both servers run for the whole section, each alone on the server CPU while it is measured
-    # (the other one is idle: no connection, no timer worth a tick).
+    # Every server runs for the whole section, each alone on the server CPU while it is measured
+    # (the others are idle: no connection, no timer worth a tick).
     for s in systems:
         s.port = core.free_port()
         s.log_path = logs / f"cpu-{s.key}.log"

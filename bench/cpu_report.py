@@ -2,8 +2,9 @@
 
 Used by report.py and goals.py: per connection count, the medians over the rounds and the
 paired ratios to nginx (each round's hello-k8s figure over that round's nginx figure at the
-same count, the two runs back to back; the median of those). The goals table itself comes
-from goals.py, which report.py hands to markdown().
+same count, the two runs back to back; the median of those), and for every other build measured
+in the same rounds (`--variant`), its paired ratio to this tree's build. The goals table itself
+comes from goals.py, which report.py hands to markdown().
 """
 
 from __future__ import annotations
@@ -28,16 +29,16 @@ def runs_at(cpu: dict, key: str, level: int) -> list[dict]:
     return sorted((r for r in system["runs"] if r["connections"] == level), key=lambda r: r["round"])
 
 
-def ratios(cpu: dict, level: int, metric: Metric) -> list[float]:
-    """hello-k8s over nginx, round by round, at one connection count."""
-    ours = {r["round"]: r for r in runs_at(cpu, SERVICE, level)}
-    theirs = {r["round"]: r for r in runs_at(cpu, CEILING, level)}
+def ratios(cpu: dict, level: int, metric: Metric, key: str = SERVICE, ref: str = CEILING) -> list[float]:
+    """`key` over `ref` (hello-k8s over nginx), round by round, at one connection count."""
+    ours = {r["round"]: r for r in runs_at(cpu, key, level)}
+    theirs = {r["round"]: r for r in runs_at(cpu, ref, level)}
     return [metric(ours[n]) / metric(theirs[n]) for n in sorted(ours.keys() & theirs.keys()) if metric(theirs[n])]
 
 
-def paired(cpu: dict, level: int, metric: Metric) -> float | None:
-    """The median over the rounds of hello-k8s's figure over nginx's."""
-    xs = ratios(cpu, level, metric)
+def paired(cpu: dict, level: int, metric: Metric, key: str = SERVICE, ref: str = CEILING) -> float | None:
+    """The median over the rounds of `key`'s figure over `ref`'s (hello-k8s's over nginx's)."""
+    xs = ratios(cpu, level, metric, key, ref)
     return statistics.median(xs) if xs else None
 
 
@@ -61,9 +62,9 @@ def median_interval(xs: list[float], confidence: float = 0.95) -> tuple[float, f
     return xs[k - 1], xs[n - k], 1 - 2 * below(k)
 
 
-def interval(cpu: dict, level: int, metric: Metric) -> tuple[float, float, float] | None:
+def interval(cpu: dict, level: int, metric: Metric, key: str = SERVICE, ref: str = CEILING) -> tuple[float, float, float] | None:
     """The confidence interval of [`paired`]: for the median of the round ratios at `level`."""
-    return median_interval(ratios(cpu, level, metric))
+    return median_interval(ratios(cpu, level, metric, key, ref))
 
 
 def interval_text(span: tuple[float, float, float] | None) -> str:
@@ -109,8 +110,8 @@ def rows(cpu: dict) -> list[list[str]]:
             runs = runs_at(cpu, key, level)
             if not runs:
                 continue
-            service = key == SERVICE
-            rps_x, cpu_x = paired(cpu, level, RPS), paired(cpu, level, CPU_US)
+            service = cpu["systems"][key]["kind"] != "ceiling"  # this tree's build or a variant
+            rps_x, cpu_x = paired(cpu, level, RPS, key), paired(cpu, level, CPU_US, key)
             busy = statistics.median(r["server_core"]["busy"] / r["server_core"]["total"] for r in runs)
             softirq = statistics.median(r["server_core"]["softirq"] / max(r["server_core"]["busy"], 1e-9) for r in runs)
             errors = sum(r["errors"]["connect"] + r["errors"]["read"] + r["errors"]["write"] + r["errors"]["timeout"] for r in runs)
@@ -122,8 +123,8 @@ def rows(cpu: dict) -> list[list[str]]:
                     f"{rps_x:.2f}x" if service and rps_x is not None else "1.00x" if not service else "n/a",
                     f"{median(cpu, key, level, CPU_US):.2f}",
                     f"{cpu_x:.2f}x" if service and cpu_x is not None else "1.00x" if not service else "n/a",
-                    " ".join(f"{x:.2f}" for x in ratios(cpu, level, CPU_US)) if service else "",
-                    interval_text(interval(cpu, level, CPU_US)) if service else "",
+                    " ".join(f"{x:.2f}" for x in ratios(cpu, level, CPU_US, key)) if service else "",
+                    interval_text(interval(cpu, level, CPU_US, key)) if service else "",
                     f"{busy * 100:.0f}",
                     f"{softirq * 100:.0f}",
                     f"{statistics.median(r['latency_us']['p99'] for r in runs) / 1000:.2f}",
@@ -136,8 +137,42 @@ def rows(cpu: dict) -> list[list[str]]:
     return out
 
 
+VARIANT_HEADER = ["connections", "build", "server CPU us/req", "x this tree's", "x this tree's per round (CPU)", "interval (CPU)", "req/s", "x this tree's"]
+
+
+def variants(cpu: dict) -> list[str]:
+    """The other builds measured in the same rounds (`--variant`)."""
+    return [key for key, system in cpu["systems"].items() if system["kind"] == "variant"]
+
+
+def variant_rows(cpu: dict) -> list[list[str]]:
+    """Each variant against this tree's build: the paired ratios of the same rounds."""
+    out = []
+    for level in cpu["settings"]["levels"]:
+        for key in variants(cpu):
+            cpu_x, rps_x = paired(cpu, level, CPU_US, key, SERVICE), paired(cpu, level, RPS, key, SERVICE)
+            if cpu_x is None or rps_x is None:
+                continue
+            out.append(
+                [
+                    f"{level:,}",
+                    key,
+                    f"{median(cpu, key, level, CPU_US):.2f}",
+                    f"{cpu_x:.3f}x",
+                    " ".join(f"{x:.2f}" for x in ratios(cpu, level, CPU_US, key, SERVICE)),
+                    interval_text(interval(cpu, level, CPU_US, key, SERVICE)),
+                    f"{median(cpu, key, level, RPS):,.0f}",
+                    f"{rps_x:.3f}x",
+                ]
+            )
+    return out
+
+
 def terminal(cpu: dict) -> str:
-    return text_table(HEADER, rows(cpu), left=(1, 6))
+    text = text_table(HEADER, rows(cpu), left=(1, 6))
+    if variants(cpu):
+        text += "\n\nother builds against this tree's (paired ratios of the same rounds)\n" + text_table(VARIANT_HEADER, variant_rows(cpu), left=(1, 4))
+    return text
 
 
 def markdown(cpu: dict, goals_table: str) -> str:
@@ -152,12 +187,18 @@ def markdown(cpu: dict, goals_table: str) -> str:
         f"each run alone on CPU {st['server_cpu']} (taskset) and `wrk -t{st['threads']}` on CPU {st['client_cpu']}; "
         f"{st['rounds']} round{'s' if st['rounds'] != 1 else ''} of `wrk -t{st['threads']} -cN -d{st['duration']}` keep-alive connections on `GET /` at "
         + ", ".join(f"{lv:,}" for lv in st["levels"])
-        + " connections, the two servers back to back within a round, in an order that rotates.\n"
+        + " connections, "
+        + (f"the two servers and {len(variants(cpu))} other hello-k8s build(s) ({', '.join(variants(cpu))}) back to back within a round"
+           if variants(cpu) else "the two servers back to back within a round")
+        + ", in an order that rotates.\n"
     )
     out.append("### Goals\n")
     out.append(goals_table)
     out.append("### Results\n")
     out.append(md_table(HEADER, rows(cpu), "ll" + "r" * 4 + "l" + "r" * (len(HEADER) - 7)) + "\n")
+    if variants(cpu):
+        out.append("Other builds against this tree's, measured in the same rounds (`BENCH_CPU_VARIANTS`): the median over the rounds of the build's figure over this tree's build's in that round, and where the median of the CPU ratio lies.\n")
+        out.append(md_table(VARIANT_HEADER, variant_rows(cpu), "ll" + "r" * 2 + "l" + "r" * 3) + "\n")
     out.append(
         "req/s and server CPU us/req: medians over the rounds; x nginx: the median over the rounds of that round's "
         "hello-k8s figure over nginx's at the same count (the two runs back to back). Interval (CPU): where the "
@@ -190,7 +231,7 @@ def markdown(cpu: dict, goals_table: str) -> str:
                 f"after another wait, at most {st['redo']} times"
                 + (", until a wait ran out with the machine still busy (from then on disturbed runs were kept, marked)" if cpu.get("redo_stopped") else "")
                 + f". Pairs redone: {cpu.get('pairs_redone', 0)}; runs kept disturbed: {disturbed} of {len(runs)}.",
-                "- Reproduce: `bench/run.sh --only cpu`; knobs `BENCH_CPU_LEVELS`, `BENCH_CPU_ROUNDS`, `BENCH_CPU_DURATION` "
+                "- Reproduce: `bench/run.sh --only cpu`; knobs `BENCH_CPU_LEVELS`, `BENCH_CPU_ROUNDS`, `BENCH_CPU_DURATION`, `BENCH_CPU_VARIANTS` "
                 f"(this run: {','.join(str(lv) for lv in st['levels'])}; {st['rounds']}; {st['duration']}). Raw results: bench/.work/cpu.json.",
             ]
         )

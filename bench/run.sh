@@ -22,7 +22,9 @@
 # instead of building this tree's; also --bin PATH), BENCH_ROUNDS (5), BENCH_DURATION (8s),
 # BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_WORKERS (2), BENCH_STARTUP_RUNS (10),
 # BENCH_MARKDOWN (BENCHMARKS.md), BENCH_CHART (docs/bench.png); for the cpu section
-# BENCH_CPU_LEVELS (32,64,1000), BENCH_CPU_ROUNDS (10) and BENCH_CPU_DURATION (4s); for the scale
+# BENCH_CPU_LEVELS (32,64,1000), BENCH_CPU_ROUNDS (10), BENCH_CPU_DURATION (4s) and
+# BENCH_CPU_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured in the same rounds, each
+# judged by its paired ratio to this tree's); for the scale
 # section BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
 # (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
 # beside this tree's, e.g. an allocator experiment).
@@ -65,6 +67,7 @@ BENCH_BIN="${BENCH_BIN:-}"
 BENCH_CPU_LEVELS="${BENCH_CPU_LEVELS:-32,64,1000}"
 BENCH_CPU_ROUNDS="${BENCH_CPU_ROUNDS:-10}"
 BENCH_CPU_DURATION="${BENCH_CPU_DURATION:-4s}"
+BENCH_CPU_VARIANTS="${BENCH_CPU_VARIANTS:-}"
 BENCH_SCALE_LEVELS="${BENCH_SCALE_LEVELS:-1000,5000,10000}"
 BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
 BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
@@ -289,26 +292,35 @@ if "$RUN_MAIN"; then
     --startup-runs "$BENCH_STARTUP_RUNS"
 fi
 
+# Sets `variants` to the --variant arguments of a comma-separated LABEL=PATH list
+# (BENCH_CPU_VARIANTS, BENCH_SCALE_VARIANTS).
+variant_args() {
+  variants=()
+  local listed variant
+  if [ -n "$1" ]; then
+    IFS=',' read -r -a listed <<<"$1"
+    for variant in "${listed[@]}"; do
+      variants+=(--variant "$variant")
+    done
+  fi
+}
+
 if "$RUN_CPU"; then
   raise_nofile "$BENCH_CPU_LEVELS"
   say "measuring the cpu section (about 4.5 minutes with the defaults): levels=$BENCH_CPU_LEVELS rounds=$BENCH_CPU_ROUNDS duration=$BENCH_CPU_DURATION, each server pinned to one CPU, wrk -t1 on the other"
+  variant_args "$BENCH_CPU_VARIANTS"
   measure "$VENV/bin/python" bench/cpu.py \
     --bin "$BIN" \
     --work "$WORK" \
     --levels "$BENCH_CPU_LEVELS" \
     --rounds "$BENCH_CPU_ROUNDS" \
-    --duration "$BENCH_CPU_DURATION"
+    --duration "$BENCH_CPU_DURATION" \
+    "${variants[@]}"
 fi
 
 if "$RUN_SCALE"; then
   raise_nofile "$BENCH_SCALE_LEVELS"
-  variants=()
-  if [ -n "$BENCH_SCALE_VARIANTS" ]; then
-    IFS=',' read -r -a listed <<<"$BENCH_SCALE_VARIANTS"
-    for variant in "${listed[@]}"; do
-      variants+=(--variant "$variant")
-    done
-  fi
+  variant_args "$BENCH_SCALE_VARIANTS"
   say "measuring the scale section (about 2.5 minutes, plus a minute per variant): levels=$BENCH_SCALE_LEVELS duration=$BENCH_SCALE_DURATION, each server pinned to one CPU"
   measure "$VENV/bin/python" bench/scale.py \
     --bin "$BIN" \
