@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 
-use super::{Ctx, SELECTOR, hpa_cpu};
+use super::{Ctx, SELECTOR, hpa_cpu, hpa_status};
 
 const SUITE: &str = "config-roll";
 const LIMIT: Duration = Duration::from_secs(180);
@@ -123,14 +122,10 @@ fn scaled_out(ctx: &Ctx, ns: &str) -> Result<Option<i32>> {
     Ok((n > 3 && ctx.cluster.ready_pods(ns, SELECTOR)?.len() as i32 >= n).then_some(n))
 }
 
-fn hpa(ctx: &Ctx, ns: &str) -> Result<HorizontalPodAutoscaler> {
-    ctx.cluster.get(&["hpa", "hello-k8s", "-n", ns])
-}
-
 /// What the HPA says of itself, for a check that failed: replicas, CPU, its conditions.
-fn hpa_status(ctx: &Ctx, ns: &str) -> String {
-    let status = match hpa(ctx, ns) {
-        Ok(hpa) => hpa.status.unwrap_or_default(),
+fn hpa_summary(ctx: &Ctx, ns: &str) -> String {
+    let status = match hpa_status(&ctx.cluster, ns) {
+        Ok(status) => status,
         Err(e) => return format!("the HPA could not be read: {e:#}"),
     };
     let conditions: Vec<String> = status
@@ -190,11 +185,11 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
                 .wait("the HPA scaled prod out under load", LIMIT, || {
                     scaled_out(ctx, ns)
                 })
-                .map_err(|e| e.context(hpa_status(ctx, ns)))?,
+                .map_err(|e| e.context(hpa_summary(ctx, ns)))?,
             Some(Ok(Err(e))) => {
                 bail!(
                     "the load failed before the HPA scaled prod out ({}): {e:#}",
-                    hpa_status(ctx, ns)
+                    hpa_summary(ctx, ns)
                 )
             }
             _ => bail!("the load's thread panicked"),
@@ -203,10 +198,10 @@ fn hpa_kept(ctx: &Ctx, ns: &str) -> Result<()> {
             if let Some(load) = load.take() {
                 let _ = load.join();
             }
-            return Err(e.context(hpa_status(ctx, ns)));
+            return Err(e.context(hpa_summary(ctx, ns)));
         }
     };
-    let cpu = hpa_cpu(&hpa(ctx, ns)?.status.unwrap_or_default());
+    let cpu = hpa_cpu(&hpa_status(&ctx.cluster, ns)?);
     ctx.report.check(
         SUITE,
         "HPA: metrics-server's CPU figure read, prod scaled out from 3 under load",

@@ -23,10 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Event, Pod, Probe};
 
-use super::{Ctx, SELECTOR, hpa_cpu};
+use super::{Ctx, SELECTOR, hpa_cpu, hpa_status};
 use crate::kube::{name, node_of, pod_ip, restarts, terminations};
 use crate::probes::{Poller, Timeline};
 
@@ -393,9 +392,7 @@ fn hpa_sampler(
     std::thread::spawn(move || {
         let mut samples = Vec::new();
         while !stop.load(Ordering::Relaxed) {
-            if let Ok(h) = cluster.get::<HorizontalPodAutoscaler>(&["hpa", "hello-k8s", "-n", &ns])
-            {
-                let status = h.status.unwrap_or_default();
+            if let Ok(status) = hpa_status(&cluster, &ns) {
                 samples.push((hpa_cpu(&status), status.current_replicas.unwrap_or(0)));
             }
             for _ in 0..50 {

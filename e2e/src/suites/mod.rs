@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscalerStatus;
+use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscaler, HorizontalPodAutoscalerStatus};
 use k8s_openapi::api::core::v1::Pod;
 
 use crate::kube::{Cluster, NodeInfo, serving};
@@ -277,6 +277,12 @@ pub fn has_nodes(ctx: &Ctx, suite: &str, n: usize) -> bool {
 /// The replicas a Deployment wants.
 pub fn desired(d: &Deployment) -> usize {
     d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1) as usize
+}
+
+/// The status of the service's HPA in `ns` (empty before the controller's first sync).
+pub fn hpa_status(cluster: &Cluster, ns: &str) -> Result<HorizontalPodAutoscalerStatus> {
+    let hpa: HorizontalPodAutoscaler = cluster.get(&["hpa", "hello-k8s", "-n", ns])?;
+    Ok(hpa.status.unwrap_or_default())
 }
 
 /// An HPA's CPU utilization as metrics-server last gave it (% of the request).
