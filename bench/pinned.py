@@ -75,7 +75,7 @@ def make_systems(binary: str, variants: list[str], max_connections: int, work: P
     for variant in variants:
         label, _, path = variant.partition("=")
         if not label or not path or not os.access(path, os.X_OK):
-            raise SystemExit(f"bench: --variant {variant!r}: expected LABEL=PATH of an executable hello-k8s build")
+            raise SystemExit(f"bench: --variant {variant!r}: expected LABEL=PATH of an executable server build (hello-k8s, or bench/floor)")
         systems.append(
             System(
                 key=f"{SERVICE}-{label}",

@@ -24,7 +24,8 @@
 # BENCH_MARKDOWN (BENCHMARKS.md), BENCH_CHART (docs/bench.png); for the cpu section
 # BENCH_CPU_LEVELS (32,64,1000), BENCH_CPU_ROUNDS (10), BENCH_CPU_DURATION (4s) and
 # BENCH_CPU_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured in the same rounds, each
-# judged by its paired ratio to this tree's); for the scale
+# judged by its paired ratio to this tree's), BENCH_CPU_FLOOR (0; 1 adds bench/floor, actix-web with
+# nothing of hello-k8s, built as the service is, as the variant `floor`); for the scale
 # section BENCH_SCALE_LEVELS (1000,5000,10000), BENCH_SCALE_DURATION (10s), BENCH_SCALE_CHART
 # (docs/bench-scale.png) and BENCH_SCALE_VARIANTS (LABEL=PATH,...: other hello-k8s builds measured
 # beside this tree's, e.g. an allocator experiment).
@@ -68,6 +69,7 @@ BENCH_CPU_LEVELS="${BENCH_CPU_LEVELS:-32,64,1000}"
 BENCH_CPU_ROUNDS="${BENCH_CPU_ROUNDS:-10}"
 BENCH_CPU_DURATION="${BENCH_CPU_DURATION:-4s}"
 BENCH_CPU_VARIANTS="${BENCH_CPU_VARIANTS:-}"
+BENCH_CPU_FLOOR="${BENCH_CPU_FLOOR:-0}"
 BENCH_SCALE_LEVELS="${BENCH_SCALE_LEVELS:-1000,5000,10000}"
 BENCH_SCALE_DURATION="${BENCH_SCALE_DURATION:-10s}"
 BENCH_SCALE_CHART="${BENCH_SCALE_CHART:-docs/bench-scale.png}"
@@ -308,7 +310,17 @@ variant_args() {
 if "$RUN_CPU"; then
   raise_nofile "$BENCH_CPU_LEVELS"
   say "measuring the cpu section (about 4.5 minutes with the defaults): levels=$BENCH_CPU_LEVELS rounds=$BENCH_CPU_ROUNDS duration=$BENCH_CPU_DURATION, each server pinned to one CPU, wrk -t1 on the other"
-  variant_args "$BENCH_CPU_VARIANTS"
+  cpu_variants="$BENCH_CPU_VARIANTS"
+  case "$BENCH_CPU_FLOOR" in
+    0) ;;
+    1)
+      say "building bench/floor (actix-web alone) as the service is built: RELEASE_PACKAGE=actix-floor scripts/build-release.sh"
+      floor="$(RELEASE_PACKAGE=actix-floor scripts/build-release.sh)" || die "the build of bench/floor failed"
+      cpu_variants="${cpu_variants:+$cpu_variants,}floor=$floor"
+      ;;
+    *) die "BENCH_CPU_FLOOR=$BENCH_CPU_FLOOR: expected 0 or 1" ;;
+  esac
+  variant_args "$cpu_variants"
   measure "$VENV/bin/python" bench/cpu.py \
     --bin "$BIN" \
     --work "$WORK" \

@@ -8,10 +8,12 @@
 # and a static binary runs in distroless/static or an empty root with nothing beside it.
 # `--target` is explicit so RUSTFLAGS reach only the binary, not build scripts or proc macros,
 # and the triple comes from rustc, so the same command works on amd64 and arm64 hosts.
+# RELEASE_PACKAGE builds another binary of the workspace the same way (the bench's actix-floor,
+# which must be built as the service is to be compared with it).
 set -euo pipefail
 
 CARGO="${CARGO:-cargo}"
-PACKAGE="hello-k8s"
+PACKAGE="${RELEASE_PACKAGE:-hello-k8s}"
 
 # Prints the host target triple of the rustc in use.
 host_triple() {
@@ -22,7 +24,7 @@ main() {
   if [[ $# -gt 0 ]]; then
     case "$1" in
       -h | --help)
-        echo "usage: scripts/build-release.sh   (builds $PACKAGE statically, prints the binary path)"
+        echo "usage: [RELEASE_PACKAGE=NAME] scripts/build-release.sh   (builds $PACKAGE statically, prints the binary path)"
         return 0
         ;;
       *)
