@@ -1,8 +1,9 @@
 //! actix-web with nothing of hello-k8s: one worker, jemalloc, the greeting on `/` as the
 //! service answers it, `/readyz` for the bench's wait, no method guard, and actix-http's
-//! keep-alive timer off (as the service has it). Nothing a service adds on top can cost less than this, so the bench's
-//! cpu section measures it beside nginx to say what actix-web itself costs per request
-//! (`BENCH_CPU_FLOOR=1 bench/run.sh --only cpu`; docs/benchmarks.md, "The floor").
+//! keep-alive timer off (as the service has it). No service on actix-web can cost less than
+//! this, so the bench's cpu section measures it beside nginx to say what actix-web itself
+//! costs per request (`BENCH_CPU_FLOOR=1 bench/run.sh --only cpu`; docs/benchmarks.md, "The
+//! floor").
 //!
 //! It reads `HOST` and `PORT` from the environment as the service does, and stops on SIGTERM.
 
